@@ -1,0 +1,102 @@
+"""In-memory adapters: a bucket in a dict and a media service that records requests.
+
+First-class fakes: ``autoanim plan`` runs the real service on them (no network),
+and the functional tests assert on the state they record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable
+
+from ..convert_request import ConvertRequest
+from ..errors import NotFound, TooLarge
+from ..ports import ObjectInfo, TaskInfo
+
+
+class MemoryObjectStore:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.tags: dict[tuple[str, str], dict[str, str]] = {}
+        self.content_types: dict[tuple[str, str], str] = {}
+        self.calls: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def _get(self, bucket: str, key: str) -> bytes:
+        try:
+            return self.objects[(bucket, key)]
+        except KeyError:
+            raise NotFound(f"oss://{bucket}/{key} does not exist") from None
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        self.calls.append(("head", bucket, key))
+        data = self._get(bucket, key)
+        return ObjectInfo(bucket=bucket, key=key, etag=hashlib.md5(data).hexdigest().upper(), size=len(data),
+                          content_type=self.content_types.get((bucket, key), ""))
+
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]:
+        self.calls.append(("get_tags", bucket, key))
+        self._get(bucket, key)
+        return dict(self.tags.get((bucket, key), {}))
+
+    def put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        self.calls.append(("put_tags", bucket, key))
+        self._get(bucket, key)
+        self.tags[(bucket, key)] = dict(tags)
+
+    def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        self.calls.append(("read", bucket, key))
+        data = self._get(bucket, key)
+        if len(data) > max_bytes:
+            raise TooLarge(f"oss://{bucket}/{key} is {len(data)} bytes, over {max_bytes}")
+        return data
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.calls.append(("put", bucket, key))
+        with self._lock:
+            self.objects[(bucket, key)] = bytes(data)
+            self.content_types[(bucket, key)] = content_type
+
+    def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
+        self.calls.append(("create", bucket, key))
+        with self._lock:
+            if (bucket, key) in self.objects:
+                return False
+            self.objects[(bucket, key)] = bytes(data)
+            self.content_types[(bucket, key)] = content_type
+            return True
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return (bucket, key) in self.objects
+
+    def add(self, bucket: str, key: str, data: bytes, tags: dict[str, str] | None = None) -> ObjectInfo:
+        """Seed an object (what an upload would have done)."""
+        self.put(bucket, key, data)
+        if tags:
+            self.tags[(bucket, key)] = dict(tags)
+        return self.head(bucket, key)
+
+
+class RecordingMediaService:
+    """Accepts requests and records them; ``fail`` can make a submit raise."""
+
+    def __init__(self, fail: Callable[[ConvertRequest], Exception | None] | None = None) -> None:
+        self.requests: list[ConvertRequest] = []
+        self.tasks: dict[str, ConvertRequest] = {}
+        self._fail = fail
+
+    def submit(self, request: ConvertRequest) -> str:
+        error = self._fail(request) if self._fail else None
+        if error is not None:
+            raise error
+        task_id = f"MediaConvert-{uuid.uuid4()}"
+        self.requests.append(request)
+        self.tasks[task_id] = request
+        return task_id
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        if task_id not in self.tasks:
+            raise NotFound(f"task {task_id} does not exist")
+        return TaskInfo(task_id=task_id, status="Running", user_data=self.tasks[task_id].user_data or "")

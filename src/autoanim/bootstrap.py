@@ -1,0 +1,75 @@
+"""The composition root: the only place that picks adapters (cloud or local)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+from .config import Settings
+from .service import App
+
+LOCAL_TOPIC = "autoanim-local-results"
+# Stop retrying IMM this long before FC's own timeout, so the handler can still answer.
+SAFETY_MARGIN = 5.0
+
+
+def build(settings: Settings, context: Any = None) -> App:
+    """An ``App`` for one invocation (``imm``) or one process (``local``)."""
+    if settings.backend == "imm":
+        return _imm(settings, context)
+    return _local(settings)
+
+
+def _time_left(context: Any):
+    """Seconds left in this FC invocation (minus a margin), from the function's timeout."""
+    timeout = getattr(getattr(context, "function", None), "timeout", None)
+    if not timeout:
+        return None
+    deadline = time.monotonic() + float(timeout) - SAFETY_MARGIN
+    return lambda: deadline - time.monotonic()
+
+
+def _imm(settings: Settings, context: Any) -> App:
+    from .adapters.credentials import resolve_credentials
+    from .adapters.imm import ImmMediaService
+    from .adapters.oss import OssObjectStore
+
+    credentials = resolve_credentials(context)
+    store = OssObjectStore(region=settings.oss_region, endpoint=settings.oss_endpoint, credentials=credentials)
+    media = ImmMediaService(project=settings.imm_project or "", region=settings.imm_region,
+                            endpoint=settings.imm_endpoint, credentials=credentials,
+                            attempts=settings.imm_attempts, time_left=_time_left(context))
+    return App(settings=settings, store=store, media=media)
+
+
+def local_settings(settings: Settings) -> Settings:
+    """Locally there is always a result topic: the local media service delivers to ``on_task_result``."""
+    if settings.imm_notify_topic:
+        return settings
+    return settings.model_copy(update={"imm_notify_topic": LOCAL_TOPIC})
+
+
+def local_context(name: str = "autoanim-local") -> Any:
+    """An FC-like context for local invocations (no credentials: the local backend needs none)."""
+    return SimpleNamespace(request_id=str(uuid.uuid4()), credentials=None, region="local", account_id="local",
+                           function=SimpleNamespace(name=name, handler="index", memory=0, timeout=0))
+
+
+def _local(settings: Settings) -> App:
+    from .adapters.local_media import LocalMediaService
+    from .adapters.local_store import LocalObjectStore
+
+    settings = local_settings(settings)
+    store = LocalObjectStore(settings.local_root)
+    app = App(settings=settings, store=store, media=None)  # type: ignore[arg-type]
+
+    def deliver(event: bytes) -> None:
+        import index  # the same FC handler the MNS trigger calls in the cloud
+
+        index.on_task_result(event, local_context("on_task_result"), app=app)
+
+    app.media = LocalMediaService(store, notify=deliver, workers=settings.local_workers,
+                                  project=settings.imm_project or "local")
+    return app

@@ -1,0 +1,94 @@
+"""One error tree for the whole project.
+
+Every failure the core can see is an ``AutoanimError``. ``retryable`` says
+whether trying the same thing again later may succeed (FC's async retry takes
+over when a handler raises one); ``exit_code`` is what the command line returns.
+Vendor exceptions are translated where they are caught, with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AutoanimError(Exception):
+    """Base of every error autoanim raises on purpose."""
+
+    retryable: bool = False
+    exit_code: int = 4
+    code: str = "Error"
+
+    def __init__(self, message: str, *, retryable: bool | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+        if code is not None:
+            self.code = code
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+class ConfigError(AutoanimError):
+    """The operator's configuration is wrong (environment, profiles)."""
+
+    exit_code = 2
+    code = "InvalidConfiguration"
+
+
+class EventError(AutoanimError):
+    """A platform event (OSS, MNS, IMM result) could not be understood."""
+
+    exit_code = 2
+    code = "InvalidEvent"
+
+
+class RuleError(AutoanimError):
+    """A user's rule is invalid: names the source, the field, the value and the limit."""
+
+    exit_code = 2
+    code = "InvalidRule"
+
+    def __init__(self, source: str, field: str, value: Any, limit: str):
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:77] + "...")
+        super().__init__(f"{source}: {field}={shown} is not allowed: {limit}")
+        self.source = source
+        self.field = field
+        self.value = value
+        self.limit = limit
+
+
+class MediaError(AutoanimError):
+    """The media itself cannot be converted: no video stream, empty, corrupt."""
+
+    exit_code = 3
+    code = "InvalidMedia"
+
+
+class ServiceError(AutoanimError):
+    """A remote or local service failed; ``retryable`` tells whether to try again."""
+
+    exit_code = 4
+    code = "ServiceError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        code: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ):
+        super().__init__(message, retryable=retryable, code=code)
+        self.status = status
+        self.request_id = request_id
+
+
+class NotFound(ServiceError):
+    code = "NotFound"
+
+
+class TooLarge(ServiceError):
+    code = "TooLarge"

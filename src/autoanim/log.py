@@ -1,0 +1,32 @@
+"""One structured JSON line per thing that happened, on the ``autoanim`` logger.
+
+FC collects stdout/stderr into SLS; locally the lines go to stderr. Only the
+fields passed are logged: no request, context or credential is ever dumped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+_logger = logging.getLogger("autoanim")
+
+
+def setup(level: int = logging.INFO) -> None:
+    """Attach one stderr handler that prints the JSON line as is (idempotent)."""
+    if not any(getattr(h, "_autoanim", False) for h in _logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._autoanim = True  # type: ignore[attr-defined]
+        _logger.addHandler(handler)
+        _logger.propagate = False
+    _logger.setLevel(level)
+
+
+def event(kind: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
+    """Log ``{"event": kind, **fields}`` as one JSON line and return it."""
+    record = {"event": kind, **{k: v for k, v in fields.items() if v is not None}}
+    _logger.log(level, json.dumps(record, ensure_ascii=False, default=str, sort_keys=False))
+    return record

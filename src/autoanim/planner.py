@@ -1,0 +1,172 @@
+"""Plan, then execute: (object, rules, settings) → one CreateMediaConvertTask per clip.
+
+Pure: no I/O. The same ``PlannedTask`` values drive IMM, the local engine,
+``autoanim plan`` and the golden tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import string
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .config import Settings
+from .convert_request import MNS, Animation, ConvertRequest, Notification, Source, Target, TargetImage
+from .errors import ConfigError, RuleError
+from .events import MAX_KEY_BYTES
+from .rules import SIDECAR_SUFFIX, Rule
+
+MAX_USER_DATA = 2048
+CLAIMS_FOLDER = ".autoanim/claims/"
+MANIFEST_SUFFIX = ".manifest.json"
+
+# What IMM and FFmpeg read as video. Everything else is not ours to convert.
+VIDEO_EXTENSIONS = frozenset(
+    "mp4 m4v mov qt mkv webm avi flv f4v ts mts m2ts m3u8 wmv asf rm rmvb vob mpg mpeg mpe 3gp 3g2 mxf ogv dv".split()
+)
+OUTPUT_EXTENSIONS = {"gif": "gif", "webp": "webp"}
+_TEMPLATE_FIELDS = {"prefix", "bucket", "key", "dirname", "barename", "basename", "srcext", "name", "ext"}
+
+
+class SourceObject(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    etag: str
+
+    @property
+    def uri(self) -> str:
+        return f"oss://{self.bucket}/{self.key}"
+
+
+class PlannedTask(BaseModel):
+    """One IMM request plus what we know of it before it exists."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: SourceObject
+    rule: Rule
+    request: ConvertRequest
+    output_bucket: str
+    output_key: str
+    billed_frames: int
+    idempotency_key: str
+    claim_key: str
+
+    @property
+    def output_uri(self) -> str:
+        return f"oss://{self.output_bucket}/{self.output_key}"
+
+    @property
+    def manifest_key(self) -> str:
+        return self.output_key + MANIFEST_SUFFIX
+
+    def summary(self) -> dict[str, Any]:
+        """What ``autoanim plan`` prints for this task."""
+        return {
+            "source": self.source.uri,
+            "rule": self.rule.model_dump(exclude_none=True),
+            "output": self.output_uri,
+            "billed_frames": self.billed_frames,
+            "idempotency_key": self.idempotency_key,
+            "request": self.request.wire(),
+        }
+
+
+def is_video_key(key: str) -> bool:
+    return extension(key) in VIDEO_EXTENSIONS
+
+
+def is_sidecar_key(key: str) -> bool:
+    return key.endswith(SIDECAR_SUFFIX) and len(key) > len(SIDECAR_SUFFIX)
+
+
+def extension(key: str) -> str:
+    base = posixpath.basename(key)
+    return base.rsplit(".", 1)[1].lower() if "." in base else ""
+
+
+def is_ours(key: str, settings: Settings) -> bool:
+    """Keys autoanim writes or must never act on: outputs, manifests, claims."""
+    return key.startswith(settings.output_prefix) or key.endswith(MANIFEST_SUFFIX) or (
+        extension(key) in OUTPUT_EXTENSIONS.values()
+    )
+
+
+def idempotency_key(source: SourceObject, rule: Rule) -> str:
+    identity = {"bucket": source.bucket, "key": source.key, "etag": source.etag, "rule": rule.identity()}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
+    """The output key from ``OUTPUT_TEMPLATE``; always under ``OUTPUT_PREFIX``, never a trigger match."""
+    dirname, basename = posixpath.split(source.key)
+    barename = basename.rsplit(".", 1)[0] if "." in basename else basename
+    values = {
+        "prefix": settings.output_prefix,
+        "bucket": source.bucket,
+        "key": source.key,
+        "dirname": dirname,
+        "barename": barename,
+        "basename": basename,
+        "srcext": extension(source.key),
+        "name": f"-{rule.name}" if rule.name else "",
+        "ext": OUTPUT_EXTENSIONS[rule.format],
+    }
+    template = settings.output_template
+    unknown = {f for _, f, _, _ in string.Formatter().parse(template) if f} - _TEMPLATE_FIELDS
+    if unknown:
+        raise ConfigError(f"OUTPUT_TEMPLATE={template!r}: unknown variable(s) {sorted(unknown)}; "
+                          f"known: {sorted(_TEMPLATE_FIELDS)}")
+    key = template.format_map(values)
+    key = "/".join(part for part in key.split("/") if part)
+    if not key.startswith(settings.output_prefix) or not key.endswith("." + values["ext"]):
+        raise ConfigError(f"OUTPUT_TEMPLATE={template!r} makes {key!r}: outputs must start with "
+                          f"OUTPUT_PREFIX={settings.output_prefix!r} and end with .{values['ext']}")
+    if any(part in (".", "..") for part in key.split("/")):
+        raise RuleError(f"source {source.uri}", "key", source.key, "output keys may not hold '.' or '..' folders")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise RuleError(f"source {source.uri}", "key", source.key,
+                        f"the output key would be {len(key.encode())} bytes, over OSS's {MAX_KEY_BYTES}")
+    return key
+
+
+def _user_data(task_claim: str, source: SourceObject, rule: Rule) -> str:
+    data = {"v": 1, "claim": task_claim, "src": source.uri, "etag": source.etag, "rule": rule.name or rule.origin}
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode()) > MAX_USER_DATA:  # the claim alone ties the result back; it always fits
+        del data["src"]
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
+def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[PlannedTask]:
+    """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty."""
+    out_bucket = settings.output_bucket or source.bucket
+    notification = (
+        Notification(MNS=MNS(TopicName=settings.imm_notify_topic)) if settings.imm_notify_topic else None
+    )
+    tasks = []
+    for rule in rules:
+        key = output_key(source, rule, settings)
+        idem = idempotency_key(source, rule)
+        claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
+        animation = Animation(
+            Format=rule.format, FrameRate=rule.fps, Interval=rule.interval, Number=rule.frames,
+            Width=rule.width, Height=rule.height, ScaleType=rule.scale, URI=f"oss://{out_bucket}/{key}",
+        )
+        request = ConvertRequest(
+            ProjectName=settings.imm_project or "local",
+            Sources=[Source(URI=source.uri, StartTime=rule.start, Duration=rule.duration)],
+            Targets=[Target(Image=TargetImage(Animations=[animation]))],
+            Notification=notification,
+            UserData=_user_data(f"oss://{out_bucket}/{claim}", source, rule),
+        )
+        tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
+                                 output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim))
+    return tasks

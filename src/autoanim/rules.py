@@ -1,0 +1,479 @@
+"""The rule language: object tags ``anim-*``, sidecar ``<key>.anim.json``, profiles.
+
+Everything a user writes is validated strictly here, and every error names the
+source (tag or sidecar), the field, the value and the limit. The result is a
+list of ``Rule`` values: fully resolved clips the planner turns into requests.
+Precedence (sidecar > tags > default profile) is the service's job; this
+module parses each source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from .config import Limits, Settings
+from .errors import RuleError
+
+Mode = Literal["on", "off", "sidecar"]
+ScaleType = Literal["stretch", "crop", "fill", "fit"]
+OutputFormat = Literal["webp", "gif"]
+
+SIDECAR_SUFFIX = ".anim.json"
+TAG_PREFIX = "anim-"
+MAX_SECONDS = 24 * 3600.0
+MAX_INTERVAL = 3600.0
+MAX_SIDECAR_DEPTH = 6
+# Ratio sizes and a single pixel side are estimated against this source for the
+# pixel limit (the planner cannot probe the video): 1080p in either orientation.
+ASSUMED_SOURCE = (1920, 1080)
+
+# OSS tagging rules (PutObjectTagging): at most 10 tags, key ≤ 128, value ≤ 256.
+MAX_TAGS = 10
+_TAG_CHARS = re.compile(r"^[A-Za-z0-9 +\-=._:/]*$")
+_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
+_CLOCK = re.compile(r"^(?:(\d{1,2}):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,3})?)$")
+
+_IMM_NAMES = {
+    "format": "Format",
+    "start": "StartTime",
+    "duration": "Duration",
+    "fps": "FrameRate",
+    "interval": "Interval",
+    "frames": "Number",
+    "width": "Width",
+    "height": "Height",
+    "scale": "ScaleType",
+}
+
+
+def _alias(name: str) -> Any:
+    imm = _IMM_NAMES.get(name)
+    return AliasChoices(name, imm) if imm else name
+
+
+def _number(value: Any) -> float:
+    """A finite number from JSON (int/float) or a tag string; bool and NaN/inf are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    """Seconds as a number (``5``, ``5.5``) or a clock ``[hh:]mm:ss[.fff]``."""
+    if isinstance(value, str) and ":" in value:
+        match = _CLOCK.match(value.strip())
+        if not match:
+            raise ValueError("must be seconds (5, 5.5) or [hh:]mm:ss[.fff]")
+        hours, minutes, seconds = match.groups()
+        if int(minutes) >= 60 or float(seconds) >= 60:
+            raise ValueError("minutes and seconds must be below 60")
+        return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+    return _number(value)
+
+
+class RuleSpec(BaseModel):
+    """What one source says about one clip; every field optional, nothing unknown allowed.
+
+    Validation needs the limits: ``RuleSpec.model_validate(data, context={"limits": limits})``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    profile: str | None = None
+    name: str | None = None
+    format: Literal["webp", "gif", "gif+webp"] | None = Field(None, validation_alias=_alias("format"))
+    start: float | None = Field(None, validation_alias=_alias("start"))
+    duration: float | None = Field(None, validation_alias=_alias("duration"))
+    fps: float | None = Field(None, validation_alias=_alias("fps"))
+    interval: float | None = Field(None, validation_alias=_alias("interval"))
+    frames: int | None = Field(None, validation_alias=_alias("frames"))
+    width: float | None = Field(None, validation_alias=_alias("width"))
+    height: float | None = Field(None, validation_alias=_alias("height"))
+    scale: ScaleType | None = Field(None, validation_alias=_alias("scale"))
+
+    @field_validator("format", "scale", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, str) or not _NAME.match(value)):
+            raise ValueError("must match [a-z0-9_-]{1,32} (a suffix of the output name, no paths)")
+        return value
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _profile(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, str) or not _NAME.match(value)):
+            raise ValueError("must be a profile name matching [a-z0-9_-]{1,32}")
+        return value
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        seconds = _seconds(value)
+        if not 0 <= seconds <= MAX_SECONDS:
+            raise ValueError(f"must be between 0 and {MAX_SECONDS:g} seconds")
+        return seconds
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        seconds = _seconds(value)
+        if not 0 < seconds <= MAX_SECONDS:
+            raise ValueError(f"must be more than 0 and at most {MAX_SECONDS:g} seconds")
+        return seconds
+
+    @field_validator("fps", mode="before")
+    @classmethod
+    def _fps(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        limit = _limits(info).max_fps
+        fps = _number(value)
+        if not 0 < fps <= limit:
+            raise ValueError(f"must be more than 0 and at most {limit:g} frames per second")
+        return fps
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        interval = _number(value)
+        if not 0 < interval <= MAX_INTERVAL:
+            raise ValueError(f"must be more than 0 and at most {MAX_INTERVAL:g} seconds")
+        return interval
+
+    @field_validator("frames", mode="before")
+    @classmethod
+    def _frames(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        limit = _limits(info).max_frames
+        frames = _number(value)
+        if frames != int(frames) or not 1 <= frames <= limit:
+            raise ValueError(f"must be a whole number from 1 to {limit} (frames per animation)")
+        return int(frames)
+
+    @field_validator("width", "height", mode="before")
+    @classmethod
+    def _side(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        limit = _limits(info).max_side
+        side = _number(value)
+        if 0 < side < 1 or (side == int(side) and 1 <= side <= limit):
+            return side
+        raise ValueError(f"must be a ratio in (0, 1) or whole pixels from 1 to {limit}")
+
+
+def _limits(info: ValidationInfo) -> Limits:
+    return (info.context or {}).get("limits") or Limits()
+
+
+class Rule(BaseModel):
+    """One fully resolved clip: what the planner needs, nothing left to default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = ""
+    format: OutputFormat
+    start: float | None = None
+    duration: float | None = None
+    fps: float
+    interval: float
+    frames: int  # the IMM Number: billed frames at most
+    width: float | None = None
+    height: float | None = None
+    scale: ScaleType = "fit"
+    origin: str  # e.g. "tags", "sidecar", "profile:preview"
+    notes: tuple[str, ...] = ()
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two rules the same clip (origin and notes excluded)."""
+        return self.model_dump(exclude={"origin", "notes"})
+
+
+# --- profiles -------------------------------------------------------------------------
+
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    # A quick look at the whole video: one frame a second, played at 10 fps, 480 px wide.
+    "preview": {"format": "webp", "fps": 10, "interval": 1, "frames": 60, "width": 480, "scale": "fit"},
+    # A short square looping sticker from the start, real-time speed.
+    "sticker": {"format": "gif", "start": 0, "duration": 3, "fps": 12, "width": 240, "height": 240,
+                "scale": "crop", "name": "sticker"},
+    # The whole video sped up: a frame every 2 s, played at 15 fps.
+    "timelapse": {"format": "webp", "fps": 15, "interval": 2, "frames": 150, "width": 640, "scale": "fit",
+                  "name": "timelapse"},
+    # A real-time 5 s highlight, 640 px wide.
+    "highlight": {"format": "webp", "start": 0, "duration": 5, "fps": 15, "width": 640, "scale": "fit",
+                  "name": "highlight"},
+}
+
+
+def profiles(settings: Settings) -> dict[str, RuleSpec]:
+    """Built-in and operator profiles (operator ones win), validated."""
+    merged = {**BUILTIN_PROFILES, **settings.profiles}
+    specs: dict[str, RuleSpec] = {}
+    for name, body in merged.items():
+        if not _NAME.match(name) or name == "none":
+            raise RuleError("AUTOANIM_PROFILES", "name", name, "profile names match [a-z0-9_-]{1,32}, not 'none'")
+        if not isinstance(body, dict) or "profile" in body:
+            raise RuleError("AUTOANIM_PROFILES", name, body, "a profile is an object of rule fields, no 'profile'")
+        specs[name] = _validate(body, settings.limits, f"profile {name}", "")
+    return specs
+
+
+# --- sources ---------------------------------------------------------------------------
+
+
+def _validate(data: Mapping[str, Any], limits: Limits, source: str, prefix: str) -> RuleSpec:
+    try:
+        return RuleSpec.model_validate(dict(data), context={"limits": limits})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(RuleSpec.model_fields))
+            raise RuleError(source, f"{prefix}{field}", value, f"unknown field; known: {allowed}") from None
+        if err["type"] == "literal_error":
+            raise RuleError(source, f"{prefix}{field}", value, err["msg"].replace("Input should be", "must be"))
+        message = err["msg"].removeprefix("Value error, ")
+        raise RuleError(source, f"{prefix}{field}", value, message) from None
+
+
+def parse_tag_string(text: str) -> dict[str, str]:
+    """``k=v&k2=v2`` (the OSS ``x-oss-tagging`` form, URL-encoded or not) to a dict."""
+    pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False)
+    tags: dict[str, str] = {}
+    for key, value in pairs:
+        if key in tags:
+            raise RuleError("tags", key, value, "each tag key may appear once")
+        tags[key] = value
+    return tags
+
+
+def check_tags(tags: Mapping[str, str], source: str) -> None:
+    """OSS's own tagging limits, for tags that did not come through OSS (CLI, local store)."""
+    if len(tags) > MAX_TAGS:
+        raise RuleError(source, "tags", len(tags), f"at most {MAX_TAGS} tags per object")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
+            raise RuleError(source, "tag key", key, "1-128 characters: letters, digits, space and + - = . _ : /")
+        if len(value) > 256 or not _TAG_CHARS.match(value):
+            raise RuleError(source, key, value, "at most 256 characters: letters, digits, space and + - = . _ : /")
+
+
+class TagRules(BaseModel):
+    """What an object's tags say: the mode and, when they hold ``anim-*`` fields, a spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Mode | None  # None: no anim tags at all
+    spec: RuleSpec | None
+
+
+def parse_tags(tags: Mapping[str, str], source: str, limits: Limits) -> TagRules:
+    check_tags(tags, source)
+    mode_value = tags.get("anim")
+    if mode_value is not None and mode_value not in ("on", "off", "sidecar"):
+        raise RuleError(source, "anim", mode_value, "must be on, off or sidecar")
+    fields = {k[len(TAG_PREFIX):]: v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
+    if not fields:
+        return TagRules(mode=mode_value, spec=None)  # type: ignore[arg-type]
+    for short in fields:
+        if short in _IMM_NAMES.values() or short not in RuleSpec.model_fields:
+            allowed = ", ".join(TAG_PREFIX + f for f in RuleSpec.model_fields)
+            raise RuleError(source, TAG_PREFIX + short, fields[short], f"unknown tag; known: anim, {allowed}")
+    spec = _validate(fields, limits, source, TAG_PREFIX)
+    return TagRules(mode=mode_value or "on", spec=spec)  # type: ignore[arg-type]
+
+
+class Sidecar(BaseModel):
+    """The sidecar file's shape: ``{"animations": [ {...}, ... ]}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    animations: list[dict[str, Any]] = Field(min_length=1)
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_sidecar(raw: bytes, source: str, limits: Limits) -> list[RuleSpec]:
+    """A sidecar's bytes to specs; size, depth, JSON, shape and every field checked."""
+    if len(raw) > limits.max_sidecar_bytes:
+        raise RuleError(source, "size", len(raw), f"at most {limits.max_sidecar_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RuleError(source, "encoding", raw[:16], "must be UTF-8 JSON") from None
+    if _depth(text) > MAX_SIDECAR_DEPTH:
+        raise RuleError(source, "nesting", _depth(text), f"JSON nested at most {MAX_SIDECAR_DEPTH} deep")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RuleError(source, "json", text[:40], f"must be JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        sidecar = Sidecar.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(document)"
+        raise RuleError(source, field, err.get("input"), 'must be {"animations": [{...}, ...]} with no other fields') from None
+    if len(sidecar.animations) > limits.max_rules:
+        raise RuleError(source, "animations", len(sidecar.animations), f"at most {limits.max_rules} animations")
+    return [_validate(a, limits, source, f"animations[{i}].") for i, a in enumerate(sidecar.animations)]
+
+
+# --- resolution --------------------------------------------------------------------------
+
+
+# Fields that only make sense together: setting one overrides the profile's others.
+_GROUPS = ({"width", "height"}, {"fps", "interval"}, {"duration", "frames"})
+
+
+def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settings,
+            base_profile: str | None = None) -> list[Rule]:
+    """Specs (each over its profile, else ``base_profile``) to resolved, limit-checked rules.
+
+    ``gif+webp`` becomes two rules. Unnamed clips of a multi-clip sidecar are named
+    ``clip1``, ``clip2``... so outputs never collide; duplicate names are refused.
+    """
+    known = profiles(settings)
+    rules: list[Rule] = []
+    for index, spec in enumerate(specs):
+        prefix = f"animations[{index}]." if len(specs) > 1 or origin == "sidecar" else ""
+        profile_name = spec.profile or base_profile
+        merged: dict[str, Any] = {}
+        if profile_name:
+            if profile_name not in known:
+                field = f"{prefix}profile" if spec.profile else "DEFAULT_PROFILE"
+                raise RuleError(source, field, profile_name, f"no such profile; known: {', '.join(sorted(known))}")
+            merged.update(known[profile_name].model_dump(exclude_none=True))
+        own = spec.model_dump(exclude_none=True, exclude={"profile"})
+        for group in _GROUPS:  # a spec that sets one field of a group replaces the profile's whole group
+            if group & own.keys():
+                for field in group:
+                    merged.pop(field, None)
+        merged.update(own)
+        if "name" not in merged and len(specs) > 1:
+            merged["name"] = f"clip{index + 1}"
+        rule_origin = origin if not profile_name else f"{origin}+profile:{profile_name}"
+        rules.extend(_finish(merged, rule_origin, source, prefix, settings.limits))
+    seen: set[tuple[str, str]] = set()
+    for rule in rules:
+        if (rule.name, rule.format) in seen:
+            raise RuleError(source, "name", rule.name, "each clip of a video needs its own name")
+        seen.add((rule.name, rule.format))
+    return rules
+
+
+def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limits: Limits) -> list[Rule]:
+    notes: list[str] = []
+    fps, interval = fields.get("fps"), fields.get("interval")
+    if fps is None and interval is None:
+        fps, interval = 10.0, 0.1
+        notes.append("no fps or interval given: 10 fps in real time")
+    elif interval is None:
+        interval = 1.0 / fps
+    elif fps is None:
+        fps = 1.0 / interval
+        if fps > limits.max_fps:
+            raise RuleError(source, f"{prefix}interval", interval,
+                            f"plays at 1/interval = {fps:g} fps without an fps, over {limits.max_fps:g}; give fps")
+        notes.append(f"fps defaults to 1/interval = {fps:g}")
+
+    duration, cap = fields.get("duration"), fields.get("frames")
+    if duration is not None:
+        needed = max(1, math.ceil(duration / interval - 1e-9))
+        if cap is None and needed > limits.max_frames:
+            raise RuleError(source, f"{prefix}duration", duration,
+                            f"{duration:g} s every {interval:g} s is {needed} frames, over the limit of "
+                            f"{limits.max_frames} frames per animation")
+        frames = min(needed, cap) if cap is not None else needed
+    else:
+        frames = cap if cap is not None else limits.max_frames
+        if cap is None:
+            notes.append(f"no duration: at most the frame cap, {frames} frames")
+
+    width, height, scale = fields.get("width"), fields.get("height"), fields.get("scale", "fit")
+    area = _estimated_area(width, height)
+    if (width is None) != (height is None):
+        given, value = ("width", width) if width is not None else ("height", height)
+        if scale != "fit":
+            raise RuleError(source, f"{prefix}scale", scale,
+                            f"only fit keeps the aspect with one side; give both width and height for {scale}")
+        other = value if value < 1 else float(limits.max_side)
+        width, height = (value, other) if given == "width" else (other, value)
+        notes.append(f"only {given} given: sent {'the same ratio' if value < 1 else f'{limits.max_side} px'} "
+                     "for the other side with fit, so the aspect is kept")
+    if frames * area > limits.max_pixels:
+        raise RuleError(source, f"{prefix}width/height", f"{width}x{height}",
+                        f"{frames} frames of about {area:,} px is {frames * area:,} px, over the limit of "
+                        f"{limits.max_pixels:,} output pixels (ratios and a single side are estimated "
+                        f"against a {ASSUMED_SOURCE[0]}x{ASSUMED_SOURCE[1]} source in either orientation)")
+
+    formats = ["gif", "webp"] if fields.get("format") == "gif+webp" else [fields.get("format", "webp")]
+    return [
+        Rule(name=fields.get("name", ""), format=fmt, start=fields.get("start"), duration=duration, fps=fps,
+             interval=interval, frames=frames, width=width, height=height, scale=scale, origin=origin,
+             notes=tuple(notes))
+        for fmt in formats
+    ]
+
+
+def _estimated_area(width: float | None, height: float | None) -> int:
+    """Output pixels per frame, at most, for a source up to ``ASSUMED_SOURCE`` in either orientation."""
+    long_side, short_side = ASSUMED_SOURCE
+    sides = [s for s in (width, height) if s is not None]
+    if not sides:
+        return long_side * short_side
+    if len(sides) == 1:
+        side = sides[0]
+        return int(side * side * long_side * short_side) if side < 1 else int(side * side * long_side / short_side)
+    ratios = [s for s in sides if s < 1]
+    pixels = [s for s in sides if s >= 1]
+    if len(ratios) == 2:
+        return int(ratios[0] * ratios[1] * long_side * short_side)
+    if len(pixels) == 2:
+        return int(pixels[0] * pixels[1])
+    return int(pixels[0] * ratios[0] * long_side)
