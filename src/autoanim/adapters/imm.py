@@ -1,0 +1,217 @@
+"""MediaService on IMM (``alibabacloud-imm20200930``): CreateMediaConvertTask and GetTask.
+
+The SDK retries nothing by default, so this adapter does: a bounded number of
+attempts with capped exponential backoff and full jitter on throttling, 5xx and
+transport failures, never sleeping past the invocation's time budget (a retry
+is made only when its pause plus one more call, up to the read timeout, fits
+in ``time_left()``; otherwise the last error is raised at once). Every SDK
+failure leaves as a ``ServiceError`` (``NotFound`` for 404) with ``retryable``
+set; FC's async retry takes over from there. The SDK is imported on first use.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..convert_request import ConvertRequest
+from ..errors import ConfigError, NotFound, ServiceError
+from ..ports import TaskInfo
+from .credentials import Credentials
+
+_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+_TASK_FIELDS = {"RequestId", "TaskId", "Status", "Code", "Message", "UserData", "StartTime", "EndTime"}
+
+
+def split_endpoint(endpoint: str) -> tuple[str | None, str]:
+    """``"http://127.0.0.1:9100"`` → ``("http", "127.0.0.1:9100")``; no scheme → (None, endpoint) = HTTPS."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep:
+        return None, endpoint.rstrip("/")
+    return scheme.lower(), rest.rstrip("/")
+
+
+class ImmMediaService:
+    """``MediaService`` on the real IMM SDK; one SDK client per instance, built on first use."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        region: str | None,
+        endpoint: str | None,
+        credentials: Credentials | None,
+        attempts: int = 4,
+        time_left: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        base_delay: float = 0.2,
+        max_delay: float = 5.0,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+    ):
+        if not region and not endpoint:
+            raise ConfigError("IMM needs a region (IMM_REGION or FC_REGION) or an endpoint (IMM_ENDPOINT)")
+        if attempts < 1:
+            raise ConfigError(f"IMM attempts must be at least 1, not {attempts}")
+        self.project = project
+        self.region = region
+        self.endpoint = endpoint
+        self._credentials = credentials
+        self.attempts = attempts
+        self._time_left = time_left
+        self._sleep = sleep
+        self._rng = rng
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ImmMediaService(project={self.project!r}, region={self.region!r}, endpoint={self.endpoint!r})"
+        )
+
+    def submit(self, request: ConvertRequest) -> str:
+        from alibabacloud_imm20200930 import models
+
+        sdk_request = models.CreateMediaConvertTaskRequest().from_map(request.wire())
+        response = self._call(
+            "CreateMediaConvertTask",
+            lambda client, rt: client.create_media_convert_task_with_options(sdk_request, rt),
+        )
+        return response.body.task_id
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        from alibabacloud_imm20200930 import models
+
+        sdk_request = models.GetTaskRequest(
+            project_name=self.project, task_id=task_id, task_type="MediaConvert"
+        )
+        body = self._call(
+            "GetTask", lambda client, rt: client.get_task_with_options(sdk_request, rt)
+        ).body.to_map()
+        return TaskInfo(
+            task_id=body.get("TaskId") or task_id,
+            status=body.get("Status") or "",
+            code=body.get("Code") or "",
+            message=body.get("Message") or "",
+            user_data=body.get("UserData") or "",
+            start_time=body.get("StartTime") or "",
+            end_time=body.get("EndTime") or "",
+            extra={k: v for k, v in body.items() if k not in _TASK_FIELDS},
+        )
+
+    # -- internals ---------------------------------------------------------------
+
+    def _sdk(self) -> tuple[Any, Any]:
+        """The SDK client and runtime options, built once per instance."""
+        if self._client is None:
+            from alibabacloud_imm20200930.client import Client
+            from alibabacloud_tea_openapi import utils_models
+            from darabonba.runtime import RuntimeOptions
+
+            config = utils_models.Config(
+                region_id=self.region,
+                connect_timeout=int(self.connect_timeout * 1000),
+                read_timeout=int(self.read_timeout * 1000),
+            )
+            if self.endpoint:
+                config.protocol, config.endpoint = split_endpoint(self.endpoint)
+            if self._credentials is not None:
+                config.access_key_id = self._credentials.access_key_id
+                config.access_key_secret = self._credentials.access_key_secret
+                config.security_token = self._credentials.security_token
+            else:
+                # A Config without credentials does not fall back to the default chain by itself.
+                from alibabacloud_credentials.client import Client as CredClient
+
+                config.credential = CredClient()
+            self._client = (Client(config), RuntimeOptions(autoretry=False))
+        return self._client
+
+    def _call(self, action: str, send: Callable[[Any, Any], Any]) -> Any:
+        client, runtime = self._sdk()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return send(client, runtime)
+            except Exception as exc:  # every SDK failure is translated below
+                error, retry_after = translate(action, exc)
+                if not error.retryable:
+                    raise error from exc
+                if attempt >= self.attempts:
+                    raise _noted(
+                        error, f"gave up after {attempt} attempt{'s' if attempt > 1 else ''}"
+                    ) from exc
+                delay = self._backoff(attempt, retry_after)
+                left = self._time_left() if self._time_left is not None else None
+                if left is not None and delay + self.read_timeout > left:
+                    raise _noted(
+                        error, f"stopped after {attempt} attempts: {left:.1f} s of budget left"
+                    ) from exc
+                self._sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter over a capped exponential; at least the server's retry-after, never over the cap."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        delay = self._rng() * ceiling
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return min(delay, self.max_delay)
+
+
+def translate(action: str, exc: BaseException) -> tuple[ServiceError, float | None]:
+    """An SDK exception as a ``ServiceError`` (and the server's retry-after in seconds, if any)."""
+    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, ThrottlingException
+    from darabonba.exceptions import RetryError, UnretryableException
+
+    if isinstance(exc, AlibabaCloudException):
+        status = exc.status_code
+        code = exc.code or "Unknown"
+        request_id = exc.request_id if exc.request_id not in (None, "None") else None
+        throttled = isinstance(exc, ThrottlingException) or code.startswith("Throttling")
+        retryable = throttled or status in _RETRYABLE_STATUS or (status or 0) >= 500
+        kind = NotFound if status == 404 else ServiceError
+        retry_after = (
+            exc.retry_after / 1000 if isinstance(exc, ThrottlingException) and exc.retry_after else None
+        )
+        said = exc.data.get("Message") if isinstance(exc.data, dict) else None
+        http = f" (HTTP {status})" if status else ""
+        message = f"IMM {action} failed: {code}{http}: {_short(said or exc.message)}"
+        return kind(
+            message, retryable=retryable, code=code, status=status, request_id=request_id
+        ), retry_after
+    inner = exc.inner_exception if isinstance(exc, UnretryableException) else exc
+    if isinstance(inner, (RetryError, OSError)):
+        # refused, reset or timed out; after a read timeout the call may still have taken effect
+        code, retryable = "ConnectionError", True
+    elif isinstance(inner, ValueError):
+        code, retryable = "BadResponse", True  # an error page that is not IMM's JSON (a gateway)
+    else:
+        code, retryable = type(inner).__name__, False
+    detail = getattr(inner, "message", None) or str(inner)
+    return ServiceError(
+        f"IMM {action} failed: {code}: {_short(detail)}", retryable=retryable, code=code
+    ), None
+
+
+def _noted(error: ServiceError, note: str) -> ServiceError:
+    return type(error)(
+        f"{error.message} ({note})",
+        retryable=error.retryable,
+        code=error.code,
+        status=error.status,
+        request_id=error.request_id,
+    )
+
+
+def _short(text: Any, limit: int = 300) -> str:
+    """One line, query strings cut out (they carry the request), bounded."""
+    text = re.sub(r"\?[^\s'\"]*", "?...", " ".join(str(text).split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
