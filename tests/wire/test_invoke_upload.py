@@ -1,0 +1,113 @@
+"""Issue 2's acceptance: `autoanim invoke upload` with AUTOANIM_BACKEND=imm against loopback IMM and OSS.
+
+The whole stack runs for real: CLI → index.on_upload → service → the real IMM and
+OSS SDKs → HTTP on 127.0.0.1 → emulators that decode the wire format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+
+from autoanim import cli
+from tests.conftest import EVENTS
+from tests.wire.conftest import SECRET, TOKEN
+
+TAGS = {"anim-format": "webp", "anim-start": "5", "anim-duration": "25", "anim-fps": "15", "anim-interval": "1",
+        "anim-width": "0.5", "anim-height": "0.5", "anim-scale": "fit"}
+KEY = "video-demo/Winemaking.mov"
+
+
+@pytest.fixture
+def cloud_env(monkeypatch, imm_emulator, oss_emulator):
+    for var in list(os.environ):
+        if var.startswith(("IMM_", "OSS_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "ALIBABA_CLOUD_")):
+            monkeypatch.delenv(var)
+    env = {"AUTOANIM_BACKEND": "imm", "IMM_PROJECT": "test-project", "IMM_NOTIFY_TOPIC": "test-mns-topic",
+           "IMM_REGION": "cn-hangzhou", "IMM_ENDPOINT": imm_emulator.endpoint, "OSS_ENDPOINT": oss_emulator.endpoint,
+           "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tInvokeTest", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
+           "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return imm_emulator, oss_emulator
+
+
+def invoke(capsys, event: str) -> tuple[int, dict, str]:
+    code = cli.main(["invoke", "upload", str(EVENTS / event)])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.out + captured.err
+
+
+def test_tagged_upload_sends_exactly_the_guide_request(cloud_env, capsys):
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags=TAGS)
+    code, report, _ = invoke(capsys, "oss-put-tagged.json")
+    assert code == 0 and len(report["submitted"]) == 1
+    creates = [r for r in imm.requests if r["action"] == "CreateMediaConvertTask"]
+    assert len(creates) == 1
+    params = creates[0]["params"]
+    assert params["ProjectName"] == "test-project"
+    (source,) = params["Sources"]
+    assert (source["URI"], source["StartTime"], source["Duration"]) == (f"oss://test-bucket/{KEY}", 5, 25)
+    (target,) = params["Targets"]
+    assert not target.get("Container") and not target.get("URI")
+    (animation,) = target["Image"]["Animations"]
+    assert {k: animation[k] for k in ("Format", "FrameRate", "Interval", "Number", "Width", "Height", "ScaleType")} == {
+        "Format": "webp", "FrameRate": 15, "Interval": 1, "Number": 25, "Width": 0.5, "Height": 0.5, "ScaleType": "fit"}
+    assert animation["URI"].startswith("oss://test-bucket/animated/")
+    assert params["Notification"] == {"MNS": {"TopicName": "test-mns-topic"}}
+    # The claim went through OSS's atomic create.
+    claims = [r for r in oss.requests if r["method"] == "PUT" and "/.autoanim/claims/" in r["key"]]
+    assert claims and claims[0]["headers"].get("x-oss-forbid-overwrite") == "true"
+
+
+def test_redelivery_sends_nothing_more(cloud_env, capsys):
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags=TAGS)
+    invoke(capsys, "oss-put-tagged.json")
+    code, report, _ = invoke(capsys, "oss-put-tagged.json")
+    assert code == 0 and report["duplicates"] and len(imm.created) == 1
+
+
+@pytest.mark.parametrize("event,tags", [("oss-output-prefix.json", None), ("oss-not-video.json", None),
+                                        ("oss-put-tagged.json", {"anim": "off"})])
+def test_nothing_to_convert_sends_nothing(cloud_env, capsys, event, tags):
+    imm, oss = cloud_env
+    key = json.loads((EVENTS / event).read_text())["events"][0]["oss"]["object"]["key"]
+    oss.put_object("test-bucket", key, b"bytes", tags=tags)
+    code, report, _ = invoke(capsys, event)
+    assert code == 0 and report["skipped"] and not imm.created
+
+
+@pytest.mark.parametrize("tag,value", [("anim-name", "../../x"), ("anim-fps", "1000"), ("anim-width", "100000")])
+def test_hostile_rules_send_nothing_and_say_why(cloud_env, capsys, tag, value):
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags={tag: value})
+    code, report, _ = invoke(capsys, "oss-put-tagged.json")
+    assert code == 2 and not imm.created
+    assert f"{tag}={value!r}" in report["rejected"][0]["reason"]
+
+
+def test_no_credential_in_any_output(cloud_env, capsys, caplog):
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags={"anim-fps": "1000"})
+    caplog.set_level(logging.DEBUG)
+    imm.fail_next("error", "error", "error", "error", "error")
+    outputs = []
+    for event in ("oss-put-tagged.json", "oss-batch.json"):
+        try:
+            _, _, text = invoke(capsys, event)
+        except json.JSONDecodeError:
+            text = capsys.readouterr().err
+        outputs.append(text)
+    oss.put_object("test-bucket", KEY, b"mov bytes v2", tags=TAGS)
+    code = cli.main(["invoke", "upload", str(EVENTS / "oss-put-tagged.json")])  # IMM 500s: retryable, exit 4
+    captured = capsys.readouterr()
+    outputs += [captured.out, captured.err, caplog.text]
+    outputs += [v.decode("utf-8", "replace") for v in oss.objects.values()]
+    assert code == 4
+    blob = "\n".join(outputs)
+    assert SECRET not in blob and TOKEN not in blob
