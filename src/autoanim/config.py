@@ -24,7 +24,7 @@ class Limits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_frames: int = Field(300, ge=1, description="frames per animation (IMM bills per output frame)")
-    max_pixels: int = Field(300 * 1280 * 720, ge=1, description="frames x width x height per animation")
+    max_pixels: int = Field(300 * 1920 * 1080, ge=1, description="frames x width x height per animation")
     max_fps: float = Field(50.0, gt=0, le=50.0)
     max_side: int = Field(4096, ge=1, le=4096)
     max_rules: int = Field(10, ge=1, le=10, description="animations per video")

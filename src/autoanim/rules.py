@@ -231,17 +231,20 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def profiles(settings: Settings) -> dict[str, RuleSpec]:
-    """Built-in and operator profiles (operator ones win), validated."""
-    merged = {**BUILTIN_PROFILES, **settings.profiles}
-    specs: dict[str, RuleSpec] = {}
-    for name, body in merged.items():
-        if not _NAME.match(name) or name == "none":
-            raise RuleError("AUTOANIM_PROFILES", "name", name, "profile names match [a-z0-9_-]{1,32}, not 'none'")
-        if not isinstance(body, dict) or "profile" in body:
-            raise RuleError("AUTOANIM_PROFILES", name, body, "a profile is an object of rule fields, no 'profile'")
-        specs[name] = _validate(body, settings.limits, f"profile {name}", "")
-    return specs
+def profile_names(settings: Settings) -> list[str]:
+    return sorted({**BUILTIN_PROFILES, **settings.profiles})
+
+
+def profile(settings: Settings, name: str) -> RuleSpec | None:
+    """A built-in or operator profile (operator ones win), validated; None when unknown."""
+    body = settings.profiles.get(name, BUILTIN_PROFILES.get(name))
+    if body is None:
+        return None
+    if not _NAME.match(name) or name == "none":
+        raise RuleError("AUTOANIM_PROFILES", "name", name, "profile names match [a-z0-9_-]{1,32}, not 'none'")
+    if not isinstance(body, dict) or "profile" in body:
+        raise RuleError("AUTOANIM_PROFILES", name, body, "a profile is an object of rule fields, no 'profile'")
+    return _validate(body, settings.limits, f"profile {name}", "")
 
 
 # --- sources ---------------------------------------------------------------------------
@@ -367,6 +370,8 @@ def parse_sidecar(raw: bytes, source: str, limits: Limits) -> list[RuleSpec]:
 # --- resolution --------------------------------------------------------------------------
 
 
+# How each origin spells a field in error messages.
+_FIELD_PREFIX = {"tags": TAG_PREFIX, "cli": "--"}
 # Fields that only make sense together: setting one overrides the profile's others.
 _GROUPS = ({"width", "height"}, {"fps", "interval"}, {"duration", "frames"})
 
@@ -378,17 +383,18 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
     ``gif+webp`` becomes two rules. Unnamed clips of a multi-clip sidecar are named
     ``clip1``, ``clip2``... so outputs never collide; duplicate names are refused.
     """
-    known = profiles(settings)
     rules: list[Rule] = []
     for index, spec in enumerate(specs):
-        prefix = f"animations[{index}]." if len(specs) > 1 or origin == "sidecar" else ""
+        prefix = f"animations[{index}]." if origin == "sidecar" else _FIELD_PREFIX.get(origin, "")
         profile_name = spec.profile or base_profile
         merged: dict[str, Any] = {}
         if profile_name:
-            if profile_name not in known:
+            base = profile(settings, profile_name)
+            if base is None:
                 field = f"{prefix}profile" if spec.profile else "DEFAULT_PROFILE"
-                raise RuleError(source, field, profile_name, f"no such profile; known: {', '.join(sorted(known))}")
-            merged.update(known[profile_name].model_dump(exclude_none=True))
+                raise RuleError(source, field, profile_name,
+                                f"no such profile; known: {', '.join(profile_names(settings))}")
+            merged.update(base.model_dump(exclude_none=True))
         own = spec.model_dump(exclude_none=True, exclude={"profile"})
         for group in _GROUPS:  # a spec that sets one field of a group replaces the profile's whole group
             if group & own.keys():

@@ -178,7 +178,8 @@ def test_permanent_submit_failure_is_recorded_not_retried(app, store, settings, 
 
 
 def test_a_crashed_claim_is_taken_over_after_the_timeout(app, media, store, clock):
-    from autoanim import planner, rules as r
+    from autoanim import planner
+    from autoanim import rules as r
 
     store.add("test-bucket", "videos/a.mp4", VIDEO)
     # A first invocation claimed and crashed before submitting.
