@@ -164,30 +164,35 @@ def _local_app(settings: Settings):
 
 
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
+    app = _local_app(settings)
+    tags = rules.parse_tag_string(args.tags) if args.tags else {}
+    try:
+        result = local_upload(app, Path(args.file), args.bucket, args.key, tags)
+    finally:
+        app.media.close()
+    _print(result)
+    return EXIT_USAGE if result["rejected"] else EXIT_OK
+
+
+def local_upload(app: Any, src: Path, bucket: str, key: str, tags: dict[str, str]) -> dict[str, Any]:
+    """Put a file in a local bucket as OSS would, run ``on_upload`` on its event, wait for the results."""
     import index
     from .fc_events import oss_event
 
-    app = _local_app(settings)
-    tags = rules.parse_tag_string(args.tags) if args.tags else {}
     rules.check_tags(tags, "--tags")
-    src = Path(args.file)
     if not src.is_file():
         raise ConfigError(f"{src}: no such file")
-    info = app.store.put_file(args.bucket, args.key, src, tags=tags)
-    try:
-        report = index.on_upload(oss_event(args.bucket, args.key, size=info.size, etag=info.etag),
-                                 bootstrap.local_context("on_upload"), app=app)
-        app.media.wait()
-    finally:
-        app.media.close()
-    _print({"upload": f"oss://{args.bucket}/{args.key}", **report, "results": _results(app, report)})
-    return EXIT_USAGE if report["rejected"] else EXIT_OK
+    info = app.store.put_file(bucket, key, src, tags=tags)
+    report = index.on_upload(oss_event(bucket, key, size=info.size, etag=info.etag),
+                             bootstrap.local_context("on_upload"), app=app)
+    app.media.wait()
+    return {"upload": f"oss://{bucket}/{key}", **report, "results": _results(app, report)}
 
 
 def _results(app: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
     """The manifests of the outputs this upload submitted, as the result function wrote them."""
     found = []
-    for item in report["submitted"]:
+    for item in report["submitted"] + report["duplicates"]:  # duplicates: made by an earlier run
         bucket, key = item["output"][len("oss://"):].split("/", 1)
         manifest_key = key + planner.MANIFEST_SUFFIX
         try:

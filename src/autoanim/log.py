@@ -14,15 +14,20 @@ from typing import Any
 _logger = logging.getLogger("autoanim")
 
 
-def setup(level: int = logging.INFO) -> None:
-    """Attach one stderr handler that prints the JSON line as is (idempotent)."""
+def setup(level: int | None = None) -> None:
+    """Attach one stderr handler that prints the JSON line as is.
+
+    Idempotent: a later call without a level keeps the level chosen first.
+    """
     if not any(getattr(h, "_autoanim", False) for h in _logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._autoanim = True  # type: ignore[attr-defined]
         _logger.addHandler(handler)
         _logger.propagate = False
-    _logger.setLevel(level)
+        _logger.setLevel(logging.INFO if level is None else level)
+    elif level is not None:
+        _logger.setLevel(level)
 
 
 def event(kind: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
