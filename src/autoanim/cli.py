@@ -207,24 +207,29 @@ def _results(app: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
-    import index
-    from .watch import watch
-
     if args.root:
         settings = settings.model_copy(update={"local_root": args.root})
     app = _local_app(settings)
-    context = bootstrap.local_context("on_upload")
-    handle = _sidecar_grace(lambda event: index.on_upload(event, context, app=app), app, args.grace)
     print(f"watching {Path(settings.local_root).resolve()} (one folder per bucket; Ctrl-C stops)", file=sys.stderr)
     try:
-        watch(app.store, handle, ignore_prefixes=(settings.output_prefix,),
-              on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
+        run_watch(app, grace=args.grace)
     except KeyboardInterrupt:
         pass
     finally:
-        app.media.wait()
         app.media.close()
     return EXIT_OK
+
+
+def run_watch(app: Any, *, grace: float, stop: threading.Event | None = None,
+              ready: threading.Event | None = None) -> None:
+    """Every new complete file under the local root becomes an ``on_upload`` event."""
+    import index
+    from .watch import watch
+
+    context = bootstrap.local_context("on_upload")
+    handle = _sidecar_grace(lambda event: index.on_upload(event, context, app=app), app, grace)
+    watch(app.store, handle, stop=stop, ready=ready, ignore_prefixes=(app.settings.output_prefix,),
+          on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
 
 
 def _sidecar_grace(handle, app, grace: float):

@@ -193,6 +193,10 @@ def translate(action: str, exc: BaseException) -> tuple[ServiceError, float | No
         code, retryable = "ConnectionError", True
     elif isinstance(inner, ValueError):
         code, retryable = "BadResponse", True  # an error page that is not IMM's JSON (a gateway)
+    elif type(inner).__name__ == "CredentialException":
+        # The role's credentials could not be fetched (metadata service, STS): FC's retry may succeed,
+        # and a permanent misconfiguration still ends in the on-failure destination, not lost.
+        code, retryable = "CredentialsUnavailable", True
     else:
         code, retryable = type(inner).__name__, False
     detail = getattr(inner, "message", None) or str(inner)

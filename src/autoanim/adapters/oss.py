@@ -195,7 +195,12 @@ def translate(operation: str, bucket: str, key: str, exc: BaseException) -> Serv
         return ServiceError(
             message, retryable=retryable, code=code, status=status, request_id=inner.request_id or None
         )
-    retryable = isinstance(inner, (oss.exceptions.RequestError, oss.exceptions.ResponseError, OSError))
-    code = "ConnectionError" if retryable else type(inner).__name__
+    if isinstance(inner, oss.exceptions.CredentialsFetchError):
+        # The role's credentials could not be fetched: FC's retry may succeed, and a permanent
+        # misconfiguration still ends in the on-failure destination, not lost.
+        retryable, code = True, "CredentialsUnavailable"
+    else:
+        retryable = isinstance(inner, (oss.exceptions.RequestError, oss.exceptions.ResponseError, OSError))
+        code = "ConnectionError" if retryable else type(inner).__name__
     detail = " ".join(str(inner).split())[:300]
     return ServiceError(f"OSS {operation} {where} failed: {code}: {detail}", retryable=retryable, code=code)

@@ -1,0 +1,91 @@
+"""A synthetic, colourful, moving test video written with PyAV (no download needed).
+
+The picture is a camera pan over a detailed procedural landscape (fractal noise
+in colour) with a few moving shapes on top: enough texture and motion for the
+GIF/WebP encoders to work as they would on real footage.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import MediaError
+
+
+def _landscape(width: int, height: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    field = np.zeros((height, width), np.float32)
+    # Sum of smoothly upsampled noise octaves: clouds / terrain-like detail.
+    for octave in range(1, 7):
+        cells = 2**octave
+        coarse = rng.random((cells + 2, cells * width // height + 3), dtype=np.float32)
+        ys = np.linspace(0, cells, height, dtype=np.float32)
+        xs = np.linspace(0, cells * width / height, width, dtype=np.float32)
+        y0, x0 = ys.astype(int), xs.astype(int)
+        fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+        fy, fx = fy * fy * (3 - 2 * fy), fx * fx * (3 - 2 * fx)
+        a, b = coarse[y0][:, x0], coarse[y0][:, x0 + 1]
+        c, d = coarse[y0 + 1][:, x0], coarse[y0 + 1][:, x0 + 1]
+        field += ((a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy) / octave
+    field = (field - field.min()) / (np.ptp(field) + 1e-6)
+    sky = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None]
+    rgb = np.stack(
+        [
+            0.25 + 0.6 * field * (1 - sky) + 0.1 * sky,
+            0.35 + 0.5 * field + 0.15 * np.sin(field * 12),
+            0.55 * sky + 0.35 * (1 - field),
+        ],
+        axis=-1,
+    )
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+def sample_video(
+    out: str | os.PathLike, seconds: float = 8.0, *, width: int = 640, height: int = 360, fps: int = 25
+) -> Path:
+    """Write an H.264 MP4 of ``seconds`` at ``width``x``height``, ``fps``; returns the path."""
+    import av
+    import numpy as np
+
+    if seconds <= 0 or width < 16 or height < 16 or fps <= 0:
+        raise MediaError(f"sample video: bad size or length ({seconds} s, {width}x{height}, {fps} fps)")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    frames = max(1, round(seconds * fps))
+    world = _landscape(width * 2, height, seed=7)
+    yy, xx = np.mgrid[0:height, 0:width]
+    try:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps))
+            stream.width, stream.height = width + width % 2, height + height % 2
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.gop_size = 2 * fps
+            stream.options = {"crf": "20", "preset": "veryfast"}
+            for i in range(frames):
+                t = i / fps
+                pan = int((width * t / max(seconds, 1.0)) % width)
+                img = world[:, pan : pan + width].copy()
+                for j, colour in enumerate([(255, 60, 60), (60, 220, 90), (250, 220, 40)]):
+                    cx = width * (0.5 + 0.35 * np.sin(t * (0.9 + 0.4 * j) + j * 2.1))
+                    cy = height * (0.5 + 0.3 * np.cos(t * (1.3 + 0.3 * j) + j))
+                    disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (height * (0.07 + 0.02 * j)) ** 2
+                    img[disc] = colour
+                bar = slice(int((0.1 + 0.8 * (t % 2) / 2) * width), None)
+                img[height - height // 12 :, bar] = (240, 240, 240)
+                if stream.width != width or stream.height != height:
+                    img = np.pad(img, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

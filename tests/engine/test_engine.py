@@ -1,0 +1,303 @@
+"""The local engine against clips whose frames say which source frame they are."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from autoanim.convert_request import Animation
+from autoanim.errors import MediaError, ServiceError
+
+from tests.engine.media import read_animation, source_index, write_clip
+
+pytestmark = pytest.mark.media
+
+engine = pytest.importorskip("autoanim.engine")
+
+
+def anim(fmt="gif", fps=10.0, interval=0.1, number=0, width=None, height=None, scale="fit", start=None):
+    return Animation(Format=fmt, FrameRate=fps, Interval=interval, Number=number, Width=width, Height=height,
+                     ScaleType=scale, StartTime=start, URI="oss://b/out." + fmt)
+
+
+def convert(src, out, animation, **kw):
+    kw.setdefault("isolate", False)
+    return engine.convert(src, out, animation, **kw)
+
+
+def indices(path):
+    frames, _, _ = read_animation(path)
+    return [source_index(f) for f in frames]
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_frame_k_is_the_picture_shown_at_start_plus_k_intervals(gray_clip, tmp_path, fmt):
+    out = tmp_path / f"a.{fmt}"
+    result = convert(gray_clip, out, anim(fmt, interval=0.3, number=5), start=1.0)
+    assert indices(out) == [10, 13, 16, 19, 22]
+    assert (result.frames, result.duration) == (5, 0.5)
+    assert (result.source_width, result.source_height, result.bytes) == (64, 48, out.stat().st_size)
+
+
+def test_animation_start_time_is_an_offset_inside_the_clip(gray_clip, tmp_path):
+    out = tmp_path / "a.gif"
+    convert(gray_clip, out, anim(interval=0.5, number=2, start=0.5), start=0.5)
+    assert indices(out) == [10, 15]
+
+
+def test_duration_clips_the_source_and_number_zero_means_all(gray_clip, tmp_path):
+    out = tmp_path / "a.gif"
+    assert convert(gray_clip, out, anim(interval=0.25), start=1.0, duration=1.0).frames == 4
+    assert indices(out) == [10, 12, 15, 17]
+
+
+def test_without_duration_the_clip_runs_to_the_last_decoded_frame(gray_clip, tmp_path):
+    out = tmp_path / "a.webp"
+    convert(gray_clip, out, anim("webp"), start=2.5)
+    assert indices(out) == [25, 26, 27, 28, 29]
+
+
+def test_number_caps_the_frames(gray_clip, tmp_path):
+    out = tmp_path / "a.gif"
+    assert convert(gray_clip, out, anim(number=3)).frames == 3
+
+
+@pytest.mark.parametrize("fps", [15, 12, 10, 7.5])
+def test_gif_delays_are_centiseconds_with_the_rounding_carried(gray_clip, tmp_path, fps):
+    out = tmp_path / "a.gif"
+    n = int(fps * 2)
+    convert(gray_clip, out, anim(fps=fps, interval=0.1, number=n))
+    _, durations, info = read_animation(out)
+    assert len(durations) == n and info["loop"] == 0
+    assert {d % 10 for d in durations} == {0}
+    assert max(durations) - min(durations) <= 10
+    assert abs(sum(durations) - 2000) <= 10
+
+
+def test_webp_timing_loop_and_frame_rate_independent_of_interval(gray_clip, tmp_path):
+    out = tmp_path / "a.webp"
+    result = convert(gray_clip, out, anim("webp", fps=4, interval=0.5, number=4))
+    _, durations, info = read_animation(out)
+    assert durations == [250] * 4 and info["loop"] == 0 and result.duration == 1.0
+
+
+@pytest.mark.parametrize("fmt, magic", [("gif", b"GIF89a"), ("webp", b"WEBP")])
+def test_format_magic(gray_clip, tmp_path, fmt, magic):
+    out = tmp_path / f"a.{fmt}"
+    convert(gray_clip, out, anim(fmt, number=2))
+    head = out.read_bytes()[:12]
+    assert head.startswith(magic) or (head[:4] == b"RIFF" and head[8:12] == magic)
+
+
+# 64x48 source (4:3).
+@pytest.mark.parametrize(
+    "width, height, scale, size",
+    [
+        (32, 32, "stretch", (32, 32)),
+        (32, 32, "crop", (32, 32)),
+        (32, 32, "fill", (32, 32)),
+        (32, 32, "fit", (32, 24)),
+        (0.5, 0.5, "fit", (32, 24)),
+        (0.5, 0.25, "stretch", (32, 12)),
+        (16, None, "fit", (16, 12)),
+        (None, 12, "stretch", (16, 12)),
+        (None, None, "stretch", (64, 48)),
+    ],
+)
+def test_geometry(gray_clip, tmp_path, width, height, scale, size):
+    out = tmp_path / "a.gif"
+    result = convert(gray_clip, out, anim(number=1, width=width, height=height, scale=scale), start=2.0)
+    frames, _, _ = read_animation(out)
+    assert (result.width, result.height) == size == (frames[0].shape[1], frames[0].shape[0])
+
+
+def test_fill_pads_with_black_and_crop_does_not(gray_clip, tmp_path):
+    for scale, bars in [("fill", True), ("crop", False)]:
+        out = tmp_path / f"{scale}.webp"
+        convert(gray_clip, out, anim("webp", number=1, width=32, height=32, scale=scale), start=2.0)
+        img = read_animation(out)[0][0].astype(int)
+        assert (img[0].mean() < 10) == bars and img[16].mean() > 100  # frame 20 is light grey
+
+
+@pytest.mark.parametrize("rotation, top, bottom", [(90, "blue", "red"), (270, "red", "blue")])
+def test_rotation_metadata_is_applied_as_a_player_would(clips, tmp_path, rotation, top, bottom):
+    # Coded picture: red left half, blue right half; ffmpeg's CLI shows 90 with blue on top.
+    src = write_clip(clips / f"rot{rotation}.mp4", frames=3, size=(64, 48), rotation=rotation, pattern="halves")
+    out = tmp_path / "a.webp"
+    result = convert(src, out, anim("webp", number=1, width=0.5, height=0.5))
+    img = read_animation(out)[0][0].astype(int)
+    colour = {"red": 0, "blue": 2}
+    assert (result.source_width, result.source_height, result.width, result.height) == (48, 64, 24, 32)
+    assert img[2, 12, colour[top]] > 200 and img[-3, 12, colour[bottom]] > 200
+
+
+def test_sample_aspect_ratio_gives_the_displayed_size(clips, tmp_path):
+    src = write_clip(clips / "sar.mp4", frames=3, size=(64, 48), sar=Fraction(4, 3))
+    out = tmp_path / "a.gif"
+    result = convert(src, out, anim(number=1, width=0.5, height=0.5))
+    assert (result.source_width, result.source_height) == (85, 48)
+    assert (result.width, result.height) == (43, 24)
+
+
+def test_variable_frame_rate_picks_the_frame_on_screen(clips, tmp_path):
+    times = [0.0, 0.1, 0.15, 0.4, 1.0, 1.05, 1.5]
+    src = write_clip(clips / "vfr.mkv", times=times)
+    out = tmp_path / "a.gif"
+    convert(src, out, anim(interval=0.1, number=15))
+    expected = [max(i for i, t in enumerate(times) if t <= k / 10 + 1e-9) for k in range(15)]
+    assert indices(out) == expected
+
+
+CONTAINERS = [
+    ("mp4", None, "libx264", "yuv420p"),
+    ("mov", None, "libx264", "yuv420p"),
+    ("mkv", None, "libx264", "yuv420p"),
+    ("webm", None, "libvpx-vp9", "yuv420p"),
+    ("avi", None, "mpeg4", "yuv420p"),
+    ("flv", None, "flv", "yuv420p"),
+    ("ts", "mpegts", "mpeg2video", "yuv420p"),  # starts at 1.4 s: StartTime counts from there
+    ("wmv", "asf", "wmv2", "yuv420p"),
+    ("vob", "vob", "mpeg2video", "yuv420p"),
+    ("mpg", "mpeg", "mpeg2video", "yuv420p"),
+    ("rm", "rm", "rv20", "yuv420p"),
+    ("m3u8", "hls", "libx264", "yuv420p"),
+    ("10bit.mkv", None, "libx265", "yuv420p10le"),
+]
+
+
+@pytest.mark.parametrize("suffix, fmt, codec, pix_fmt", CONTAINERS, ids=[c[0] for c in CONTAINERS])
+def test_every_container_pyav_can_write(clips, tmp_path, suffix, fmt, codec, pix_fmt):
+    options = {"x265-params": "log-level=none"} if codec == "libx265" else {}
+    src = write_clip(clips / f"c.{suffix}", frames=25, fmt=fmt, codec=codec, pix_fmt=pix_fmt, options=options)
+    out = tmp_path / "a.gif"
+    convert(src, out, anim(interval=0.5, number=3), start=1.0)
+    assert indices(out) == [10, 15, 20]
+
+
+@pytest.mark.parametrize(
+    "width, height, scale, size",
+    [(201, 151, "stretch", (201, 151)), (201, 151, "fit", (201, 113)), (201, 151, "crop", (201, 151)),
+     (201, 151, "fill", (201, 151)), (0.5, 0.5, "fit", (167, 94))],
+)
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_odd_sizes(clips, tmp_path, fmt, width, height, scale, size):
+    src = clips / "odd.mkv"
+    if not src.exists():
+        write_clip(src, frames=3, size=(333, 187), pix_fmt="yuv444p")
+    out = tmp_path / f"a.{fmt}"
+    result = convert(src, out, anim(fmt, number=2, width=width, height=height, scale=scale))
+    frames, _, _ = read_animation(out)
+    assert (result.width, result.height) == size == (frames[0].shape[1], frames[0].shape[0])
+    assert [source_index(f) for f in frames] == [0, 1]
+
+
+def _audio_only(path):
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 44100), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 44100, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return path
+
+
+def _cover_art_only(path):
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        audio = container.add_stream("libmp3lame", rate=44100)
+        art = container.add_stream("mjpeg", rate=1)
+        art.width = art.height = 32
+        art.pix_fmt = "yuvj420p"
+        art.disposition = av.stream.Disposition.attached_pic
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 11520), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 44100, 0
+        for packet in [*audio.encode(frame), *audio.encode()]:
+            container.mux(packet)
+        picture = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        picture.pts = 0
+        for packet in [*art.encode(picture), *art.encode()]:
+            container.mux(packet)
+    return path
+
+
+def _truncated(path, gray_clip):
+    data = gray_clip.read_bytes()  # moov at the end: cutting it off leaves no index
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p, g: _audio_only(p.with_suffix(".m4a")), "no video stream"),
+        (lambda p, g: _cover_art_only(p.with_suffix(".mp3")), "no video stream"),
+        (lambda p, g: (p.write_bytes(b""), p)[1], "empty file"),
+        (lambda p, g: (p.write_bytes(bytes(range(256)) * 64), p)[1], "corrupt"),
+        (lambda p, g: _truncated(p, g), "corrupt"),
+    ],
+    ids=["audio-only", "cover-art", "empty", "garbage", "truncated"],
+)
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "worker"])
+def test_bad_media_is_a_one_line_media_error_and_leaves_nothing(tmp_path, gray_clip, make, reason, isolate):
+    src = make(tmp_path / "in.mp4", gray_clip)
+    out = tmp_path / "out" / "a.gif"
+    out.parent.mkdir()
+    with pytest.raises(MediaError, match=reason) as caught:
+        convert(src, out, anim(number=3), isolate=isolate)
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 3
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_start_after_the_end_is_its_own_error(gray_clip, tmp_path):
+    with pytest.raises(MediaError, match="no frames in the requested range"):
+        convert(gray_clip, tmp_path / "a.webp", anim("webp", number=3), start=30.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_packets_are_skipped(clips, tmp_path):
+    src = write_clip(clips / "damaged.ts", frames=30, fmt="mpegts", codec="mpeg2video")
+    data = bytearray(src.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = bytes(2000)
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    assert convert(damaged, tmp_path / "a.gif", anim(interval=0.5)).frames == 6
+
+
+def test_worker_reports_progress_across_the_process_boundary(gray_clip, tmp_path):
+    seen = []
+    result = convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True,
+                     progress=lambda done, total: seen.append((done, total)))
+    assert result.frames == 20 and seen[-1] == (20, 20)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_worker_timeout_is_retryable_and_leaves_nothing(gray_clip, tmp_path):
+    with pytest.raises(ServiceError) as caught:
+        convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True, timeout=0.01)
+    assert caught.value.retryable
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_long_intervals_seek_per_sample(clips, tmp_path):
+    src = write_clip(clips / "long.mp4", frames=30, fps=1, options={"g": "2"})  # keyframe every 2 s
+    out = tmp_path / "a.gif"
+    convert(src, out, anim(interval=7.0), start=1.0)
+    assert indices(out) == [1, 8, 15, 22, 29]
+
+
+def test_sample_video(tmp_path):
+    path = engine.sample_video(tmp_path / "s.mp4", 1.0, width=96, height=54, fps=10)
+    out = tmp_path / "s.webp"
+    result = convert(path, out, anim("webp", interval=0.2))
+    assert (result.frames, result.source_width, result.source_height) == (5, 96, 54)
+
+
+def test_importing_the_engine_does_not_import_pyav():
+    code = "import sys, autoanim.engine; assert 'av' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": "src"})
