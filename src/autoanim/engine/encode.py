@@ -85,6 +85,17 @@ class WebpWriter:
         self.out.close()
 
 
+def _drain(sink) -> None:
+    """Run the graph on what was pushed. palettegen answers only at the end, so nothing comes out yet."""
+    import av
+
+    try:
+        sink.pull()
+    except (av.error.BlockingIOError, av.error.EOFError):
+        return
+    raise AssertionError("palettegen produced a palette before the end of its input")
+
+
 class GifWriter:
     pix_fmt = "rgb24"
 
@@ -102,7 +113,9 @@ class GifWriter:
 
     def add(self, frame) -> None:
         if self.count % PALETTE_EVERY == 0:
-            self.palettegen[1].push(frame)
+            _, src, _, sink = self.palettegen
+            src.push(frame)
+            _drain(sink)  # a pushed frame waits in the buffer source until the graph is pulled
         self.spool.write(frame.to_ndarray().tobytes())
         self.count += 1
 
