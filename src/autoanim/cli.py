@@ -47,15 +47,12 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     store = MemoryObjectStore()
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
     sidecar = Path(args.sidecar).read_bytes() if args.sidecar else None
-    for _, record in batch.records:
-        # Stand-in content: the event's ETag is what the real object would have.
-        store.objects[(record.bucket, record.key)] = b""
-        store.tags[(record.bucket, record.key)] = dict(tags)
+    for _, record in batch.records:  # each object as the event describes it, with the given rules
+        store.add(record.bucket, record.key, b"", tags, etag=record.etag)
         if sidecar is not None and planner.is_video_key(record.key):
-            store.objects[(record.bucket, record.key + rules.SIDECAR_SUFFIX)] = sidecar
+            store.add(record.bucket, record.key + rules.SIDECAR_SUFFIX, sidecar)
     media = RecordingMediaService()
-    etags = {(r.bucket, r.key): r.etag for _, r in batch.records}
-    app = App(settings=settings, store=_EventETags(store, etags), media=media)
+    app = App(settings=settings, store=store, media=media)
     try:
         report = index.on_upload(raw, bootstrap.local_context("plan"), app=app)
     except RetryLater as exc:  # cannot happen on memory adapters, but never hide it
@@ -67,23 +64,6 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     _print({"tasks": tasks, "billed_frames_total": sum(t["billed_frames"] for t in tasks),
             "skipped": report["skipped"], "rejected": report["rejected"]})
     return EXIT_USAGE if report["rejected"] else EXIT_OK
-
-
-class _EventETags:
-    """The memory store, answering head() with the ETag the event carried."""
-
-    def __init__(self, store: Any, etags: dict[tuple[str, str], str]):
-        self._store, self._etags = store, etags
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def head(self, bucket: str, key: str):
-        from dataclasses import replace
-
-        info = self._store.head(bucket, key)
-        etag = self._etags.get((bucket, key))
-        return replace(info, etag=etag, size=0) if etag else info
 
 
 # --- convert / sample-video ------------------------------------------------------------------
@@ -104,7 +84,7 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
         fields["format"] = ext
     if fields["format"] == "gif+webp":
         raise RuleError("command line", "--format", "gif+webp", "convert writes one file: gif or webp")
-    spec = rules._validate(fields, settings.limits, "command line", "--")
+    spec = rules.validate_spec(fields, settings.limits, "command line", "--")
     (rule,) = rules.resolve([spec], origin="cli", source="command line", settings=settings)
     for note in rule.notes:
         print(f"note: {note}", file=sys.stderr)

@@ -82,10 +82,6 @@ class Settings(BaseModel):
     local_workers: int = Field(2, ge=1, le=64)
     imm_attempts: int = Field(4, ge=1, le=10)
 
-    @property
-    def region(self) -> str | None:
-        return self.imm_region
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ

@@ -171,7 +171,7 @@ class ImmTaskResult(_Lenient):
     user_data: str = Field("", alias="UserData")
     start_time: str = Field("", alias="StartTime")
     end_time: str = Field("", alias="EndTime")
-    targets: list[dict[str, Any]] | None = Field(None, alias="Targets")
+    targets: list[Any] | None = Field(None, alias="Targets")
 
     @field_validator("code", "message", "user_data", "start_time", "end_time", "project_name", mode="before")
     @classmethod
@@ -182,8 +182,9 @@ class ImmTaskResult(_Lenient):
         """The ``Targets[].Image.Animations[]`` entries IMM reported (may be empty)."""
         found: list[dict[str, Any]] = []
         for target in self.targets or []:
-            image = (target or {}).get("Image") or {}
-            found.extend(a for a in image.get("Animations") or [] if isinstance(a, dict))
+            image = target.get("Image") if isinstance(target, dict) else None
+            animations = image.get("Animations") if isinstance(image, dict) else None
+            found.extend(a for a in animations or [] if isinstance(a, dict))
         return found
 
 
@@ -214,7 +215,7 @@ def _decode_body(body: str) -> dict[str, Any]:
             ) from exc
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise EventError(f"MNS message body is not JSON: {text[:60]!r}") from exc
     if not isinstance(value, dict):
         raise EventError("MNS message body is JSON but not an object")
@@ -229,7 +230,7 @@ def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
         raw_text = raw if isinstance(raw, str) else json.dumps(raw)
     try:
         data: Any = raw if isinstance(raw, dict) else json.loads(raw_text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         data = None
     body = _message_body(data, raw_text)
     envelope_data = data if data is not None and isinstance(data, dict) and "content" in data else _decode_body(body)
@@ -239,7 +240,7 @@ def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
         raise EventError(f"MNS message is not an IMM task notification: {_first_error(exc)}") from exc
     try:
         content = json.loads(envelope.content)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise EventError(f"IMM notification content is not JSON: {envelope.content[:60]!r}") from exc
     try:
         return ImmTaskResult.model_validate(content)

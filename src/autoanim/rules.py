@@ -30,6 +30,7 @@ TAG_PREFIX = "anim-"
 MAX_SECONDS = 24 * 3600.0
 MAX_INTERVAL = 3600.0
 MAX_SIDECAR_DEPTH = 6
+DEFAULT_FPS = 10.0  # when a rule gives neither fps nor interval (real time)
 # Ratio sizes and a single pixel side are estimated against this source for the
 # pixel limit (the planner cannot probe the video): 1080p in either orientation.
 ASSUMED_SOURCE = (1920, 1080)
@@ -244,13 +245,13 @@ def profile(settings: Settings, name: str) -> RuleSpec | None:
         raise RuleError("AUTOANIM_PROFILES", "name", name, "profile names match [a-z0-9_-]{1,32}, not 'none'")
     if not isinstance(body, dict) or "profile" in body:
         raise RuleError("AUTOANIM_PROFILES", name, body, "a profile is an object of rule fields, no 'profile'")
-    return _validate(body, settings.limits, f"profile {name}", "")
+    return validate_spec(body, settings.limits, f"profile {name}", "")
 
 
 # --- sources ---------------------------------------------------------------------------
 
 
-def _validate(data: Mapping[str, Any], limits: Limits, source: str, prefix: str) -> RuleSpec:
+def validate_spec(data: Mapping[str, Any], limits: Limits, source: str, prefix: str) -> RuleSpec:
     try:
         return RuleSpec.model_validate(dict(data), context={"limits": limits})
     except ValidationError as exc:
@@ -309,7 +310,7 @@ def parse_tags(tags: Mapping[str, str], source: str, limits: Limits) -> TagRules
         if short in _IMM_NAMES.values() or short not in RuleSpec.model_fields:
             allowed = ", ".join(TAG_PREFIX + f for f in RuleSpec.model_fields)
             raise RuleError(source, TAG_PREFIX + short, fields[short], f"unknown tag; known: anim, {allowed}")
-    spec = _validate(fields, limits, source, TAG_PREFIX)
+    spec = validate_spec(fields, limits, source, TAG_PREFIX)
     return TagRules(mode=mode_value or "on", spec=spec)  # type: ignore[arg-type]
 
 
@@ -364,7 +365,7 @@ def parse_sidecar(raw: bytes, source: str, limits: Limits) -> list[RuleSpec]:
         raise RuleError(source, field, err.get("input"), 'must be {"animations": [{...}, ...]} with no other fields') from None
     if len(sidecar.animations) > limits.max_rules:
         raise RuleError(source, "animations", len(sidecar.animations), f"at most {limits.max_rules} animations")
-    return [_validate(a, limits, source, f"animations[{i}].") for i, a in enumerate(sidecar.animations)]
+    return [validate_spec(a, limits, source, f"animations[{i}].") for i, a in enumerate(sidecar.animations)]
 
 
 # --- resolution --------------------------------------------------------------------------
@@ -417,9 +418,14 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
     notes: list[str] = []
     fps, interval = fields.get("fps"), fields.get("interval")
     if fps is None and interval is None:
-        fps, interval = 10.0, 0.1
-        notes.append("no fps or interval given: 10 fps in real time")
+        fps = min(DEFAULT_FPS, limits.max_fps)
+        interval = 1.0 / fps
+        notes.append(f"no fps or interval given: {fps:g} fps in real time")
     elif interval is None:
+        if fps < 1.0 / MAX_INTERVAL:
+            raise RuleError(source, f"{prefix}fps", fps,
+                            f"without an interval, frames are taken every 1/fps s, at most {MAX_INTERVAL:g} s: "
+                            f"fps must be at least 1/{MAX_INTERVAL:g}")
         interval = 1.0 / fps
     elif fps is None:
         fps = 1.0 / interval

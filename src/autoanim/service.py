@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from . import log, planner, rules
 from .claims import Claim, ClaimRecord, Claims
 from .config import Settings
+from .convert_request import ConvertRequest
 from .errors import AutoanimError, NotFound, RuleError, ServiceError
 from .events import ImmTaskResult, OssBatch, OssRecord
 from .planner import PlannedTask, SourceObject
@@ -264,8 +265,6 @@ def _retryable_code(code: str) -> bool:
 
 
 def _resubmit(app: App, claim: Claim, result: ImmTaskResult) -> dict[str, Any]:
-    from .convert_request import ConvertRequest
-
     request = ConvertRequest.model_validate(claim.record.request)
     task_id = app.media.submit(request)  # a failure here is raised: the MNS trigger retries
     app.claims.update(claim, task_id=task_id, task_ids=[*claim.record.task_ids, task_id],

@@ -21,6 +21,7 @@ class MemoryObjectStore:
         self.objects: dict[tuple[str, str], bytes] = {}
         self.tags: dict[tuple[str, str], dict[str, str]] = {}
         self.content_types: dict[tuple[str, str], str] = {}
+        self.etags: dict[tuple[str, str], str] = {}  # set by add(); else the MD5 of the content
         self.calls: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
@@ -33,7 +34,8 @@ class MemoryObjectStore:
     def head(self, bucket: str, key: str) -> ObjectInfo:
         self.calls.append(("head", bucket, key))
         data = self._get(bucket, key)
-        return ObjectInfo(bucket=bucket, key=key, etag=hashlib.md5(data).hexdigest().upper(), size=len(data),
+        etag = self.etags.get((bucket, key)) or hashlib.md5(data).hexdigest().upper()
+        return ObjectInfo(bucket=bucket, key=key, etag=etag, size=len(data),
                           content_type=self.content_types.get((bucket, key), ""))
 
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
@@ -58,6 +60,7 @@ class MemoryObjectStore:
         with self._lock:
             self.objects[(bucket, key)] = bytes(data)
             self.content_types[(bucket, key)] = content_type
+            self.etags.pop((bucket, key), None)
 
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         self.calls.append(("create", bucket, key))
@@ -71,11 +74,13 @@ class MemoryObjectStore:
     def exists(self, bucket: str, key: str) -> bool:
         return (bucket, key) in self.objects
 
-    def add(self, bucket: str, key: str, data: bytes, tags: dict[str, str] | None = None) -> ObjectInfo:
-        """Seed an object (what an upload would have done)."""
+    def add(self, bucket: str, key: str, data: bytes, tags: dict[str, str] | None = None,
+            etag: str | None = None) -> ObjectInfo:
+        """Seed an object (what an upload would have done), optionally with the ETag OSS gave it."""
         self.put(bucket, key, data)
-        if tags:
-            self.tags[(bucket, key)] = dict(tags)
+        self.tags[(bucket, key)] = dict(tags or {})
+        if etag:
+            self.etags[(bucket, key)] = etag
         return self.head(bucket, key)
 
 
