@@ -11,9 +11,11 @@ import logging
 import os
 
 import pytest
+from types import SimpleNamespace
 
 from autoanim import cli
 from tests.conftest import EVENTS
+from tests.functional.test_result import result_event
 from tests.wire.conftest import SECRET, TOKEN
 
 TAGS = {"anim-format": "webp", "anim-start": "5", "anim-duration": "25", "anim-fps": "15", "anim-interval": "1",
@@ -91,7 +93,7 @@ def test_hostile_rules_send_nothing_and_say_why(cloud_env, capsys, tag, value):
     assert f"{tag}={value!r}" in report["rejected"][0]["reason"]
 
 
-def test_no_credential_in_any_output(cloud_env, capsys, caplog):
+def test_no_credential_in_any_output(cloud_env, capsys, caplog, tmp_path):
     imm, oss = cloud_env
     oss.put_object("test-bucket", KEY, b"mov bytes", tags={"anim-fps": "1000"})
     caplog.set_level(logging.DEBUG)
@@ -105,6 +107,19 @@ def test_no_credential_in_any_output(cloud_env, capsys, caplog):
         outputs.append(text)
     oss.put_object("test-bucket", KEY, b"mov bytes v2", tags=TAGS)
     code = cli.main(["invoke", "upload", str(EVENTS / "oss-put-tagged.json")])  # IMM 500s: retryable, exit 4
+    captured = capsys.readouterr()
+    outputs += [captured.out, captured.err, caplog.text]
+    # The result function too: a success and a failure, each writing a manifest through OSS.
+    assert cli.main(["invoke", "upload", str(EVENTS / "oss-put-tagged.json")]) == 0
+    (created,) = imm.created
+    task = SimpleNamespace(user_data=created["UserData"])
+    task_id = next(iter(imm.tasks))
+    for template in ("mns-imm-failed-retryable.json", "mns-imm-failed.json"):
+        event = tmp_path / template
+        event.write_bytes(result_event(template, task, task_id))
+        assert cli.main(["invoke", "result", str(event)]) == 0
+        task_id = next(reversed(imm.tasks))  # the retryable failure was resubmitted
+    assert any(k.endswith(".manifest.json") for _, k in oss.objects)
     captured = capsys.readouterr()
     outputs += [captured.out, captured.err, caplog.text]
     outputs += [v.decode("utf-8", "replace") for v in oss.objects.values()]
