@@ -78,7 +78,11 @@ def handle_upload(app: App, batch: OssBatch) -> UploadReport:
     for index, record in batch.records:
         try:
             _handle_record(app, record, report)
-        except AutoanimError as exc:
+        except Exception as exc:  # noqa: BLE001 - one entry's failure must not lose the others
+            if not isinstance(exc, AutoanimError):  # a bug or an unmapped vendor error: retry, never drop
+                log.event("upload.error", 40, index=index, error=type(exc).__name__, reason=str(exc)[:300])
+                exc = ServiceError(f"unexpected {type(exc).__name__}: {str(exc)[:200]}", retryable=True,
+                                   code="Unexpected")
             where = {"index": index, "bucket": record.bucket, "key": record.key, "code": exc.code}
             if exc.retryable:
                 first_retryable = first_retryable or exc
@@ -226,6 +230,10 @@ def handle_result(app: App, result: ImmTaskResult) -> dict[str, Any]:
     record = claims.load(bucket, key)
     if record is None:
         return log.event("result.unknown", 30, **base, reason=f"no claim at oss://{bucket}/{key}")
+    if not record.task_id and record.state in ("claimed", "released"):
+        # IMM accepted the task but the invocation died before recording it: adopt it, so a
+        # takeover of the claim finds it done instead of submitting a second task.
+        record = record.model_copy(update={"task_id": result.task_id, "task_ids": [result.task_id]})
     if result.task_id != record.task_id:
         return log.event("result.stale", 30, **base, current_task=record.task_id,
                          reason="not the claim's current task (resubmitted, or not ours)")

@@ -10,7 +10,7 @@ import index
 from autoanim.config import Settings
 from autoanim.service import App
 from tests.conftest import event_json
-from tests.functional.test_upload import VIDEO, upload
+from tests.functional.test_upload import VIDEO, oss_event, upload
 
 SHAPES = ["mns-imm-succeeded.json", "mns-imm-succeeded-base64.json", "mns-imm-succeeded-attrs.json",
           "mns-imm-stream.json", "mns-imm-stream-raw.json"]
@@ -143,3 +143,30 @@ def test_status_tag_skipped_when_the_object_has_ten_tags(store, media, clock, ap
     tagging = App(settings=Settings(status_tag=True, imm_project="p"), store=store, media=media, clock=clock)
     index.on_task_result(result_event("mns-imm-failed.json", request, task_id), None, app=tagging)
     assert store.tags[("test-bucket", KEY)] == full and manifest(store)["status"] == "Failed"
+
+
+def test_a_result_for_a_claim_whose_submit_was_never_recorded_is_adopted(app, store, media):
+    """IMM accepted the task, then the invocation died before marking the claim submitted."""
+    from autoanim.claims import ClaimRecord
+
+    request_holder = {}
+    real_submit = media.submit
+
+    def submit_then_crash(request):
+        request_holder["task"] = real_submit(request)
+        raise SystemExit("invocation killed after IMM accepted the task")
+
+    media.submit = submit_then_crash
+    with pytest.raises(SystemExit):
+        upload(app, KEY)
+    media.submit = real_submit
+    (request,) = media.requests
+    store.put("test-bucket", "animated/video-demo/Winemaking.webp", b"x")
+    outcome = index.on_task_result(result_event("mns-imm-succeeded.json", request, request_holder["task"]), None,
+                                   app=app)
+    assert outcome["event"] == "result.recorded" and manifest(store)["task_id"] == request_holder["task"]
+    app.clock.now += app.settings.claim_timeout + 1  # the FC retry after the crash, past the claim timeout
+    report = index.on_upload(oss_event(KEY), None, app=app)
+    assert report["duplicates"] and len(media.requests) == 1
+    claim_key = json.loads(request.user_data)["claim"].split("/", 3)[3]
+    assert ClaimRecord.model_validate_json(store.objects[("test-bucket", claim_key)]).state == "done"

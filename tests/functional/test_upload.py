@@ -200,3 +200,19 @@ def test_a_crashed_claim_is_taken_over_after_the_timeout(app, media, store, cloc
 def test_malformed_event_is_rejected_not_raised(app, media):
     report = index.on_upload(b"{not json", None, app=app)
     assert "not JSON" in report["rejected"][0]["reason"] and media.requests == []
+
+
+def test_an_unexpected_error_in_one_entry_is_retried_after_the_others(app, media, store):
+    store.add("test-bucket", "videos/a.mp4", VIDEO)
+    store.add("test-bucket", "videos/b.mp4", VIDEO)
+    real_tags = store.get_tags
+
+    def broken(bucket, key):
+        if key == "videos/a.mp4":
+            raise KeyError("a bug")
+        return real_tags(bucket, key)
+
+    store.get_tags = broken
+    with pytest.raises(RetryLater) as err:
+        index.on_upload(oss_event("videos/a.mp4", "videos/b.mp4"), None, app=app)
+    assert err.value.report.retry[0]["code"] == "Unexpected" and len(media.requests) == 1
