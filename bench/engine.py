@@ -3,7 +3,7 @@
     .venv/bin/python bench/engine.py [--runs 3] [--quick] [--gifski PATH]
 
 Clips are synthetic (autoanim's sample_video: a pan over fractal-noise terrain
-with moving shapes), written into bench/out/. Every variant makes the same
+with moving shapes; "720p-still" is the same with the camera still), written into bench/out/. Every variant makes the same
 frames (StartTime 1, 5 s, 10 fps, width 480, aspect kept) and runs in its own
 process: wall time is the median of --runs, peak RSS is that process's
 (ru_maxrss from wait4). SSIM: luma, Gaussian sigma 1.5, of each decoded output
@@ -193,6 +193,17 @@ def table(title: str, rows: list[dict], base: str) -> str:
         kb = f"{r['KB']:,.0f}" if "KB" in r else ""
         lines.append(f"| {r['variant']} | {r['s']:.3f} | {r['s'] / ref[base]['s']:.2f} | {r['rss']:.0f} | {kb} | "
                      f"{r.get('frames', '')} | {r.get('size', '')} | {q} |")
+    lines.append("")
+    decode, frames = ref["decode only"]["s"], ref["engine GIF"]["frames"]
+    pairs = [("engine GIF", "ffmpeg GIF one pass"), ("engine GIF", "gifski q90 (PNG frames)"),
+             ("engine WebP", "ffmpeg WebP q75")]
+    for a, b in pairs:
+        if b in ref:
+            lines.append(f"- {a} / {b}: bytes {ref[a]['KB'] / ref[b]['KB']:.3f}×, wall {ref[a]['s'] / ref[b]['s']:.2f}×, "
+                         f"SSIM mean {ref[a]['ssim'] - ref[b]['ssim']:+.4f}, min {ref[a]['ssim_min'] - ref[b]['ssim_min']:+.4f}")
+    for a in ["engine GIF", "engine WebP"]:
+        lines.append(f"- {a}: {ref[a]['s'] / decode:.1f}× decode only; (wall − decode only) / frames = "
+                     f"{1000 * (ref[a]['s'] - decode) / frames:.1f} ms per frame")
     return "\n".join(lines) + "\n"
 
 
@@ -211,14 +222,14 @@ def main() -> None:
     from autoanim.engine import sample_video
 
     OUT.mkdir(parents=True, exist_ok=True)
-    clips = {"720p": (1280, 720, 8), "360p": (640, 360, 8)}
+    clips = {"720p": (1280, 720, 8, True), "360p": (640, 360, 8, True), "720p-still": (1280, 720, 8, False)}
     if not args.quick:
-        clips.update({"1080p": (1920, 1080, 14), "long": (640, 360, 120)})
+        clips.update({"1080p": (1920, 1080, 14, True), "long": (640, 360, 120, True)})
     paths = {}
-    for name, (w, h, seconds) in clips.items():
+    for name, (w, h, seconds, pan) in clips.items():
         path = OUT / f"{name}.mp4"
         if not path.exists():
-            sample_video(path, seconds, width=w, height=h, fps=25)
+            sample_video(path, seconds, width=w, height=h, fps=25, pan=pan)
         paths[name] = str(path)
 
     import av
@@ -227,7 +238,7 @@ def main() -> None:
     print(f"# Engine benchmark\n\n`{' '.join(sys.argv)}`; runs={args.runs}; av {av.__version__} "
           f"(FFmpeg {av.ffmpeg_version_info}); imageio-ffmpeg {imageio_ffmpeg.__version__}; "
           f"gifski: {args.gifski or 'not installed'}; {os.cpu_count()} cores.\n")
-    for name in ["720p", "360p"]:
+    for name in ["720p", "360p", "720p-still"]:
         job = {"src": paths[name], "start": 1.0, "fps": 10, "n": 50, "w": 480}
         print(table(f"{name} clip: StartTime 1, 50 frames at 10 fps, width 480", compare(job, args.runs, args.gifski),
                     "ffmpeg GIF one pass"))

@@ -3,11 +3,13 @@
 ``gray`` frames are uniform grey, level ``LEVEL0 + STEP * index`` (so the frame
 an output frame came from is read back from its mean brightness, whatever the
 scaling); ``halves`` frames are red on the left and blue on the right (to check
-rotation).
+rotation); ``still`` frames are a fixed grey ramp with a white 8x8 square that moves
+8 pixels right per frame (a still camera).
 """
 
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +28,11 @@ def frame_image(index: int, size: tuple[int, int], pattern: str) -> np.ndarray:
         img = np.zeros((h, w, 3), np.uint8)
         img[:, : w // 2] = (255, 0, 0)
         img[:, w // 2 :] = (0, 0, 255)
+        return img
+    if pattern == "still":
+        img = np.repeat(np.linspace(40, 200, w, dtype=np.uint8)[None, :, None], h, axis=0).repeat(3, axis=2)
+        x = 8 * index % (w - 8)
+        img[h // 2 - 4 : h // 2 + 4, x : x + 8] = 255
         return img
     return np.full((h, w, 3), LEVEL0 + STEP * index, np.uint8)
 
@@ -85,3 +92,15 @@ def source_index(img: np.ndarray) -> int:
     h, w = img.shape[:2]
     centre = img[h // 4 : h - h // 4, w // 4 : w - w // 4]  # clear of any fill bars
     return round((float(centre.mean()) - LEVEL0) / STEP)
+
+
+def webp_frames(path: Path) -> list[tuple[int, int, int, int, bool]]:
+    """Each ANMF frame of an animated WebP: x, y, width, height, and whether it carries alpha."""
+    data, i, found = path.read_bytes(), 12, []
+    while i < len(data):
+        tag, size = data[i : i + 4], struct.unpack("<I", data[i + 4 : i + 8])[0]
+        if tag == b"ANMF":
+            x, y, w, h = (int.from_bytes(data[i + 8 + o : i + 11 + o], "little") for o in (0, 3, 6, 9))
+            found.append((2 * x, 2 * y, w + 1, h + 1, data[i + 24 : i + 28] == b"ALPH"))
+        i += 8 + size + (size & 1)
+    return found

@@ -11,12 +11,12 @@ import pytest
 
 from autoanim.convert_request import Animation
 from autoanim.errors import MediaError, ServiceError
-
-from tests.engine.media import read_animation, source_index, write_clip
+from tests.engine.media import frame_image, read_animation, source_index, webp_frames, write_clip
 
 pytestmark = pytest.mark.media
 
 engine = pytest.importorskip("autoanim.engine")
+av = pytest.importorskip("av")
 
 
 def anim(fmt="gif", fps=10.0, interval=0.1, number=0, width=None, height=None, scale="fit", start=None):
@@ -83,6 +83,59 @@ def test_webp_timing_loop_and_frame_rate_independent_of_interval(gray_clip, tmp_
     result = convert(gray_clip, out, anim("webp", fps=4, interval=0.5, number=4))
     _, durations, info = read_animation(out)
     assert durations == [250] * 4 and info["loop"] == 0 and result.duration == 1.0
+
+
+def test_webp_codes_moving_footage_as_whole_frames(gray_clip, tmp_path):
+    out = tmp_path / "a.webp"
+    convert(gray_clip, out, anim("webp", number=5))
+    assert all(f == (0, 0, 64, 48, False) for f in webp_frames(out))  # every picture changes everywhere
+    assert indices(out) == [0, 1, 2, 3, 4] and read_animation(out)[2]["loop"] == 0
+
+
+def test_webp_codes_a_still_background_as_changed_rectangles(clips, tmp_path):
+    src = write_clip(clips / "still.mp4", frames=5, pattern="still", size=(96, 48))
+    out = tmp_path / "a.webp"
+    convert(src, out, anim("webp"))
+    frames, durations, info = read_animation(out)
+    assert any(w * h < 96 * 48 for _, _, w, h, _ in webp_frames(out)[1:])  # only the moving square
+    assert durations == [100] * 5 and info["loop"] == 0
+    for i, img in enumerate(frames):
+        assert np.abs(img.astype(int) - frame_image(i, (96, 48), "still")).mean() < 4
+
+
+def test_webp_repeated_pictures_are_coded_once_and_shown_longer(gray_clip, tmp_path):
+    out = tmp_path / "a.webp"
+    result = convert(gray_clip, out, anim("webp", fps=20, interval=0.05, number=6))  # each picture twice
+    _, durations, info = read_animation(out)
+    assert indices(out) == [0, 1, 2] and durations == [100] * 3 and info["loop"] == 0
+    assert (result.frames, result.duration) == (6, 0.3)
+
+
+def test_still_share_counts_unchanged_blocks():
+    from autoanim.engine.encode import still_share
+
+    def yuv(img):
+        return av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+
+    a = frame_image(0, (64, 48), "still")
+    b = a.copy()
+    b[:16, :16] = 0  # one 16x16 block of 12 changes
+    assert still_share(yuv(a), yuv(a)) == 1.0
+    assert still_share(yuv(a), yuv(b)) == pytest.approx(11 / 12)
+    assert still_share(yuv(frame_image(0, (64, 48), "gray")), yuv(frame_image(1, (64, 48), "gray"))) == 0.0
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_colourful_footage_is_reproduced_within_tolerance(tmp_path, fmt):
+    src = engine.sample_video(tmp_path / "s.mp4", 1.0, width=160, height=90, fps=10)
+    out = tmp_path / f"s.{fmt}"
+    convert(src, out, anim(fmt))
+    frames, _, _ = read_animation(out)
+    with av.open(str(src)) as container:
+        source = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    assert len(frames) == len(source) == 10
+    errors = [np.abs(img.astype(int) - ref).mean() for img, ref in zip(frames, source)]
+    assert max(errors) < {"gif": 6, "webp": 8}[fmt], errors  # measured: 4.2 and 5.7
 
 
 @pytest.mark.parametrize("fmt, magic", [("gif", b"GIF89a"), ("webp", b"WEBP")])

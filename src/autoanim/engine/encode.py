@@ -5,7 +5,7 @@ as raw rgb24, in a temporary file (memory-bounded, spills to disk), while a
 sample of them feeds ``palettegen``; then ``paletteuse`` (ordered dither,
 only changed rectangles re-dithered) and the gif encoder, whose offsetting and
 transparency options store only what changed from frame to frame.
-WebP is one pass through libwebp's animated encoder.
+WebP is one pass through libwebp: its animation encoder, or whole frames for footage that moves everywhere.
 """
 
 from __future__ import annotations
@@ -56,14 +56,15 @@ class _Output:
         self.stream.time_base = self.stream.codec_context.time_base = 1 / rate
         self.count = 0
 
-    def write(self, frame) -> None:
+    def write(self, frame, duration: int = 1) -> None:
+        """Encode ``frame`` to be shown for ``duration`` frame periods."""
         frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
-        self.count += 1
-        self._mux(self.stream.encode(frame))
+        self.count += duration
+        self._mux(self.stream.encode(frame), duration)
 
-    def _mux(self, packets) -> None:
+    def _mux(self, packets, duration: int = 1) -> None:
         for packet in packets:
-            packet.duration = packet.duration or 1  # the last GIF frame's delay comes from here
+            packet.duration = packet.duration or duration  # the last frame's delay comes from here
             self.container.mux(packet)
 
     def close(self) -> None:
@@ -71,17 +72,76 @@ class _Output:
         self.container.close()
 
 
+STILL_SHARE = 0.5  # share of unchanged 16x16 luma blocks from which libwebp's sub-frames pay off
+STILL_DIFF = 5  # a block is unchanged when no luma sample moved more than this (libwebp's own tolerance at q75)
+WHOLE_QUALITY_OFFSET = 18  # whole frames at quality q-18 match libwebp_anim's SSIM at q (measured at q75)
+
+
+def still_share(a, b) -> float:
+    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``."""
+    import numpy as np
+
+    def luma(frame):
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        return rows[: frame.height, : frame.width].astype(np.int16)
+
+    diff = np.abs(luma(a) - luma(b))
+    h, w = diff.shape[0] // 16 * 16, diff.shape[1] // 16 * 16
+    if not h or not w:
+        return 1.0
+    blocks = diff[:h, :w].reshape(h // 16, 16, w // 16, 16).max(axis=(1, 3))
+    return float((blocks <= STILL_DIFF).mean())
+
+
 class WebpWriter:
+    """Lossy animated WebP, by one of two encoders chosen from the first two different frames.
+
+    With a still background (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder
+    (``libwebp_anim``) stores only what changed. When nearly everything moves (pans, handheld
+    footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every frame
+    is coded whole (``libwebp``, one key frame per picture, muxed as an animation) at a lower
+    quality that gives the same SSIM in fewer bytes. A picture repeated for several samples is
+    coded once and shown longer.
+    """
+
     pix_fmt = "yuv420p"
+
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
-        q = 75 if quality is None else quality
-        self.out = _Output(path, "webp", "libwebp_anim", width, height, frame_rate, "yuv420p",
-                           {"quality": str(q), "compression_level": "4"}, {"loop": "0"})
+        self.path, self.size, self.frame_rate = path, (width, height), frame_rate
+        self.quality = 75 if quality is None else quality
+        self.out = None
+        self.whole = False
+        self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
 
     def add(self, frame) -> None:
-        self.out.write(frame)
+        if frame is self.pending:
+            self.repeats += 1
+            return
+        if self.pending is not None:
+            if self.out is None:
+                self._open(still_share(self.pending, frame) < STILL_SHARE)
+            self._flush()
+        self.pending, self.repeats = frame, 1
+
+    def _open(self, whole: bool) -> None:
+        self.whole = whole
+        quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
+        codec = "libwebp" if whole else "libwebp_anim"
+        self.out = _Output(self.path, "webp", codec, *self.size, self.frame_rate, "yuv420p",
+                           {"quality": str(quality), "compression_level": "4"}, {"loop": "0"})
+
+    def _flush(self) -> None:
+        if self.whole:
+            self.out.write(self.pending, self.repeats)
+        else:  # libwebp_anim merges repeated pictures itself, and only so gets the last one's time right
+            for _ in range(self.repeats):
+                self.out.write(self.pending)
 
     def finish(self, tick) -> None:
+        if self.out is None:
+            self._open(whole=False)
+        self._flush()
         self.out.close()
 
 
@@ -102,7 +162,7 @@ class GifWriter:
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.frame_rate = path, (width, height), frame_rate
         q = 90 if quality is None else quality
-        colours = max(8, min(256, round(256 * q / 90)))
+        colours = max(8, min(256, round(256 - 5.6 * (100 - q))))  # 200 at q90: gifski's SSIM and fewer bytes
         self.dither = "dither=bayer:bayer_scale=5:diff_mode=rectangle"  # mild ordered dither: small, no crawl
         scale = min(1.0, (PALETTE_PIXELS / (width * height)) ** 0.5)
         sw, sh = max(1, round(width * scale)), max(1, round(height * scale))

@@ -45,9 +45,13 @@ def _landscape(width: int, height: int, seed: int):
 
 
 def sample_video(
-    out: str | os.PathLike, seconds: float = 8.0, *, width: int = 640, height: int = 360, fps: int = 25
+    out: str | os.PathLike, seconds: float = 8.0, *, width: int = 640, height: int = 360, fps: int = 25,
+    pan: bool = True,
 ) -> Path:
-    """Write an H.264 MP4 of ``seconds`` at ``width``x``height``, ``fps``; returns the path."""
+    """Write an H.264 MP4 of ``seconds`` at ``width``x``height``, ``fps``; returns the path.
+
+    ``pan=False`` keeps the camera still (only the shapes and the bar move).
+    """
     import av
     import numpy as np
 
@@ -68,8 +72,8 @@ def sample_video(
             stream.options = {"crf": "20", "preset": "veryfast"}
             for i in range(frames):
                 t = i / fps
-                pan = int((width * t / max(seconds, 1.0)) % width)
-                img = world[:, pan : pan + width].copy()
+                x = int((width * t / max(seconds, 1.0)) % width) if pan else 0
+                img = world[:, x : x + width].copy()
                 for j, colour in enumerate([(255, 60, 60), (60, 220, 90), (250, 220, 40)]):
                     cx = width * (0.5 + 0.35 * np.sin(t * (0.9 + 0.4 * j) + j * 2.1))
                     cy = height * (0.5 + 0.3 * np.cos(t * (1.3 + 0.3 * j) + j))
