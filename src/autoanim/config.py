@@ -77,10 +77,10 @@ class Settings(BaseModel):
     local_root: str = "./buckets"
     limits: Limits = Field(default_factory=Limits)
     status_tag: bool = False
-    claim_timeout: float = Field(300.0, gt=0, description="seconds before a crashed claim is taken over")
+    claim_timeout: float = Field(90.0, gt=0, description="seconds before a crashed claim is taken over (> the function timeout)")
     max_resubmits: int = Field(2, ge=0, le=10)
     local_workers: int = Field(2, ge=1, le=64)
-    imm_attempts: int = Field(4, ge=1, le=10)
+    imm_attempts: int = Field(8, ge=1, le=20)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

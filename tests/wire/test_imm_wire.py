@@ -42,7 +42,7 @@ def service(emulator, credentials, clock: Clock | None = None, **options) -> Imm
         time_left=clock.time_left,
         sleep=clock.sleep,
         rng=lambda: 1.0,  # the jitter's upper bound: delays are the capped exponential itself
-        **options,
+        **{"base_delay": 0.2, "max_delay": 5.0, **options},  # pinned here, whatever the shipped defaults
     )
 
 
@@ -193,7 +193,8 @@ def test_the_sdk_exception_for_each_throttle_shape(imm_emulator, sts, convert_re
 def test_backoff_is_capped_and_jittered(sts):
     clock = Clock(budget=600)
     svc = ImmMediaService(
-        project="p", region="cn-hangzhou", endpoint=None, credentials=sts, sleep=clock.sleep, rng=lambda: 0.5
+        project="p", region="cn-hangzhou", endpoint=None, credentials=sts, sleep=clock.sleep, rng=lambda: 0.5,
+        base_delay=0.2, max_delay=5.0,
     )
     assert [svc._backoff(attempt, None) for attempt in (1, 2, 3, 6, 10)] == pytest.approx(
         [0.1, 0.2, 0.4, 2.5, 2.5]

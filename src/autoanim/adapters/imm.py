@@ -48,8 +48,8 @@ class ImmMediaService:
         time_left: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
-        base_delay: float = 0.2,
-        max_delay: float = 5.0,
+        base_delay: float = 0.05,
+        max_delay: float = 1.0,
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
     ):
