@@ -38,6 +38,7 @@ def _read_event(path: str) -> bytes:
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     """Run the real upload service on in-memory adapters: the exact requests, no network."""
     import index
+
     from .adapters.memory import MemoryObjectStore, RecordingMediaService
     from .events import parse_oss_event
     from .service import App, RetryLater
@@ -157,6 +158,7 @@ def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
 def local_upload(app: Any, src: Path, bucket: str, key: str, tags: dict[str, str]) -> dict[str, Any]:
     """Put a file in a local bucket as OSS would, run ``on_upload`` on its event, wait for the results."""
     import index
+
     from .fc_events import oss_event
 
     rules.check_tags(tags, "--tags")
@@ -204,6 +206,7 @@ def run_watch(app: Any, *, grace: float, stop: threading.Event | None = None,
               ready: threading.Event | None = None) -> None:
     """Every new complete file under the local root becomes an ``on_upload`` event."""
     import index
+
     from .watch import watch
 
     context = bootstrap.local_context("on_upload")

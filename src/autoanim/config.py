@@ -83,7 +83,7 @@ class Settings(BaseModel):
     imm_attempts: int = Field(8, ge=1, le=20)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         backend = env.get("AUTOANIM_BACKEND") or ("imm" if env.get("FC_FUNCTION_NAME") else "local")

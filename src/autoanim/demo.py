@@ -24,8 +24,8 @@ from .config import Settings
 BUCKET = "demo-bucket"
 KEY = "videos/sample.mp4"
 UPLOADS = [
-    ("a WebP highlight", "anim-format=webp&anim-start=1&anim-duration=4&anim-fps=15&anim-width=0.5"
-                         "&anim-height=0.5&anim-scale=fit&anim-name=highlight"),
+    ("a WebP highlight", ("anim-format=webp&anim-start=1&anim-duration=4&anim-fps=15&anim-width=0.5"
+                          "&anim-height=0.5&anim-scale=fit&anim-name=highlight")),
     ("a GIF sticker", "anim-profile=sticker&anim-start=2"),
 ]
 

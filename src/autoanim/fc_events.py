@@ -73,19 +73,9 @@ def oss_batch(entries: list[dict[str, Any]]) -> bytes:
     return json.dumps({"events": entries}, ensure_ascii=False).encode("utf-8")
 
 
-def oss_event(
-    bucket: str,
-    key: str,
-    *,
-    size: int,
-    etag: str,
-    event_name: str = "ObjectCreated:PutObject",
-    region: str = "local",
-    time: datetime | float | None = None,
-) -> bytes:
-    """An OSS trigger event with one entry, as the bytes FC passes to the handler."""
-    entry = oss_entry(bucket, key, size=size, etag=etag, event_name=event_name, region=region, time=time)
-    return oss_batch([entry])
+def oss_event(bucket: str, key: str, **fields: Any) -> bytes:
+    """An OSS trigger event with one entry (``fields`` as for ``oss_entry``), as the bytes FC passes."""
+    return oss_batch([oss_entry(bucket, key, **fields)])
 
 
 def mns_json_event(message: str, *, topic: str = "local", attributes: dict[str, str] | None = None) -> bytes:

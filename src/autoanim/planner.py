@@ -26,7 +26,7 @@ MANIFEST_SUFFIX = ".manifest.json"
 
 # What IMM and FFmpeg read as video. Everything else is not ours to convert.
 VIDEO_EXTENSIONS = frozenset(
-    "mp4 m4v mov qt mkv webm avi flv f4v ts mts m2ts m3u8 wmv asf rm rmvb vob mpg mpeg mpe 3gp 3g2 mxf ogv dv".split()
+    ["mp4", "m4v", "mov", "qt", "mkv", "webm", "avi", "flv", "f4v", "ts", "mts", "m2ts", "m3u8", "wmv", "asf", "rm", "rmvb", "vob", "mpg", "mpeg", "mpe", "3gp", "3g2", "mxf", "ogv", "dv"]
 )
 OUTPUT_EXTENSIONS = {"gif": "gif", "webp": "webp"}
 _TEMPLATE_FIELDS = {"prefix", "bucket", "key", "dirname", "barename", "basename", "srcext", "name", "ext"}

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .config import Limits, Settings
 from .errors import RuleError
@@ -62,7 +70,7 @@ def _alias(name: str) -> Any:
 def _number(value: Any) -> float:
     """A finite number from JSON (int/float) or a tag string; bool and NaN/inf are refused."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError("must be a number")
+        raise ValueError("must be a number")  # noqa: TRY004 - pydantic reports ValueError as a validation error
     try:
         number = float(value)
     except ValueError:
@@ -306,10 +314,10 @@ def parse_tags(tags: Mapping[str, str], source: str, limits: Limits) -> TagRules
     fields = {k[len(TAG_PREFIX):]: v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
     if not fields:
         return TagRules(mode=mode_value, spec=None)  # type: ignore[arg-type]
-    for short in fields:
+    for short, value in fields.items():
         if short in _IMM_NAMES.values() or short not in RuleSpec.model_fields:
             allowed = ", ".join(TAG_PREFIX + f for f in RuleSpec.model_fields)
-            raise RuleError(source, TAG_PREFIX + short, fields[short], f"unknown tag; known: anim, {allowed}")
+            raise RuleError(source, TAG_PREFIX + short, value, f"unknown tag; known: anim, {allowed}")
     spec = validate_spec(fields, limits, source, TAG_PREFIX)
     return TagRules(mode=mode_value or "on", spec=spec)  # type: ignore[arg-type]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from autoanim.errors import EventError
 from autoanim.events import COMPLETE_OBJECT_EVENTS, parse_oss_event, parse_task_result

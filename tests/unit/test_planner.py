@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from autoanim import cli, planner, rules
 from autoanim.config import Settings

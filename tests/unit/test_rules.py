@@ -6,7 +6,9 @@ import json
 import math
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from autoanim import rules
 from autoanim.config import Limits, Settings

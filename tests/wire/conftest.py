@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from autoanim.adapters.credentials import Credentials
@@ -61,3 +66,21 @@ def convert_request() -> ConvertRequest:
             "UserData": '{"bucket":"bkt","key":"video-demo/Winemaking.mov","rule":"tags"}',
         }
     )
+
+
+def run_with_chain_credentials(script: str, endpoint: str, home: Path) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter whose only credentials are FC's ALIBABA_CLOUD_* variables.
+
+    A fresh process because alibabacloud-credentials reads those variables at import time.
+    """
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIfromTheChain",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "chain-secret",
+        "ALIBABA_CLOUD_SECURITY_TOKEN": "chain-token",
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+    }
+    return subprocess.run([sys.executable, "-c", script, endpoint], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from autoanim.adapters.credentials import Credentials
 from autoanim.adapters.imm import ImmMediaService, split_endpoint
 from autoanim.errors import ConfigError, NotFound, ServiceError
+from tests.wire.conftest import run_with_chain_credentials
 
 
 class Clock:
@@ -104,23 +102,7 @@ def test_without_explicit_credentials_the_sdk_default_chain_is_used(imm_emulator
         "except NotFound:\n"
         "    print('answered')\n"
     )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIfromTheChain",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "chain-secret",
-        "ALIBABA_CLOUD_SECURITY_TOKEN": "chain-token",
-        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script, imm_emulator.endpoint],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_with_chain_credentials(script, imm_emulator.endpoint, tmp_path)
     assert done.stdout.strip() == "answered", done.stderr
     (sent,) = imm_emulator.requests
     assert sent["access_key_id"] == "LTAIfromTheChain" and sent["security_token"] == "chain-token"

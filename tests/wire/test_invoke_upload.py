@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from types import SimpleNamespace
 
 import pytest
-from types import SimpleNamespace
 
 from autoanim import cli
 from tests.conftest import EVENTS

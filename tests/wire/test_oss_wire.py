@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from autoanim.adapters.credentials import Credentials
 from autoanim.adapters.oss import OssObjectStore
 from autoanim.errors import ConfigError, NotFound, ServiceError, TooLarge
+from tests.wire.conftest import run_with_chain_credentials
 
 KEYS = [
     "videos/plain.mp4",
@@ -178,23 +176,7 @@ def test_without_explicit_credentials_the_alibaba_default_chain_is_used(oss_emul
         "from autoanim.adapters.oss import OssObjectStore\n"
         "OssObjectStore(region='cn-hangzhou', endpoint=sys.argv[1], credentials=None).put('bkt', 'k', b'v')\n"
     )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIfromTheChain",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "chain-secret",
-        "ALIBABA_CLOUD_SECURITY_TOKEN": "chain-token",
-        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script, oss_emulator.endpoint],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_with_chain_credentials(script, oss_emulator.endpoint, tmp_path)
     assert done.returncode == 0, done.stderr
     (sent,) = oss_emulator.requests
     assert sent["access_key_id"] == "LTAIfromTheChain" and sent["security_token"] == "chain-token"

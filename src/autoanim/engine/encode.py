@@ -168,7 +168,8 @@ class GifWriter:
         sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
         chain = f"scale={sw}:{sh}:flags=area," if scale < 1 else ""
         self.palettegen = graph(chain + f"palettegen=max_colors={colours}:stats_mode=full", width, height, "rgb24")
-        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+        # Open across add() calls and closed by finish(): a with-block cannot span them.
+        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self.count = 0
 
     def add(self, frame) -> None:

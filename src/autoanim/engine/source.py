@@ -72,7 +72,7 @@ class Decoder:
         """Seek to the keyframe at or before ``t``; False when the file cannot seek."""
         import av
 
-        ts = int(math.floor((max(t, 0.0) + self.t0) / self.stream.time_base))
+        ts = math.floor((max(t, 0.0) + self.t0) / self.stream.time_base)
         try:
             self.container.seek(ts, backward=True, stream=self.stream)
         except av.error.FFmpegError:

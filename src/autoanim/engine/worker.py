@@ -78,7 +78,7 @@ def main(fd: int) -> None:
         conn.send(("ok", run(*args, progress)))
     except AutoanimError as exc:
         conn.send(("error", isinstance(exc, MediaError), exc.message, exc.retryable))
-    except Exception as exc:  # a bug or an unexpected library error: not the media's fault
+    except Exception as exc:  # noqa: BLE001 - a bug or an unexpected library error: not the media's fault
         conn.send(("error", False, f"engine failed: {type(exc).__name__}: {exc}", False))
     finally:
         conn.close()
