@@ -1,14 +1,16 @@
 """Load and fault benchmark: a burst of OSS upload events through ``on_upload`` on the real SDKs.
 
-    .venv/bin/python bench/load.py [--events 2000] [--qps 50] [--workers 48] [--seed 1]
+    .venv/bin/python bench/load.py [--events 2000] [--qps 50] [--burst 50] [--workers 48] [--seed 1]
 
 What runs: ``index.on_upload(event, context)`` per delivery, each invocation
 building its ``App`` through ``bootstrap`` (``AUTOANIM_BACKEND=imm``: the real
 ``alibabacloud-imm20200930`` and ``alibabacloud-oss-v2`` clients, time budget
 from ``context.function.timeout`` = 60 s), against a loopback ``ImmEmulator``
-(token bucket of --qps with burst 1, so the floor is strict; plus random
-throttling, 5xx and slow answers) and ``OssEmulator``. Both emulators run in a
-child process so that they do not share the GIL with the "functions".
+(token bucket of --qps holding --burst tokens, by default one second's worth;
+--burst 1 makes the floor strict; plus random throttling, 5xx and slow
+answers) and ``OssEmulator``. Both emulators run in a child process so that
+they do not share the GIL with the "functions" (``--emulators thread`` runs
+them in this process instead, for comparison; the same pipe drives both).
 
 FC is simulated: --workers concurrent invocations (instances) draw deliveries
 from a queue; when ``on_upload`` raises a retryable error the same event is
@@ -64,6 +66,7 @@ SIDECAR = json.dumps({"animations": [{"name": "intro", "duration": 2, "fps": 10}
 
 
 def serve(conn: Any, imm_options: dict[str, Any]) -> None:
+    """Run both emulators until told to stop; commands and answers go through ``conn`` (a Pipe end)."""
     from autoanim.emulators.imm_server import ImmEmulator
     from autoanim.emulators.oss_server import OssEmulator
 
@@ -79,13 +82,14 @@ def serve(conn: Any, imm_options: dict[str, Any]) -> None:
                 with imm.lock:
                     imm.stats.clear()
                     imm._tokens, imm._refilled = imm.burst, time.monotonic()
-                conn.send(None)
+                conn.send(time.process_time())
             elif command == "report":
                 with imm.lock:
                     created = [task["Request"] for task in imm.tasks.values()]
                     started = [task["StartTime"] for task in imm.tasks.values()]
                     stats = dict(imm.stats)
-                conn.send({"imm": stats, "created": created, "started": started, "oss_requests": oss.stats["requests"]})
+                conn.send({"imm": stats, "created": created, "started": started, "oss_requests": oss.stats["requests"],
+                           "cpu": time.process_time()})
             else:
                 conn.send(None)
                 return
@@ -265,10 +269,13 @@ def run_fc(uploads: list[Upload], order: list[int], invoke: Any, args: argparse.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2000, help="deliveries in the burst (default 2000)")
-    parser.add_argument("--qps", type=float, default=50.0, help="IMM QPS limit, token bucket with burst 1")
-    parser.add_argument("--burst", type=float, default=1.0,
-                        help="token bucket size of the QPS limit (1: no request may come early, the strict floor)")
+    parser.add_argument("--qps", type=float, default=50.0, help="IMM QPS limit (token bucket refill rate)")
+    parser.add_argument("--burst", type=float, default=None,
+                        help="token bucket size of the QPS limit (default: --qps, one second's worth; "
+                             "1: no request may come early, the strict floor)")
     parser.add_argument("--workers", type=int, default=48, help="concurrent FC invocations (default 48)")
+    parser.add_argument("--emulators", choices=("process", "thread"), default="process",
+                        help="run the emulators in a child process (default) or in this one, sharing its GIL")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--attempts", type=int, default=8, help="deliveries per event at most (FC async retry)")
     parser.add_argument("--redeliver-delay", type=float, default=0.5, help="first redelivery delay, seconds")
@@ -280,13 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeouts-apply", action="store_true",
                         help="a timed-out CreateMediaConvertTask still creates its task (the at-least-once window)")
     parser.add_argument("--imm-attempts", type=int, default=None,
-                        help="AUTOANIM_IMM_ATTEMPTS: IMM calls per invocation (default: the setting's, 4)")
+                        help="AUTOANIM_IMM_ATTEMPTS: IMM calls per invocation (default: the setting's, 8)")
     parser.add_argument("--backoff", type=float, nargs=2, metavar=("BASE", "CAP"), default=None,
-                        help="experiment: the IMM adapter's backoff base and cap in seconds (shipped: 0.2 5)")
+                        help="experiment: the IMM adapter's backoff base and cap in seconds (shipped: 0.05 1)")
     parser.add_argument("--deadline", type=float, default=300.0, help="hard stop, seconds")
     parser.add_argument("--max-ratio", type=float, default=1.2, help="wall / QPS floor target")
     parser.add_argument("--log", default=os.devnull, help="where the functions' JSON log lines go")
     args = parser.parse_args(argv)
+    args.burst = args.qps if args.burst is None else args.burst
 
     from autoanim import log
     from autoanim.config import Settings
@@ -297,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     imm_options = {"qps_limit": args.qps, "burst": args.burst, "throttle_rate": args.throttle, "error_rate": args.errors,
                    "timeout_rate": args.timeouts, "timeout_seconds": args.timeout_seconds,
                    "timeout_applies": args.timeouts_apply, "seed": args.seed}
-    server = multiprocessing.get_context("spawn").Process(target=serve, args=(child, imm_options), daemon=True)
+    if args.emulators == "process":
+        server: Any = multiprocessing.get_context("spawn").Process(target=serve, args=(child, imm_options), daemon=True)
+    else:
+        server = threading.Thread(target=serve, args=(child, imm_options), name="emulators", daemon=True)
     server.start()
     try:
         imm_endpoint, oss_endpoint = parent.recv()
@@ -316,16 +327,19 @@ def main(argv: list[str] | None = None) -> int:
         invoke = make_invoke(settings, tuple(args.backoff) if args.backoff else None)
         invoke(oss_event("warm-up/not-a-video.txt"))  # imports the SDKs once, as a warm instance would have
         parent.send(("reset", None))
-        parent.recv()
+        server_cpu = parent.recv()
+        cpu = time.process_time()
         tally, wall = run_fc(uploads, order, invoke, args)
+        cpu = time.process_time() - cpu
         parent.send(("report", None))
         report = parent.recv()
+        report["cpu"] = (cpu, report["cpu"] - server_cpu if args.emulators == "process" else None)
         log_file.close()
         parent.send(("stop", None))
         parent.recv()
     finally:
         server.join(timeout=5)
-        if server.is_alive():
+        if server.is_alive() and args.emulators == "process":
             server.terminate()
     return summarise(args, uploads, order, tally, wall, report)
 
@@ -355,6 +369,7 @@ def summarise(args: argparse.Namespace, uploads: list[Upload], order: list[int],
     times = sorted(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in report["started"])
     progress = " / ".join(f"{times[min(len(times) - 1, len(times) * p // 100)] - times[0]:.1f}" for p in (50, 90, 99))
     kinds = Counter(uploads[i].kind for i in order)
+    functions_cpu, emulators_cpu = report["cpu"]
 
     rows = [
         ("deliveries (events, incl. duplicates)", f"{len(order)}  ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})"),
@@ -370,6 +385,9 @@ def summarise(args: argparse.Namespace, uploads: list[Upload], order: list[int],
         ("wall time", f"{wall:.1f} s"),
         ("QPS floor (tasks / QPS)", f"{floor:.1f} s at {args.qps:g} QPS"),
         ("wall / floor", f"{ratio:.2f}x (target <= {args.max_ratio:g}x)"),
+        ("CPU s during the run: functions / emulators",
+         f"{functions_cpu:.1f} / {emulators_cpu:.1f}" if emulators_cpu is not None
+         else f"{functions_cpu:.1f} (both, one process)"),
         ("IMM requests sent", str(imm.get("requests", 0))),
         ("  throttled (QPS limit + injected)", str(imm.get("throttle", 0))),
         ("  5xx injected", str(imm.get("error", 0))),
@@ -384,10 +402,9 @@ def summarise(args: argparse.Namespace, uploads: list[Upload], order: list[int],
          f"{_pct(latencies, 50):.2f} / {_pct(latencies, 95):.2f} / {latencies[-1] if latencies else 0:.2f} s"),
     ]
     width = max(len(name) for name, _ in rows)
-    print(f"bench/load.py --events {args.events} --qps {args.qps:g} --workers {args.workers} --seed {args.seed} "
-          f"--burst {args.burst:g} --imm-attempts {args.imm_attempts or 'default'}"
-          f"{' --backoff {:g} {:g}'.format(*args.backoff) if args.backoff else ''}; {os.cpu_count()} CPUs; "
-          f"CPU s functions {time.process_time():.1f}")
+    print(f"bench/load.py --events {args.events} --qps {args.qps:g} --burst {args.burst:g} --workers {args.workers} "
+          f"--seed {args.seed} --emulators {args.emulators} --imm-attempts {args.imm_attempts or 'default'}"
+          f"{' --backoff {:g} {:g}'.format(*args.backoff) if args.backoff else ''}; {os.cpu_count()} CPUs")
     print(f"| {'measure'.ljust(width)} | value |\n|{'-' * (width + 2)}|-------|")
     for name, value in rows:
         print(f"| {name.ljust(width)} | {value} |")

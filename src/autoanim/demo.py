@@ -69,7 +69,8 @@ def write_index(folder: Path, outputs: list[dict[str, Any]]) -> Path:
     for item in outputs:
         manifest = json.loads(Path(item["manifest"]).read_text())
         out = Path(item["output"])
-        rule = {k: v for k, v in manifest["rule"].items() if k not in ("origin", "notes")}
+        rule = {k: round(v, 4) if isinstance(v, float) else v
+                for k, v in manifest["rule"].items() if k not in ("origin", "notes")}
         size = manifest["output"]
         rows.append(
             f"<tr><td><img src='{html.escape(out.relative_to(folder).as_posix())}' alt=''></td>"
