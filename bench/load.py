@@ -79,9 +79,7 @@ def serve(conn: Any, imm_options: dict[str, Any]) -> None:
                     oss.put_object(BUCKET, key, data, tags=tags)
                 conn.send(len(argument))
             elif command == "reset":
-                with imm.lock:
-                    imm.stats.clear()
-                    imm._tokens, imm._refilled = imm.burst, time.monotonic()
+                imm.reset_counters()
                 conn.send(time.process_time())
             elif command == "report":
                 with imm.lock:
@@ -176,6 +174,7 @@ class Tally:
     crashed: list[str] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
     retry_codes: Counter = field(default_factory=Counter)
+    handled_at: Counter = field(default_factory=Counter)  # delivery number (attempt) that finally succeeded
     latencies: list[float] = field(default_factory=list)
 
 
@@ -241,6 +240,7 @@ def run_fc(uploads: list[Upload], order: list[int], invoke: Any, args: argparse.
                 running.discard(future)
                 item, error = future.result()
                 if error is None:
+                    tally.handled_at[item.attempt] += 1
                     continue
                 key = uploads[item.upload].key
                 if not (isinstance(error, AutoanimError) and error.retryable):
@@ -394,6 +394,9 @@ def summarise(args: argparse.Namespace, uploads: list[Upload], order: list[int],
         ("  slow answers (timeouts)", f"{imm.get('timeout', 0)} (timeout_applies={args.timeouts_apply})"),
         ("  accepted (tasks created)", str(imm.get("created", 0))),
         ("OSS requests", str(report["oss_requests"])),
+        ("events handled at delivery 1 / 2 / 3 / 4 / later",
+         " / ".join(str(tally.handled_at[n]) for n in (1, 2, 3, 4))
+         + f" / {sum(v for n, v in tally.handled_at.items() if n > 4)}"),
         ("on_upload outcomes", ", ".join(f"{k} {v}" for k, v in sorted(tally.outcomes.items()))),
         ("retry causes (invocation / entry codes)", ", ".join(f"{k} {v}" for k, v in sorted(tally.retry_codes.items()))),
         ("tasks created by (first task + s): 50% / 90% / 99% / all",

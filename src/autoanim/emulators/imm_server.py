@@ -82,6 +82,12 @@ class ImmEmulator(LoopbackServer):
         self._tokens = self.burst
         self._refilled = time.monotonic()
 
+    def reset_counters(self) -> None:
+        """Forget the counters and refill the QPS bucket (tasks and requests stay): a fresh measurement."""
+        with self.lock:
+            self.stats.clear()
+            self._tokens, self._refilled = self.burst, time.monotonic()
+
     def fail_next(self, *faults: str) -> None:
         """The next requests meet these faults, in order: ``"throttle"``, ``"error"``, ``"timeout"``."""
         unknown = set(faults) - set(FAULTS)
