@@ -71,5 +71,5 @@ def _local(settings: Settings) -> App:
         index.on_task_result(event, local_context("on_task_result"), app=app)
 
     app.media = LocalMediaService(store, notify=deliver, workers=settings.local_workers,
-                                  project=settings.imm_project or "local")
+                                  project=settings.imm_project or "local", timeout=settings.local_timeout)
     return app

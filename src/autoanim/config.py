@@ -55,6 +55,7 @@ _ENV_NUMBERS = {
     "AUTOANIM_CLAIM_TIMEOUT": "claim_timeout",
     "AUTOANIM_MAX_RESUBMITS": "max_resubmits",
     "AUTOANIM_LOCAL_WORKERS": "local_workers",
+    "AUTOANIM_LOCAL_TIMEOUT": "local_timeout",
     "AUTOANIM_IMM_ATTEMPTS": "imm_attempts",
 }
 
@@ -80,6 +81,7 @@ class Settings(BaseModel):
     claim_timeout: float = Field(90.0, gt=0, description="seconds before a crashed claim is taken over (> the function timeout)")
     max_resubmits: int = Field(2, ge=0, le=10)
     local_workers: int = Field(2, ge=1, le=64)
+    local_timeout: float = Field(900.0, gt=0, description="seconds one local conversion may take")
     imm_attempts: int = Field(8, ge=1, le=20)
 
     @classmethod

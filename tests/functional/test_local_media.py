@@ -15,7 +15,7 @@ import pytest
 from autoanim.adapters.local_media import LocalMediaService
 from autoanim.adapters.local_store import LocalObjectStore
 from autoanim.convert_request import Animation, ConvertRequest
-from autoanim.errors import MediaError, NotFound
+from autoanim.errors import MediaError, NotFound, ServiceError
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class FakeEngine:
         self, src: Path, out: Path, animation: Animation, *, start=None, duration=None, quality=None, **_: Any
     ):
         self.calls.append(
-            {"src": src, "out": out, "format": animation.format, "start": start, "duration": duration}
+            {"src": src, "out": out, "format": animation.format, "start": start, "duration": duration, **_}
         )
         self.threads.add(threading.current_thread().name)
         if self.gate is not None:
@@ -293,3 +293,14 @@ def test_real_engine_makes_a_webp(store: LocalObjectStore, tmp_path: Path) -> No
     content = parse(notify.events[0])[2]
     assert (content["Status"], content["Code"]) == ("Failed", "InvalidMedia") and content["Message"]
     assert not store.exists("videos", "animated/in/bad.webp")
+
+
+def test_a_conversion_that_times_out_is_a_retryable_internal_error(store: LocalObjectStore) -> None:
+    """The engine kills its worker past the timeout (ServiceError, retryable): IMM's InternalError."""
+    notify = Recorder()
+    engine = FakeEngine(fail=ServiceError("the media worker ran past 5 s", retryable=True, code="Timeout"))
+    with LocalMediaService(store, notify=notify, convert=engine, timeout=5.0) as media:
+        media.submit(request())
+    _, _, content = parse(notify.events[0])
+    assert engine.calls[0]["timeout"] == 5.0
+    assert (content["Status"], content["Code"]) == ("Failed", "InternalError")

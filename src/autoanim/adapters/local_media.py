@@ -67,6 +67,7 @@ class LocalMediaService:
         region: str = "local",
         convert: Callable[..., Any] | None = None,
         quality: int | None = None,
+        timeout: float | None = None,
     ):
         self._store = store
         self._notify = notify
@@ -74,6 +75,7 @@ class LocalMediaService:
         self._region = region
         self._convert = convert
         self._quality = quality
+        self._timeout = timeout  # seconds per conversion; the engine kills its worker past it
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoanim-local-media")
         self._tasks: dict[str, TaskInfo] = {}
         self._failed: list[FailedDelivery] = []
@@ -209,7 +211,8 @@ class LocalMediaService:
         convert = self._convert
         if convert is None:
             from ..engine import convert
-        return convert(src, out, animation, start=start, duration=duration, quality=self._quality)
+        return convert(src, out, animation, start=start, duration=duration, quality=self._quality,
+                       timeout=self._timeout)
 
     def _locate(self, uri: str) -> Path:
         if not uri.startswith("oss://"):
