@@ -20,6 +20,7 @@ from .config import Settings
 from .convert_request import ConvertRequest
 from .errors import AutoanimError, NotFound, RuleError, ServiceError
 from .events import ImmTaskResult, OssBatch, OssRecord
+from .fc_events import iso_ms
 from .planner import PlannedTask, SourceObject
 from .ports import MediaService, ObjectInfo, ObjectStore
 
@@ -104,7 +105,7 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
     settings = app.settings
     if not record.creates_object:
         return _skip(report, record, f"event kind {record.event_name} does not create a complete object")
-    if planner.is_ours(record.key, settings) or planner.is_ours(unquote(record.key), settings):
+    if planner.is_ours(record.key, settings):
         return _skip(report, record, "autoanim's own output (loop guard)")
     if planner.is_sidecar_key(record.key):
         video_key = record.key[: -len(rules.SIDECAR_SUFFIX)]
@@ -120,12 +121,25 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
     else:
         return _skip(report, record, "not a video (by extension)")
 
+    if planner.is_ours(video.key, settings):  # the key as it really is (it may have arrived encoded)
+        return _skip(report, record, "autoanim's own output (loop guard)")
     source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)
     clips = rules_for(app, source)
     if isinstance(clips, str):
         return _skip(report, record, clips)
+    retry: AutoanimError | None = None
     for task in planner.plan(source, clips, settings):
-        submit(app, task, report)
+        try:
+            submit(app, task, report)
+        except AutoanimError as exc:  # one clip's failure does not stop the video's other clips
+            if exc.retryable:
+                retry = retry or exc
+                continue
+            report.rejected.append(log.event("upload.rejected", 30, source=source.uri, output=task.output_uri,
+                                             code=exc.code, reason=exc.message))
+            _failed_manifest(app, task, exc)
+    if retry is not None:
+        raise retry
 
 
 def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | None:
@@ -165,14 +179,15 @@ def rules_for(app: App, source: SourceObject) -> list[rules.Rule] | str:
     """The clips for a video by precedence (sidecar > tags > default profile), or why none."""
     settings = app.settings
     tag_source = f"tags of {source.uri}"
-    tags = rules.parse_tags(app.store.get_tags(source.bucket, source.key), tag_source, settings.limits)
-    if tags.mode == "off":
+    raw_tags = app.store.get_tags(source.bucket, source.key)
+    if raw_tags.get("anim") == "off":  # the opt-out wins over everything, even a sidecar
         return "anim=off"
     default = None if settings.default_profile == "none" else settings.default_profile
     sidecar = read_sidecar(app, source)
-    if sidecar is not None:
+    if sidecar is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
         where = f"sidecar {source.uri}{rules.SIDECAR_SUFFIX}"
         return rules.resolve(sidecar, origin="sidecar", source=where, settings=settings, base_profile=default)
+    tags = rules.parse_tags(raw_tags, tag_source, settings.limits)
     if tags.mode == "sidecar":
         return "anim=sidecar: waiting for the sidecar's upload"
     if tags.spec is not None:
@@ -208,7 +223,7 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> None:
         return
     key = f"{app.settings.output_prefix}{record.key}{REJECTED_SUFFIX}"
     body = {"source": f"oss://{record.bucket}/{record.key}", "etag": record.etag, "status": "Rejected",
-            **exc.as_dict(), "recorded_at": _iso(app.clock())}
+            **exc.as_dict(), "recorded_at": iso_ms(app.clock())}
     try:
         app.store.put(app.settings.output_bucket or record.bucket, key,
                       json.dumps(body, ensure_ascii=False, indent=2).encode(), "application/json")
@@ -244,12 +259,11 @@ def handle_result(app: App, result: ImmTaskResult) -> dict[str, Any]:
         return log.event("result.running", **base)
     if result.status == "Failed" and _retryable_code(result.code) and record.resubmits < app.settings.max_resubmits:
         return _resubmit(app, claim, result)
-    manifest = _manifest(app, record, result)
-    app.store.put(record.output_bucket, record.output_key + planner.MANIFEST_SUFFIX,
-                  json.dumps(manifest, ensure_ascii=False, indent=2).encode(), "application/json")
-    claims.update(claim, state="done")
-    if app.settings.status_tag:
-        _tag_source(app, record, manifest["status"])
+    out_uri = f"oss://{record.output_bucket}/{record.output_key}"
+    manifest = _manifest(app, record, status=result.status, code=result.code, message=result.message,
+                         task_id=result.task_id, task_start=result.start_time, task_end=result.end_time,
+                         reported=next((a for a in result.animations() if a.get("URI") == out_uri), None))
+    _record_outcome(app, claim, manifest)
     return log.event("result.recorded", 20 if manifest["status"] == "Succeeded" else 30, **base,
                      code=result.code or None, message=result.message or None, source=manifest["source"]["uri"],
                      output=manifest["output"]["uri"], bytes=manifest["output"]["bytes"],
@@ -273,17 +287,31 @@ def _retryable_code(code: str) -> bool:
 
 
 def _resubmit(app: App, claim: Claim, result: ImmTaskResult) -> dict[str, Any]:
-    request = ConvertRequest.model_validate(claim.record.request)
-    task_id = app.media.submit(request)  # a failure here is raised: the MNS trigger retries
-    app.claims.update(claim, task_id=task_id, task_ids=[*claim.record.task_ids, task_id],
-                      resubmits=claim.record.resubmits + 1, error={"code": result.code, "message": result.message})
-    return log.event("result.resubmitted", 30, task_id=result.task_id, status=result.status, code=result.code,
-                     new_task_id=task_id, resubmits=claim.record.resubmits + 1)
+    """A transient IMM failure: the same request again, at most ``max_resubmits`` times."""
+    record = claim.record
+    attempt = record.resubmits + 1
+    base = {"task_id": result.task_id, "status": result.status, "code": result.code}
+    # Two copies of one notification must not resubmit twice: the same atomic create as a takeover.
+    if not app.store.create(claim.bucket, f"{claim.key}.resubmit{attempt}", b"{}"):
+        return log.event("result.duplicate", **base, reason=f"resubmit {attempt} already made")
+    try:
+        task_id = app.media.submit(ConvertRequest.model_validate(record.request))
+    except AutoanimError as exc:
+        if exc.retryable:  # raised: the MNS trigger delivers the notification again
+            raise
+        manifest = _manifest(app, record, status="Failed", code=exc.code, message=exc.message,
+                             task_id=result.task_id, task_start=result.start_time, task_end=result.end_time)
+        _record_outcome(app, claim, manifest)
+        return log.event("result.recorded", 30, **base, reason=f"resubmit refused: {exc.message}")
+    app.claims.update(claim, task_id=task_id, task_ids=[*record.task_ids, task_id], resubmits=attempt,
+                      error={"code": result.code, "message": result.message})
+    return log.event("result.resubmitted", 30, **base, new_task_id=task_id, resubmits=attempt)
 
 
-def _manifest(app: App, record: ClaimRecord, result: ImmTaskResult) -> dict[str, Any]:
+def _manifest(app: App, record: ClaimRecord, *, status: str, code: str, message: str, task_id: str = "",
+              task_start: str = "", task_end: str = "", reported: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest beside an output: what was asked, what happened, what it cost."""
     out_uri = f"oss://{record.output_bucket}/{record.output_key}"
-    status, code, message = result.status, result.code, result.message
     size = None
     if status == "Succeeded":
         try:
@@ -291,12 +319,12 @@ def _manifest(app: App, record: ClaimRecord, result: ImmTaskResult) -> dict[str,
         except NotFound:
             status, code = "Failed", "OutputMissing"
             message = f"IMM reported success but {out_uri} does not exist"
-    reported = next((a for a in result.animations() if a.get("URI") == out_uri), {})
+    reported = reported or {}
     return {
         "status": status,
         "code": code,
         "message": message,
-        "task_id": result.task_id,
+        "task_id": task_id,
         "task_ids": record.task_ids,
         "source": {"uri": f"oss://{record.source['bucket']}/{record.source['key']}", "etag": record.source["etag"]},
         "rule": record.rule,
@@ -309,14 +337,34 @@ def _manifest(app: App, record: ClaimRecord, result: ImmTaskResult) -> dict[str,
         },
         "billed_frames_estimate": record.billed_frames,
         "timings": {
-            "claimed_at": _iso(record.claimed_at),
-            "submitted_at": _iso(record.submitted_at),
-            "task_start": result.start_time or None,
-            "task_end": result.end_time or None,
-            "recorded_at": _iso(app.clock()),
+            "claimed_at": iso_ms(record.claimed_at),
+            "submitted_at": iso_ms(record.submitted_at) if record.submitted_at else None,
+            "task_start": task_start or None,
+            "task_end": task_end or None,
+            "recorded_at": iso_ms(app.clock()),
         },
         "request": record.request,
     }
+
+
+def _record_outcome(app: App, claim: Claim, manifest: dict[str, Any]) -> None:
+    """Write the manifest beside the output, then mark the claim done (and tag the source if asked)."""
+    record = claim.record
+    app.store.put(record.output_bucket, record.output_key + planner.MANIFEST_SUFFIX,
+                  json.dumps(manifest, ensure_ascii=False, indent=2).encode(), "application/json")
+    app.claims.update(claim, state="done")
+    if app.settings.status_tag:
+        _tag_source(app, record, manifest["status"])
+
+
+def _failed_manifest(app: App, task: PlannedTask, exc: AutoanimError) -> None:
+    """IMM refused a clip for good: its manifest says why (the claim is already ``rejected``)."""
+    record = app.claims.load(task.output_bucket, task.claim_key)
+    if record is None:
+        return
+    manifest = _manifest(app, record, status="Failed", code=exc.code, message=exc.message)
+    app.store.put(record.output_bucket, task.manifest_key,
+                  json.dumps(manifest, ensure_ascii=False, indent=2).encode(), "application/json")
 
 
 def _tag_source(app: App, record: ClaimRecord, status: str) -> None:
@@ -329,11 +377,5 @@ def _tag_source(app: App, record: ClaimRecord, status: str) -> None:
                       reason=f"the object already has {len(tags)} tags (OSS allows {rules.MAX_TAGS})")
             return
         app.store.put_tags(bucket, key, {**tags, STATUS_TAG: status.lower()})
-    except NotFound:
-        log.event("result.status_tag_skipped", 30, source=f"oss://{bucket}/{key}", reason="source is gone")
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+    except AutoanimError as exc:  # the manifest is the record; a tag that cannot be written is only logged
+        log.event("result.status_tag_skipped", 30, source=f"oss://{bucket}/{key}", reason=exc.message)

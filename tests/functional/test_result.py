@@ -7,6 +7,8 @@ import json
 import pytest
 
 import index
+from autoanim.claims import Claims
+from autoanim.errors import ServiceError
 from autoanim.config import Settings
 from autoanim.service import App
 from tests.conftest import event_json
@@ -170,3 +172,27 @@ def test_a_result_for_a_claim_whose_submit_was_never_recorded_is_adopted(app, st
     assert report["duplicates"] and len(media.requests) == 1
     claim_key = json.loads(request.user_data)["claim"].split("/", 3)[3]
     assert ClaimRecord.model_validate_json(store.objects[("test-bucket", claim_key)]).state == "done"
+
+
+def test_a_resubmit_refused_for_good_is_recorded_not_raised(app, store, media, submitted):
+    request, task_id = submitted
+    media._fail = lambda r: ServiceError("project gone", retryable=False, code="ResourceNotFound")
+    outcome = index.on_task_result(result_event("mns-imm-failed-retryable.json", request, task_id), None, app=app)
+    assert outcome["event"] == "result.recorded" and manifest(store)["code"] == "ResourceNotFound"
+
+
+def test_two_copies_of_a_failure_resubmit_once(app, store, media, submitted, monkeypatch):
+    request, task_id = submitted
+    event = result_event("mns-imm-failed-retryable.json", request, task_id)
+    original = Claims.update
+    outcomes = []
+
+    def update_after_a_duplicate(self, claim, **changes):
+        if "resubmits" in changes and not outcomes:  # the second copy arrives mid-flight
+            outcomes.append(index.on_task_result(event, None, app=app))
+        return original(self, claim, **changes)
+
+    monkeypatch.setattr(Claims, "update", update_after_a_duplicate)
+    index.on_task_result(event, None, app=app)
+    assert outcomes[0]["event"] == "result.duplicate"
+    assert len(media.requests) == 2  # the upload's task and one resubmit

@@ -216,3 +216,25 @@ def test_an_unexpected_error_in_one_entry_is_retried_after_the_others(app, media
     with pytest.raises(RetryLater) as err:
         index.on_upload(oss_event("videos/a.mp4", "videos/b.mp4"), None, app=app)
     assert err.value.report.retry[0]["code"] == "Unexpected" and len(media.requests) == 1
+
+
+def test_a_clip_refused_for_good_does_not_stop_the_videos_other_clips(store, settings, clock):
+    from autoanim.adapters.memory import RecordingMediaService
+    from autoanim.service import App
+
+    refuse_b = RecordingMediaService(fail=lambda r: ServiceError("bad size", retryable=False, code="InvalidArgument")
+                                     if r.animation.uri.endswith("-b.webp") else None)
+    app = App(settings=settings, store=store, media=refuse_b, clock=clock)
+    sidecar = {"animations": [{"name": n, "duration": 1, "fps": 5} for n in ("a", "b", "c")]}
+    store.add("test-bucket", "videos/m.mp4.anim.json", json.dumps(sidecar).encode())
+    report = upload(app, "videos/m.mp4")
+    assert [r.animation.uri.rsplit("/", 1)[1] for r in refuse_b.requests] == ["m-a.webp", "m-c.webp"]
+    assert report["rejected"][0]["output"].endswith("m-b.webp")
+    manifest = json.loads(store.objects[("test-bucket", "animated/videos/m-b.webp.manifest.json")])
+    assert (manifest["status"], manifest["code"]) == ("Failed", "InvalidArgument")
+
+
+def test_a_bad_tag_does_not_block_a_valid_sidecar(app, media, store):
+    store.add("test-bucket", "videos/s.mp4.anim.json", b'{"animations": [{"fps": 5, "duration": 1}]}')
+    report = upload(app, "videos/s.mp4", tags={"anim-fps": "1000"})
+    assert len(media.requests) == 1 and not report["rejected"]
