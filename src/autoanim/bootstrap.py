@@ -17,9 +17,37 @@ SAFETY_MARGIN = 5.0
 
 def build(settings: Settings, context: Any = None) -> App:
     """An ``App`` for one invocation (``imm``) or one process (``local``)."""
+    check(settings)
     if settings.backend == "imm":
         return _imm(settings, context)
     return _local(settings)
+
+
+def check(settings: Settings) -> None:
+    """Operator mistakes fail here, before any event is judged.
+
+    A bad profile or output template must not turn every upload into a recorded
+    rejection: raised from the handler, the event is kept (FC retries, then the
+    dead-letter topic) until the configuration is fixed.
+    """
+    from . import planner, rules
+    from .errors import ConfigError, RuleError
+
+    names = rules.profile_names(settings)
+    if settings.default_profile != "none" and settings.default_profile not in names:
+        raise ConfigError(f"DEFAULT_PROFILE={settings.default_profile!r}: no such profile; "
+                          f"known: {', '.join(names)}, or none")
+    try:
+        # The operator's own profiles and the default one; a built-in profile over a lowered
+        # limit only fails the uploads that ask for it, with that limit named.
+        for name in {*settings.profiles, settings.default_profile} - {"none"}:
+            rules.profile(settings, name)
+        example = planner.SourceObject(bucket="example-bucket", key="videos/example.mp4", etag="")
+        tiny = rules.RuleSpec(format="webp", frames=1, width=1, height=1)  # within any limits
+        (rule,) = rules.resolve([tiny], origin="check", source="check", settings=settings)
+        planner.output_key(example, rule, settings)
+    except RuleError as exc:
+        raise ConfigError(f"configuration: {exc.message}") from exc
 
 
 def _time_left(context: Any):

@@ -276,8 +276,11 @@ def validate_spec(data: Mapping[str, Any], limits: Limits, source: str, prefix: 
 
 
 def parse_tag_string(text: str) -> dict[str, str]:
-    """``k=v&k2=v2`` (the OSS ``x-oss-tagging`` form, URL-encoded or not) to a dict."""
-    pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False)
+    """``k=v&k2=v2`` (the OSS ``x-oss-tagging`` form, URL-encoded or not) to a dict.
+
+    ``+`` is a character OSS allows in tags (``anim-format=gif+webp``), not a space.
+    """
+    pairs = parse_qsl(text.replace("+", "%2B"), keep_blank_values=True, strict_parsing=False)
     tags: dict[str, str] = {}
     for key, value in pairs:
         if key in tags:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from autoanim.adapters import local_media
 from autoanim.adapters.local_media import LocalMediaService
 from autoanim.adapters.local_store import LocalObjectStore
 from autoanim.convert_request import Animation, ConvertRequest
@@ -250,12 +251,17 @@ def test_submit_returns_before_the_conversion_runs(store: LocalObjectStore) -> N
     media.close()
 
 
-def test_a_failing_notify_is_kept_not_lost(store: LocalObjectStore) -> None:
+def test_a_failing_notify_is_retried_then_kept_not_lost(store: LocalObjectStore, monkeypatch) -> None:
+    monkeypatch.setattr(local_media, "DELIVERY_BACKOFF", 0.0)
+    tries = []
+
     def notify(event: bytes) -> None:
+        tries.append(event)
         raise OSError("result handler unavailable")
 
     with LocalMediaService(store, notify=notify, convert=FakeEngine()) as media:
         task_id = media.submit(request())
+    assert len(tries) == local_media.DELIVERY_ATTEMPTS
     (failed,) = media.failed_deliveries
     assert failed.task_id == task_id and isinstance(failed.error, OSError)
     assert parse(failed.event)[2]["TaskId"] == task_id
@@ -304,3 +310,18 @@ def test_a_conversion_that_times_out_is_a_retryable_internal_error(store: LocalO
     _, _, content = parse(notify.events[0])
     assert engine.calls[0]["timeout"] == 5.0
     assert (content["Status"], content["Code"]) == ("Failed", "InternalError")
+
+
+def test_a_notify_that_fails_once_is_delivered_on_retry(store: LocalObjectStore, monkeypatch) -> None:
+    monkeypatch.setattr(local_media, "DELIVERY_BACKOFF", 0.0)
+    delivered = []
+
+    def notify(event: bytes) -> None:
+        if not delivered:
+            delivered.append(None)
+            raise OSError("busy")
+        delivered.append(event)
+
+    with LocalMediaService(store, notify=notify, convert=FakeEngine()) as media:
+        media.submit(request())
+    assert len(delivered) == 2 and not media.failed_deliveries

@@ -22,7 +22,9 @@ from ..errors import ConfigError, NotFound, ServiceError
 from ..ports import TaskInfo
 from .credentials import Credentials
 
-_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+# 401/403: a permission the role lacks is the operator's to fix; the event is kept (FC retries,
+# then the dead-letter topic) rather than the claim being marked rejected for good.
+_RETRYABLE_STATUS = {401, 403, 408, 429, 500, 502, 503, 504}
 _TASK_FIELDS = {"RequestId", "TaskId", "Status", "Code", "Message", "UserData", "StartTime", "EndTime"}
 
 

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Result deliveries to the subscriber (on_task_result): 1 + 3 retries, 0.5 s, 1 s, 2 s apart.
+DELIVERY_ATTEMPTS = 4
+DELIVERY_BACKOFF = 0.5
+
 @dataclass(frozen=True)
 class FailedDelivery:
     """A task result that ``notify`` did not accept; the event is kept so it can be delivered again."""
@@ -89,7 +93,7 @@ class LocalMediaService:
         task_id = f"MediaConvert-{uuid.uuid4()}"
         with self._idle:
             if self._closed:
-                raise ServiceError("the local media service is closed", retryable=False, code="ServiceClosed")
+                raise ServiceError("the local media service is closed", retryable=True, code="ServiceClosed")
             self._pending += 1
             self._tasks[task_id] = TaskInfo(
                 task_id=task_id, status="Running", user_data=request.user_data or "", start_time=iso_ms()
@@ -178,8 +182,10 @@ class LocalMediaService:
             status, code, message = "Failed", exc.code, exc.message
         except MediaError as exc:
             status, code, message = "Failed", "InvalidMedia", exc.message
-        except AutoanimError as exc:  # e.g. the store refusing a bucket or key of a URI
-            code = "InternalError" if exc.retryable else "InvalidArgument"
+        except AutoanimError as exc:
+            # The store refusing a URI's bucket or key is the request's fault; anything else (an engine
+            # timeout or crash) is IMM's InternalError, which the result function may resubmit.
+            code = "InvalidArgument" if exc.code in ("InvalidObjectName", "InvalidBucketName") else "InternalError"
             status, message = "Failed", exc.message
         except Exception as exc:
             log.exception("local media task %s failed", task_id)
@@ -253,12 +259,17 @@ class LocalMediaService:
         return mns_json_event(json.dumps(envelope, ensure_ascii=False), topic=topic)
 
     def _deliver(self, task_id: str, event: bytes) -> None:
-        try:
-            self._notify(event)
-        except Exception as exc:
-            log.exception("delivering the result of %s failed", task_id)
-            with self._idle:
-                self._failed.append(FailedDelivery(task_id, event, exc))
+        """Hand the result to the topic's subscriber, retried like MNS's BACKOFF_RETRY (3 more times)."""
+        for attempt in range(DELIVERY_ATTEMPTS):
+            try:
+                self._notify(event)
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever the subscriber raised, the result is kept
+                log.exception("delivering the result of %s failed (attempt %d)", task_id, attempt + 1)
+                failure = exc
+            time.sleep(DELIVERY_BACKOFF * 2**attempt)
+        with self._idle:
+            self._failed.append(FailedDelivery(task_id, event, failure))
 
 
 def _target(animations: list[dict[str, Any]]) -> dict[str, Any]:

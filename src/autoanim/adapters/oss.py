@@ -17,7 +17,9 @@ from ..errors import ConfigError, NotFound, ServiceError, TooLarge
 from ..ports import ObjectInfo
 from .credentials import Credentials
 
-_RETRYABLE_STATUS = {408, 429}
+# 401/403: a permission the role lacks is the operator's to fix; the event is kept (FC retries,
+# then the dead-letter topic) rather than recorded as a rejection of the upload.
+_RETRYABLE_STATUS = {401, 403, 408, 429}
 
 
 class OssObjectStore:
