@@ -47,10 +47,18 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     batch = parse_oss_event(raw)
     store = MemoryObjectStore()
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
-    sidecar = Path(args.sidecar).read_bytes() if args.sidecar else None
+    try:
+        sidecar = Path(args.sidecar).read_bytes() if args.sidecar else None
+    except OSError as exc:
+        raise ConfigError(f"cannot read sidecar file {args.sidecar}: {exc.strerror}") from exc
     for _, record in batch.records:  # each object as the event describes it, with the given rules
         store.add(record.bucket, record.key, b"", tags, etag=record.etag)
-        if sidecar is not None and planner.is_video_key(record.key):
+        if planner.is_sidecar_key(record.key):  # a sidecar's event: its video is there too
+            if sidecar is None:
+                raise ConfigError(f"{args.event} uploads the sidecar {record.key}: give its content with --sidecar")
+            store.add(record.bucket, record.key[: -len(rules.SIDECAR_SUFFIX)], b"", tags)
+            store.add(record.bucket, record.key, sidecar)
+        elif sidecar is not None and planner.is_video_key(record.key):
             store.add(record.bucket, record.key + rules.SIDECAR_SUFFIX, sidecar)
     media = RecordingMediaService()
     app = App(settings=settings, store=store, media=media)
@@ -83,8 +91,6 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
         if ext not in planner.OUTPUT_EXTENSIONS:
             raise RuleError("command line", "--format", None, "give --format gif|webp or an output ending .gif/.webp")
         fields["format"] = ext
-    if fields["format"] == "gif+webp":
-        raise RuleError("command line", "--format", "gif+webp", "convert writes one file: gif or webp")
     spec = rules.validate_spec(fields, settings.limits, "command line", "--")
     (rule,) = rules.resolve([spec], origin="cli", source="command line", settings=settings)
     for note in rule.notes:
@@ -138,21 +144,31 @@ def cmd_sample_video(args: argparse.Namespace, settings: Settings) -> int:
 # --- local pipeline: upload / watch / invoke ---------------------------------------------
 
 
-def _local_app(settings: Settings):
+def local_app(settings: Settings):
     if settings.backend != "local":
         raise ConfigError("this command runs the local backend: unset AUTOANIM_BACKEND or set it to 'local'")
     return bootstrap.build(settings)
 
 
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
-    app = _local_app(settings)
+    app = local_app(settings)
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
     try:
         result = local_upload(app, Path(args.file), args.bucket, args.key, tags)
     finally:
         app.media.close()
     _print(result)
-    return EXIT_USAGE if result["rejected"] else EXIT_OK
+    return _upload_status(result)
+
+
+def _upload_status(result: dict[str, Any]) -> int:
+    """2 for a refused rule, 3 when the media could not be converted, 4 for another failure."""
+    if result["rejected"]:
+        return EXIT_USAGE
+    codes = {r.get("code") for r in result["results"] if r["status"] != "Succeeded"}
+    if "InvalidMedia" in codes:
+        return EXIT_MEDIA
+    return EXIT_SERVICE if codes else EXIT_OK
 
 
 def local_upload(app: Any, src: Path, bucket: str, key: str, tags: dict[str, str]) -> dict[str, Any]:
@@ -191,7 +207,7 @@ def _results(app: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     if args.root:
         settings = settings.model_copy(update={"local_root": args.root})
-    app = _local_app(settings)
+    app = local_app(settings)
     print(f"watching {Path(settings.local_root).resolve()} (one folder per bucket; Ctrl-C stops)", file=sys.stderr)
     try:
         run_watch(app, grace=args.grace)

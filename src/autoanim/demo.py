@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import bootstrap, log
-from .cli import local_upload
+from .cli import local_app, local_upload
 from .config import Settings
 
 BUCKET = "demo-bucket"
@@ -36,7 +36,7 @@ def main() -> int:
 
     log.setup(30)  # the demo prints its own summary; warnings and errors still show
     settings = bootstrap.local_settings(Settings.from_env())
-    app = bootstrap.build(settings)
+    app = local_app(settings)
     outputs: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -48,13 +48,16 @@ def main() -> int:
                 for problem in result["rejected"]:
                     print(f"  rejected: {problem['reason']}")
                 for item in result["results"]:
+                    if item["status"] != "Succeeded":
+                        print(f"  {item['status']}: {item['output']}: {item.get('code')} {item.get('message')}")
+                        continue
                     print(f"  {item['status']}: {item['output']} ({item['bytes']:,} bytes, "
                           f"{item['billed_frames']} IMM frames)")
                     print(f"    manifest: {item['manifest']}")
                     outputs.append(item)
     finally:
         app.media.close()
-    if not outputs or any(o["status"] != "Succeeded" for o in outputs):
+    if len(outputs) != len(UPLOADS):
         print("demo failed: see the manifests above", file=sys.stderr)
         return 4
     page = write_index(app.store.path(BUCKET, settings.output_prefix + "index.html").parent, outputs)

@@ -10,7 +10,6 @@ import hashlib
 import json
 import posixpath
 import string
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -65,17 +64,6 @@ class PlannedTask(BaseModel):
     @property
     def manifest_key(self) -> str:
         return self.output_key + MANIFEST_SUFFIX
-
-    def summary(self) -> dict[str, Any]:
-        """What ``autoanim plan`` prints for this task."""
-        return {
-            "source": self.source.uri,
-            "rule": self.rule.model_dump(exclude_none=True),
-            "output": self.output_uri,
-            "billed_frames": self.billed_frames,
-            "idempotency_key": self.idempotency_key,
-            "request": self.request.wire(),
-        }
 
 
 def is_video_key(key: str) -> bool:

@@ -88,7 +88,7 @@ def test_corrupt_video_gets_a_failed_manifest_and_no_output(root, tmp_path, caps
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x20ftypisom" + os.urandom(4000))
     code, result = run(capsys, "upload", str(bad), "videos/bad.mp4")
-    assert code == 0  # the upload was handled; the task failed, and its manifest says why
+    assert code == 3  # unreadable media; the task failed, and its manifest says why
     (item,) = result["results"]
     assert item["status"] == "Failed" and item["code"] == "InvalidMedia" and item["message"]
     assert outputs(root) == ["videos/bad.webp.manifest.json"]

@@ -8,8 +8,8 @@ import pytest
 
 import index
 from autoanim.claims import Claims
-from autoanim.errors import ServiceError
 from autoanim.config import Settings
+from autoanim.errors import ServiceError
 from autoanim.service import App
 from tests.conftest import event_json
 from tests.functional.test_upload import VIDEO, oss_event, upload

@@ -151,3 +151,21 @@ def test_pixel_sizes_go_out_as_integers():
     (task,) = planner.plan(SRC, [rule(width=480.0, height=4096.0)], Settings())
     animation = task.request.wire()["Targets"][0]["Image"]["Animations"][0]
     assert json.dumps(animation["Width"]) == "480" and json.dumps(animation["Height"]) == "4096"
+
+
+def test_plan_of_a_sidecar_upload(monkeypatch, capsys, tmp_path):
+    side = tmp_path / "s.json"
+    side.write_text(json.dumps({"animations": [{"duration": 2, "fps": 5, "name": "x"}]}))
+    code, plan = run_plan(monkeypatch, capsys, str(EVENTS / "oss-sidecar.json"), "--sidecar", str(side))
+    assert code == 0 and [t["output"] for t in plan["tasks"]] == [
+        "oss://test-bucket/animated/videos/clips/match-x.webp"]
+
+
+@pytest.mark.parametrize("args,match", [
+    (["oss-sidecar.json"], "give its content with --sidecar"),
+    (["oss-put-tagged.json", "--sidecar", "/nonexistent/s.json"], "cannot read sidecar file"),
+])
+def test_plan_argument_problems_exit_2_with_one_line(monkeypatch, capsys, args, match):
+    monkeypatch.setenv("IMM_PROJECT", "p")
+    assert cli.main(["plan", str(EVENTS / args[0]), *args[1:]]) == 2
+    assert match in capsys.readouterr().err

@@ -264,7 +264,7 @@ class LocalMediaService:
             try:
                 self._notify(event)
                 return
-            except Exception as exc:  # noqa: BLE001 - whatever the subscriber raised, the result is kept
+            except Exception as exc:
                 log.exception("delivering the result of %s failed (attempt %d)", task_id, attempt + 1)
                 failure = exc
             time.sleep(DELIVERY_BACKOFF * 2**attempt)

@@ -14,8 +14,7 @@ import tempfile
 from fractions import Fraction
 
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spool goes to disk
-PALETTE_PIXELS = 120_000  # pass 1 looks at frames scaled down to about this many pixels
-PALETTE_EVERY = 1  # and at every n-th frame
+PALETTE_PIXELS = 120_000  # pass 1 looks at every frame, scaled down to about this many pixels
 
 
 def _rate(frame_rate: float) -> Fraction:
@@ -173,10 +172,9 @@ class GifWriter:
         self.count = 0
 
     def add(self, frame) -> None:
-        if self.count % PALETTE_EVERY == 0:
-            _, src, _, sink = self.palettegen
-            src.push(frame)
-            _drain(sink)  # a pushed frame waits in the buffer source until the graph is pulled
+        _, src, _, sink = self.palettegen
+        src.push(frame)
+        _drain(sink)  # a pushed frame waits in the buffer source until the graph is pulled
         self.spool.write(frame.to_ndarray().tobytes())
         self.count += 1
 
