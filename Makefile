@@ -26,7 +26,7 @@ venv: $(BIN)/.installed
 $(VENV310)/.installed: pyproject.toml requirements.txt
 	test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310)
 	$(VENV310)/bin/python -m pip install -q --upgrade pip
-	$(VENV310)/bin/python -m pip install -q -r requirements.txt pytest pytest-mock hypothesis pyyaml jsonschema
+	$(VENV310)/bin/python -m pip install -q -r requirements.txt pytest pytest-mock pytest-timeout hypothesis pyyaml jsonschema
 	touch $@
 
 test: test-main test-py310
