@@ -67,7 +67,13 @@ class _Output:
             self.container.mux(packet)
 
     def close(self) -> None:
-        self._mux(self.stream.encode(None))
+        try:
+            self._mux(self.stream.encode(None))
+        finally:
+            self.container.close()
+
+    def abort(self) -> None:
+        """Close without flushing (the caller removes the partial file)."""
         self.container.close()
 
 
@@ -143,6 +149,10 @@ class WebpWriter:
         self._flush()
         self.out.close()
 
+    def abort(self) -> None:
+        if self.out is not None:
+            self.out.abort()
+
 
 def _drain(sink) -> None:
     """Run the graph on what was pushed. palettegen answers only at the end, so nothing comes out yet."""
@@ -192,11 +202,18 @@ class GifWriter:
         pal_src.push(palette)
         pal_src.push(None)
         out = _Output(self.path, "gif", "gif", w, h, self.frame_rate, "pal8", {}, {"loop": "0"})
-        with self.spool:
-            self.spool.seek(0)
-            for _ in range(self.count):
-                rgb = np.frombuffer(self.spool.read(w * h * 3), np.uint8).reshape(h, w, 3)
-                src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
-                out.write(sink.pull())
-                tick()
+        try:
+            with self.spool:
+                self.spool.seek(0)
+                for _ in range(self.count):
+                    rgb = np.frombuffer(self.spool.read(w * h * 3), np.uint8).reshape(h, w, 3)
+                    src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+                    out.write(sink.pull())
+                    tick()
+        except BaseException:
+            out.abort()
+            raise
         out.close()
+
+    def abort(self) -> None:
+        self.spool.close()

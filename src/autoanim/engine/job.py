@@ -46,6 +46,7 @@ def run(
     clip_start = max(0.0, start or 0.0)
     first = clip_start + max(0.0, animation.start_time or 0.0)
     container, stream = open_video(src)
+    writer = None
     try:
         decoder = Decoder(container, stream)
         known_end = container.duration / 1_000_000 if container.duration else math.inf
@@ -55,7 +56,7 @@ def run(
             span = min(clip_end, known_end) - first
             total = min(total, max(0, math.ceil(span / animation.interval - 1e-9)))
         total_or_none = total if total < math.inf else None
-        writer = geo = None
+        geo = None
         graphs = {}  # one filter graph per decoded frame shape (a stream may change size)
         shown = (None, None)  # a source frame repeated for several samples is filtered once
         steps = 0  # GIF work is two steps per frame (capture, encode); progress counts frames
@@ -89,7 +90,10 @@ def run(
             raise _nothing(decoder, first, clip_end)
         shown, total_or_none = (None, None), count
         writer.finish(tick)
+        writer = None
     finally:
+        if writer is not None:  # failed before finishing: release the spool / output container
+            writer.abort()
         container.close()
     return EngineResult(
         frames=count, width=geo.out[0], height=geo.out[1], bytes=os.path.getsize(tmp),
