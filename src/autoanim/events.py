@@ -225,6 +225,8 @@ def _decode_body(body: str) -> dict[str, Any]:
 def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
     """FC MNS event (JSON or STREAM format) → IMM envelope → IMM task result."""
     if isinstance(raw, (bytes, bytearray)):
+        if len(raw) > MAX_EVENT_BYTES:
+            raise EventError(f"MNS event: {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
         raw_text = bytes(raw).decode("utf-8", errors="replace")
     else:
         raw_text = raw if isinstance(raw, str) else json.dumps(raw)

@@ -294,6 +294,8 @@ def check_tags(tags: Mapping[str, str], source: str) -> None:
     if len(tags) > MAX_TAGS:
         raise RuleError(source, "tags", len(tags), f"at most {MAX_TAGS} tags per object")
     for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise RuleError(source, "tag", f"{key!r}={value!r}", "tag keys and values are strings")
         if not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
             raise RuleError(source, "tag key", key, "1-128 characters: letters, digits, space and + - = . _ : /")
         if len(value) > 256 or not _TAG_CHARS.match(value):

@@ -27,9 +27,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFound, ServiceError, TooLarge
+from ..errors import NotFound, RuleError, ServiceError, TooLarge
 from ..fc_events import iso_ms
 from ..ports import ObjectInfo
+from ..rules import check_tags
 
 try:  # cross-process lock on metadata updates (POSIX); threads are covered by a lock either way
     import fcntl
@@ -42,7 +43,6 @@ TEMP_SUFFIX = ".tmp"
 MAX_KEY_BYTES = 1023  # OSS object keys are 1..1023 bytes of UTF-8
 MAX_SEGMENT_BYTES = 250  # a file name is at most 255 bytes; the metadata file adds ".json"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
-_TAG_CHARS = re.compile(r"[\w +\-=.:/]*")  # OSS: letters, digits, space and + - = . _ : /
 _CHUNK = 1024 * 1024
 _EXTRA_TYPES = {".webp": "image/webp", ".json": "application/json"}
 
@@ -107,20 +107,11 @@ def content_type_for(key: str) -> str:
 
 
 def _check_tags(bucket: str, key: str, tags: dict[str, str]) -> dict[str, str]:
-    def bad(why: str) -> ServiceError:
-        return ServiceError(f"tags of {bucket}/{key}: {why}", retryable=False, code="InvalidTag", status=400)
-
-    if len(tags) > 10:
-        raise bad(f"{len(tags)} tags, OSS allows at most 10")
-    for name, value in tags.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise bad(f"{name!r}={value!r}: tag keys and values are strings")
-        if not 1 <= len(name) <= 128 or len(value) > 256:
-            raise bad(f"{name[:40]!r}: key must be 1-128 characters, value at most 256")
-        if not _TAG_CHARS.fullmatch(name) or not _TAG_CHARS.fullmatch(value):
-            raise bad(
-                f"{name[:40]!r}={value[:40]!r}: only letters, digits, space and + - = . _ : / are allowed"
-            )
+    """OSS's tagging limits (the rule language's own check), refused as OSS would: InvalidTag."""
+    try:
+        check_tags(tags, f"tags of {bucket}/{key}")
+    except RuleError as exc:
+        raise ServiceError(exc.message, retryable=False, code="InvalidTag", status=400) from None
     return dict(tags)
 
 
