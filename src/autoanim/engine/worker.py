@@ -9,6 +9,7 @@ whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -25,19 +26,25 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holdin
 def run_isolated(args, progress, timeout: float | None):
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+    receive = Connection(read_fd)  # closes read_fd when closed
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "autoanim.engine.worker", str(write_fd)],
             stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env,
         )
+    except OSError as exc:
+        receive.close()
+        raise ServiceError(f"cannot start the media worker: {exc}", retryable=True, code="WorkerStart") from exc
     finally:
         os.close(write_fd)
-    receive = Connection(read_fd)
     deadline = None if timeout is None else time.monotonic() + timeout
     answered = False
     try:
-        child.stdin.write(pickle.dumps(args))
-        child.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # a worker that died at start: its EOF below says how
+            try:
+                child.stdin.write(pickle.dumps(args))
+            finally:
+                child.stdin.close()
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not receive.poll(wait):
