@@ -52,13 +52,14 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read sidecar file {args.sidecar}: {exc.strerror}") from exc
     for _, record in batch.records:  # each object as the event describes it, with the given rules
-        store.add(record.bucket, record.key, b"", tags, etag=record.etag)
         if planner.is_sidecar_key(record.key):  # a sidecar's event: its video is there too
             if sidecar is None:
                 raise ConfigError(f"{args.event} uploads the sidecar {record.key}: give its content with --sidecar")
             store.add(record.bucket, record.key[: -len(rules.SIDECAR_SUFFIX)], b"", tags)
             store.add(record.bucket, record.key, sidecar)
-        elif sidecar is not None and planner.is_video_key(record.key):
+            continue
+        store.add(record.bucket, record.key, b"", tags, etag=record.etag)
+        if sidecar is not None and planner.is_video_key(record.key):
             store.add(record.bucket, record.key + rules.SIDECAR_SUFFIX, sidecar)
     media = RecordingMediaService()
     app = App(settings=settings, store=store, media=media)

@@ -18,7 +18,7 @@ from . import log, planner, rules
 from .claims import Claim, ClaimRecord, Claims
 from .config import Settings
 from .convert_request import ConvertRequest
-from .errors import AutoanimError, NotFound, RuleError, ServiceError
+from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
 from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
 from .planner import PlannedTask, SourceObject
@@ -137,7 +137,6 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
                 continue
             report.rejected.append(log.event("upload.rejected", 30, source=source.uri, output=task.output_uri,
                                              code=exc.code, reason=exc.message))
-            _failed_manifest(app, task, exc)
     if retry is not None:
         raise retry
 
@@ -168,10 +167,8 @@ def read_sidecar(app: App, source: SourceObject) -> list[rules.RuleSpec] | None:
         raw = app.store.read(source.bucket, key, limit)
     except NotFound:
         return None
-    except AutoanimError as exc:
-        if exc.code == "TooLarge":
-            raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
-        raise
+    except TooLarge as exc:
+        raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
     return rules.parse_sidecar(raw, where, app.settings.limits)
 
 
@@ -210,7 +207,10 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
     try:
         task_id = app.media.submit(task.request)
     except AutoanimError as exc:
-        claims.update(claim, state="released" if exc.retryable else "rejected", error=exc.as_dict())
+        claim = claims.update(claim, state="released" if exc.retryable else "rejected", error=exc.as_dict())
+        if not exc.retryable:  # IMM refused this clip for good: its manifest says why
+            _put_json(app, task.output_bucket, task.manifest_key,
+                      _manifest(app, claim.record, status="Failed", code=exc.code, message=exc.message))
         raise
     claims.submitted(claim, task_id)
     report.submitted.append(log.event("upload.submitted", **where, task_id=task_id,
@@ -225,8 +225,7 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> None:
     body = {"source": f"oss://{record.bucket}/{record.key}", "etag": record.etag, "status": "Rejected",
             **exc.as_dict(), "recorded_at": iso_ms(app.clock())}
     try:
-        app.store.put(app.settings.output_bucket or record.bucket, key,
-                      json.dumps(body, ensure_ascii=False, indent=2).encode(), "application/json")
+        _put_json(app, app.settings.output_bucket or record.bucket, key, body)
     except AutoanimError as put_error:
         log.event("upload.rejection_not_recorded", 40, key=key, reason=put_error.message)
 
@@ -350,21 +349,14 @@ def _manifest(app: App, record: ClaimRecord, *, status: str, code: str, message:
 def _record_outcome(app: App, claim: Claim, manifest: dict[str, Any]) -> None:
     """Write the manifest beside the output, then mark the claim done (and tag the source if asked)."""
     record = claim.record
-    app.store.put(record.output_bucket, record.output_key + planner.MANIFEST_SUFFIX,
-                  json.dumps(manifest, ensure_ascii=False, indent=2).encode(), "application/json")
+    _put_json(app, record.output_bucket, record.output_key + planner.MANIFEST_SUFFIX, manifest)
     app.claims.update(claim, state="done")
     if app.settings.status_tag:
         _tag_source(app, record, manifest["status"])
 
 
-def _failed_manifest(app: App, task: PlannedTask, exc: AutoanimError) -> None:
-    """IMM refused a clip for good: its manifest says why (the claim is already ``rejected``)."""
-    record = app.claims.load(task.output_bucket, task.claim_key)
-    if record is None:
-        return
-    manifest = _manifest(app, record, status="Failed", code=exc.code, message=exc.message)
-    app.store.put(record.output_bucket, task.manifest_key,
-                  json.dumps(manifest, ensure_ascii=False, indent=2).encode(), "application/json")
+def _put_json(app: App, bucket: str, key: str, body: dict[str, Any]) -> None:
+    app.store.put(bucket, key, json.dumps(body, ensure_ascii=False, indent=2).encode(), "application/json")
 
 
 def _tag_source(app: App, record: ClaimRecord, status: str) -> None:

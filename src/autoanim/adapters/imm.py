@@ -46,7 +46,7 @@ class ImmMediaService:
         region: str | None,
         endpoint: str | None,
         credentials: Credentials | None,
-        attempts: int = 4,
+        attempts: int = 8,
         time_left: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
