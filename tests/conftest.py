@@ -32,6 +32,9 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
 
 @pytest.fixture
 def settings() -> Settings:
@@ -56,4 +59,4 @@ def media() -> RecordingMediaService:
 
 @pytest.fixture
 def app(settings, store, media, clock) -> App:
-    return App(settings=settings, store=store, media=media, clock=clock)
+    return App(settings=settings, store=store, media=media, clock=clock, sleep=clock.sleep)

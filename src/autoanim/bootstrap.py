@@ -65,11 +65,12 @@ def _imm(settings: Settings, context: Any) -> App:
     from .adapters.oss import OssObjectStore
 
     credentials = resolve_credentials(context)
+    time_left = _time_left(context)
     store = OssObjectStore(region=settings.oss_region, endpoint=settings.oss_endpoint, credentials=credentials)
     media = ImmMediaService(project=settings.imm_project or "", region=settings.imm_region,
                             endpoint=settings.imm_endpoint, credentials=credentials,
-                            attempts=settings.imm_attempts, time_left=_time_left(context))
-    return App(settings=settings, store=store, media=media)
+                            attempts=settings.imm_attempts, time_left=time_left)
+    return App(settings=settings, store=store, media=media, time_left=time_left, kill_margin=SAFETY_MARGIN)
 
 
 def local_settings(settings: Settings) -> Settings:

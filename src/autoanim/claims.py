@@ -1,72 +1,140 @@
-"""Idempotency claims: one task per (bucket, key, ETag, normalised rule).
+"""Claims: exactly one IMM task per (object version, rule) and one recorded outcome, whatever fails.
 
-A claim is a small JSON object created with the store's atomic create
-(OSS ``x-oss-forbid-overwrite``, the folder store's hard link). States:
+A claim is a few small JSON objects beside the outputs, under
+``<OUTPUT_PREFIX>.autoanim/claims/<idempotency key>``. Each is made with the
+store's atomic create (OSS ``x-oss-forbid-overwrite``, the folder store's hard
+link), so no two writers ever race on one object; only a lease is rewritten,
+and only by its holder:
 
-    claimed ──submit ok──▶ submitted ──result──▶ done
-       │  └─submit failed, retryable──▶ released (free to take over at once)
-       └─submit failed, permanent──▶ rejected
+    <base>.json                  the claim: the typed plan, made by the first delivery
+    <base>.a<N>.lease<M>.json    the right to submit attempt N (0 = the first submit,
+                                 N = the N-th resubmit); lease M+1 follows a released
+                                 or expired lease M
+    <base>.a<N>.task.json        attempt N's task, once known: submitted, found by
+                                 ListTasks, or adopted from its own result
+    <base>.done.json             the outcome, after the manifest: the claim is final
 
-A claim left in ``claimed`` (the invocation crashed between claim and submit)
-is taken over once older than ``claim_timeout``; a takeover is itself an atomic
-create of ``<claim>.take<N>``, so only one invocation wins it. See
-docs/reliability.md for what this guarantees.
+The state is which of them exist; one machine, driven by ``service``:
+
+    planned ──lease a0──▶ submitting(0) ──task──▶ running(0) ──result──▶ done
+                 ▲  released / expired lease: the next lease looks the task up first
+                 └──┘
+    running(N) ──retryable task failure, N < max──▶ submitting(N+1) ──task──▶ running(N+1)
+    submitting(N) ──refused for good──▶ done (Failed)
+
+Every task carries its claim and attempt in ``Tags`` and ``UserData``: a holder
+whose lease is not the attempt's first (someone held it before and may have
+submitted), or whose own submit failed ambiguously, asks ``MediaService.find_task``
+before it submits, and a result adopts its task. A lease expires at its holder's
+hard deadline (FC ends an invocation at its timeout), so one that a crash left
+behind is taken over; one whose guarded call failed is released at once. See
+docs/reliability.md for what this guarantees and the fault table that shows it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import NotFound, ServiceError
+from . import log
+from .errors import AutoanimError, NotFound, ServiceError
 from .planner import PlannedTask
-from .ports import ObjectStore
 
-State = Literal["claimed", "submitted", "released", "rejected", "done"]
-MAX_CLAIM_BYTES = 256 * 1024
+MAX_RECORD_BYTES = 256 * 1024
+# A busy lease is polled this often (doubling) while the holder may still finish.
+POLL_FIRST, POLL_MAX = 0.25, 2.0
+# Without a known time budget (the command line), wait this long at most before ClaimBusy.
+WAIT_WITHOUT_BUDGET = 5.0
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
-class ClaimRecord(BaseModel):
+class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    state: State
-    attempt: int = 0
-    claimed_at: float
-    updated_at: float
-    idempotency_key: str
-    source: dict[str, str]
-    rule: dict[str, Any]
-    output_bucket: str
-    output_key: str
-    billed_frames: int
-    request: dict[str, Any]
+
+class ClaimRecord(_Record):
+    """The claim itself: what is to be made, exactly as planned by the first delivery."""
+
+    v: Literal[2] = 2
+    created_at: float
+    plan: PlannedTask
+
+
+class Lease(_Record):
+    """The right to submit one attempt, held until ``expires_at`` or released by its holder."""
+
+    at: float
+    expires_at: float
+    released: bool = False
+    task_id: str | None = None  # a released lease whose holder submitted but could not record it
+    reason: dict[str, str] | None = None  # why this attempt: the previous attempt's failure
+
+
+class TaskRecord(_Record):
+    attempt: int
+    task_id: str
+    at: float
+    how: Literal["submitted", "found", "adopted"]
+    reason: dict[str, str] | None = None
+
+
+class Outcome(_Record):
+    status: str
+    code: str = ""
+    message: str = ""
     task_id: str = ""
-    task_ids: list[str] = []
-    submitted_at: float | None = None
-    resubmits: int = 0
-    error: dict[str, Any] | None = None
+    attempt: int = 0
+    at: float
 
 
-class Claim(BaseModel):
-    """A claim this invocation holds: where it lives and what it says."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class Claim:
+    """A claim as this invocation sees it: where it lives and its plan."""
 
     bucket: str
     key: str
     record: ClaimRecord
 
     @property
+    def plan(self) -> PlannedTask:
+        return self.record.plan
+
+    @property
     def uri(self) -> str:
         return f"oss://{self.bucket}/{self.key}"
 
+    def part(self, name: str) -> str:
+        return f"{self.key.removesuffix('.json')}.{name}.json"
+
+
+@dataclass(frozen=True)
+class Held:
+    """A lease this invocation holds on one attempt of a claim."""
+
+    claim: Claim
+    attempt: int
+    index: int
+    lease: Lease
+
+    @property
+    def first(self) -> bool:
+        """Nobody held this attempt before: nothing can have been submitted for it."""
+        return self.index == 0
+
+    @property
+    def key(self) -> str:
+        return self.claim.part(f"a{self.attempt}.lease{self.index}")
+
 
 class ClaimBusy(ServiceError):
-    """Another live invocation holds the claim: retry later (FC's async retry)."""
+    """Another live invocation holds the attempt: retry later (FC's or MNS's redelivery)."""
 
     code = "ClaimBusy"
 
@@ -75,64 +143,128 @@ class ClaimBusy(ServiceError):
 
 
 class Claims:
-    def __init__(self, store: ObjectStore, *, timeout: float, clock: Callable[[], float] = time.time):
+    """The claim records on one store; ``clock``/``sleep`` and the time budget come from the app."""
+
+    def __init__(self, store: Any, *, lease_seconds: float, time_left: Callable[[], float] | None = None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
         self._store = store
-        self._timeout = timeout
+        self._lease_seconds = lease_seconds
+        self._time_left = time_left
         self._clock = clock
+        self._sleep = sleep
 
-    def acquire(self, task: PlannedTask) -> Claim | None:
-        """The claim for ``task``, or None when the task was already submitted (a duplicate).
+    # --- reading and making the parts ---------------------------------------------------------
 
-        Raises ``ClaimBusy`` (retryable) while another invocation holds a fresh claim.
-        """
-        now = self._clock()
-        record = ClaimRecord(
-            state="claimed", claimed_at=now, updated_at=now, idempotency_key=task.idempotency_key,
-            source=task.source.model_dump(), rule=task.rule.model_dump(exclude_none=True),
-            output_bucket=task.output_bucket, output_key=task.output_key, billed_frames=task.billed_frames,
-            request=task.request.wire(),
-        )
+    def open(self, task: PlannedTask) -> Claim:
+        """The claim for ``task``: made now, or as the first delivery made it (its plan wins)."""
         bucket, key = task.output_bucket, task.claim_key
+        record = ClaimRecord(created_at=self._clock(), plan=task)
         if self._store.create(bucket, key, _dump(record)):
-            return Claim(bucket=bucket, key=key, record=record)
-        current = self.load(bucket, key)
-        if current is None:
-            raise ClaimBusy(f"claim oss://{bucket}/{key} exists but cannot be read yet")
-        if current.state in ("submitted", "done", "rejected"):
-            return None
-        age = now - current.claimed_at
-        if current.state == "claimed" and age < self._timeout:
-            raise ClaimBusy(f"claim oss://{bucket}/{key} is held by another invocation since {age:.0f} s "
-                            f"(taken over after {self._timeout:g} s)")
-        attempt = current.attempt + 1
-        if not self._store.create(bucket, f"{key}.take{attempt}", b"{}"):
-            raise ClaimBusy(f"claim oss://{bucket}/{key} attempt {attempt} was taken by another invocation")
-        taken = current.model_copy(update={"state": "claimed", "attempt": attempt, "claimed_at": now,
-                                           "updated_at": now, "error": None})
-        return self._save(Claim(bucket=bucket, key=key, record=taken))
+            return Claim(bucket, key, record)
+        stored = self._read(bucket, key, ClaimRecord)
+        if stored is None:
+            raise ServiceError(f"claim oss://{bucket}/{key} exists but cannot be read", retryable=True,
+                               code="ClaimUnreadable")
+        return Claim(bucket, key, stored)
 
-    def load(self, bucket: str, key: str) -> ClaimRecord | None:
+    def load(self, bucket: str, key: str) -> Claim | None:
+        record = self._read(bucket, key, ClaimRecord)
+        return Claim(bucket, key, record) if record is not None else None
+
+    def outcome(self, claim: Claim) -> Outcome | None:
+        return self._read(claim.bucket, claim.part("done"), Outcome)
+
+    def task(self, claim: Claim, attempt: int) -> TaskRecord | None:
+        return self._read(claim.bucket, claim.part(f"a{attempt}.task"), TaskRecord)
+
+    def tasks(self, claim: Claim, upto: int) -> list[TaskRecord]:
+        """The recorded tasks of attempts 0..upto (a missing one is skipped)."""
+        return [t for t in (self.task(claim, n) for n in range(upto + 1)) if t is not None]
+
+    def record_task(self, claim: Claim, attempt: int, task_id: str, how: str,
+                    reason: dict[str, str] | None = None) -> TaskRecord:
+        """Attempt ``attempt``'s task; the first record made wins and is returned."""
+        record = TaskRecord(attempt=attempt, task_id=task_id, at=self._clock(), how=how, reason=reason)
+        return self._create_once(claim, f"a{attempt}.task", record)
+
+    def finish(self, claim: Claim, outcome: Outcome) -> Outcome:
+        """The outcome; the first one made wins and is returned."""
+        return self._create_once(claim, "done", outcome)
+
+    # --- leases ---------------------------------------------------------------------------------
+
+    def lease(self, claim: Claim, attempt: int, reason: dict[str, str] | None = None) -> Held | TaskRecord:
+        """The right to submit ``attempt``, or its task when a holder got that far.
+
+        A live holder is waited for while this invocation's budget allows (it usually
+        finishes in milliseconds); then ``ClaimBusy`` is raised and the delivery retried.
+        """
+        index = 0
+        waited_until = self._clock() + self._wait_budget()
+        delay = POLL_FIRST
+        while True:
+            now = self._clock()
+            lease = Lease(at=now, expires_at=now + self._lease_seconds, reason=reason)
+            key = claim.part(f"a{attempt}.lease{index}")
+            if self._store.create(claim.bucket, key, _dump(lease)):
+                return Held(claim, attempt, index, lease)
+            current = self._read(claim.bucket, key, Lease)
+            if current is not None and current.task_id:  # its holder submitted: that task is the attempt's
+                return self.record_task(claim, attempt, current.task_id, "found", current.reason)
+            if current is not None and (current.released or now >= current.expires_at):
+                index += 1
+                continue
+            recorded = self.task(claim, attempt)
+            if recorded is not None:
+                return recorded
+            if now + delay > waited_until:
+                raise ClaimBusy(f"attempt {attempt} of claim {claim.uri} is held by another invocation "
+                                f"(lease {index}, expires in {_left(current, now)})")
+            self._sleep(delay)
+            delay = min(POLL_MAX, delay * 2)
+
+    def release(self, held: Held, *, task_id: str | None = None, error: AutoanimError | None = None) -> None:
+        """Give the lease up (its guarded call failed); best effort: an unreleased lease expires."""
+        lease = held.lease.model_copy(update={"released": True, "task_id": task_id})
         try:
-            raw = self._store.read(bucket, key, MAX_CLAIM_BYTES)
+            self._store.put(held.claim.bucket, held.key, _dump(lease), "application/json")
+        except AutoanimError as exc:
+            log.event("claim.release_failed", logging.WARNING, claim=held.claim.uri, attempt=held.attempt,
+                      reason=exc.message, expires_at=held.lease.expires_at,
+                      after=error.message if error else None)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _wait_budget(self) -> float:
+        if self._time_left is None:
+            return WAIT_WITHOUT_BUDGET
+        return max(0.0, self._time_left())
+
+    def _create_once(self, claim: Claim, part: str, record: Model) -> Model:
+        key = claim.part(part)
+        if self._store.create(claim.bucket, key, _dump(record)):
+            return record
+        stored = self._read(claim.bucket, key, type(record))
+        if stored is None:
+            raise ServiceError(f"oss://{claim.bucket}/{key} exists but cannot be read", retryable=True,
+                               code="ClaimUnreadable")
+        return stored
+
+    def _read(self, bucket: str, key: str, model: type[Model]) -> Model | None:
+        try:
+            raw = self._store.read(bucket, key, MAX_RECORD_BYTES)
         except NotFound:
             return None
         try:
-            return ClaimRecord.model_validate(json.loads(raw))
+            return model.model_validate(json.loads(raw))
         except (ValueError, ValidationError):
             return None
 
-    def update(self, claim: Claim, **changes: Any) -> Claim:
-        record = claim.record.model_copy(update={**changes, "updated_at": self._clock()})
-        return self._save(claim.model_copy(update={"record": record}))
 
-    def submitted(self, claim: Claim, task_id: str) -> Claim:
-        return self.update(claim, state="submitted", task_id=task_id, submitted_at=self._clock(),
-                           task_ids=[*claim.record.task_ids, task_id])
-
-    def _save(self, claim: Claim) -> Claim:
-        self._store.put(claim.bucket, claim.key, _dump(claim.record), "application/json")
-        return claim
+def _left(lease: Lease | None, now: float) -> str:
+    return f"{lease.expires_at - now:.0f} s" if lease is not None else "unknown (unreadable)"
 
 
-def _dump(record: ClaimRecord) -> bytes:
-    return json.dumps(record.model_dump(), ensure_ascii=False, separators=(",", ":")).encode()
+def _dump(record: BaseModel) -> bytes:
+    return json.dumps(record.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=False,
+                      separators=(",", ":")).encode()

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_USER_DATA = 2048  # bytes IMM keeps and returns in the notification
+
 Format = Literal["gif", "webp"]
 ScaleType = Literal["stretch", "crop", "fill", "fit"]
 
@@ -59,7 +61,10 @@ class ConvertRequest(_Wire):
     sources: list[Source] = Field(alias="Sources")
     targets: list[Target] = Field(alias="Targets")
     notification: Notification | None = Field(None, alias="Notification")
-    user_data: str | None = Field(None, alias="UserData", max_length=2048)
+    user_data: str | None = Field(None, alias="UserData", max_length=MAX_USER_DATA)
+    # Custom tags IMM keeps with the task and ListTasks filters on (TagSelector): the claim's
+    # idempotency key and the attempt, so a task whose create answer was lost can be found.
+    tags: dict[str, str] | None = Field(None, alias="Tags")
 
     def wire(self) -> dict[str, Any]:
         """The request as IMM's JSON field names, unset fields left out.

@@ -15,6 +15,7 @@ class AutoanimError(Exception):
     """Base of every error autoanim raises on purpose."""
 
     retryable: bool = False
+    ambiguous: bool = False  # see ServiceError
     exit_code: int = 4
     code: str = "Error"
 
@@ -31,7 +32,11 @@ class AutoanimError(Exception):
 
 
 class ConfigError(AutoanimError):
-    """The operator's configuration is wrong (environment, profiles)."""
+    """The operator's configuration is wrong (environment, profiles, the buckets or the IMM project).
+
+    Raised with ``retryable=True`` where it is found while an event is handled, so that
+    the event is kept (FC retries, then the dead-letter topic) until the operator fixes it.
+    """
 
     exit_code = 2
     code = "InvalidConfiguration"
@@ -80,10 +85,14 @@ class ServiceError(AutoanimError):
         code: str | None = None,
         status: int | None = None,
         request_id: str | None = None,
+        ambiguous: bool = False,
     ):
         super().__init__(message, retryable=retryable, code=code)
         self.status = status
         self.request_id = request_id
+        # The call may have taken effect although it failed (a read timeout, a reset, a 5xx):
+        # what it was to create must be looked up before it is sent again.
+        self.ambiguous = ambiguous
 
 
 class NotFound(ServiceError):

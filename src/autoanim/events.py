@@ -223,7 +223,11 @@ def _decode_body(body: str) -> dict[str, Any]:
 
 
 def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
-    """FC MNS event (JSON or STREAM format) → IMM envelope → IMM task result."""
+    """FC MNS event (JSON or STREAM format) → IMM envelope → IMM task result.
+
+    The envelope (CloudEvents: ``content`` holds the task JSON) may be absent: a
+    message body that is itself the task JSON (``TaskId``, ``Status``) is accepted.
+    """
     if isinstance(raw, (bytes, bytearray)):
         if len(raw) > MAX_EVENT_BYTES:
             raise EventError(f"MNS event: {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
@@ -236,14 +240,17 @@ def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
         data = None
     body = _message_body(data, raw_text)
     envelope_data = data if data is not None and isinstance(data, dict) and "content" in data else _decode_body(body)
-    try:
-        envelope = ImmEnvelope.model_validate(envelope_data)
-    except ValidationError as exc:
-        raise EventError(f"MNS message is not an IMM task notification: {_first_error(exc)}") from exc
-    try:
-        content = json.loads(envelope.content)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise EventError(f"IMM notification content is not JSON: {envelope.content[:60]!r}") from exc
+    if "content" not in envelope_data and "TaskId" in envelope_data and "Status" in envelope_data:
+        content: Any = envelope_data  # the bare task JSON of IMM's older notification docs (no envelope)
+    else:
+        try:
+            envelope = ImmEnvelope.model_validate(envelope_data)
+        except ValidationError as exc:
+            raise EventError(f"MNS message is not an IMM task notification: {_first_error(exc)}") from exc
+        try:
+            content = json.loads(envelope.content)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise EventError(f"IMM notification content is not JSON: {envelope.content[:60]!r}") from exc
     try:
         return ImmTaskResult.model_validate(content)
     except ValidationError as exc:

@@ -11,17 +11,27 @@ import json
 import posixpath
 import string
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .config import Settings
-from .convert_request import MNS, Animation, ConvertRequest, Notification, Source, Target, TargetImage
+from .convert_request import (
+    MAX_USER_DATA,
+    MNS,
+    Animation,
+    ConvertRequest,
+    Notification,
+    Source,
+    Target,
+    TargetImage,
+)
 from .errors import ConfigError, RuleError
 from .events import MAX_KEY_BYTES
+from .manifest import MANIFEST_SUFFIX
 from .rules import SIDECAR_SUFFIX, Rule
 
-MAX_USER_DATA = 2048
 CLAIMS_FOLDER = ".autoanim/claims/"
-MANIFEST_SUFFIX = ".manifest.json"
 
 # What IMM and FFmpeg read as video. Everything else is not ours to convert.
 VIDEO_EXTENSIONS = frozenset(
@@ -41,6 +51,48 @@ class SourceObject(BaseModel):
     @property
     def uri(self) -> str:
         return f"oss://{self.bucket}/{self.key}"
+
+
+# The IMM task tags that carry the claim (ListTasks finds a task by them). IMM documents no
+# limit for task tags; these stay within OSS's object-tag limits (key <= 128, value <= 256
+# characters of letters, digits and - .), the strictest Alibaba tag rules we know.
+TAG_CLAIM = "autoanim-claim"  # the idempotency key: 64 hex characters
+TAG_ATTEMPT = "autoanim-attempt"  # 0 for the first submit, n for the n-th resubmit
+
+
+class TaskUserData(BaseModel):
+    """What every task carries in ``UserData`` (at most 2048 bytes) to tie its result to its claim."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: Literal[2] = 2
+    claim: str  # oss://bucket/key of the claim record
+    attempt: int = 0
+    src: str | None = None
+    etag: str = ""
+    rule: str = ""
+
+    def dump(self) -> str:
+        text = self.model_dump_json(exclude_none=True)
+        if len(text.encode()) > MAX_USER_DATA:  # the claim alone ties the result back; it always fits
+            text = self.model_copy(update={"src": None}).model_dump_json(exclude_none=True)
+        return text
+
+    @classmethod
+    def parse(cls, text: str) -> TaskUserData | None:
+        """The user data of one of our tasks, or None for anything else."""
+        try:
+            data = cls.model_validate_json(text) if text else None
+        except ValidationError:
+            return None
+        if data is None or not data.claim.startswith("oss://") or "/" not in data.claim[6:]:
+            return None
+        return data
+
+    @property
+    def claim_location(self) -> tuple[str, str]:
+        bucket, key = self.claim[6:].split("/", 1)
+        return bucket, key
 
 
 class PlannedTask(BaseModel):
@@ -64,6 +116,25 @@ class PlannedTask(BaseModel):
     @property
     def manifest_key(self) -> str:
         return self.output_key + MANIFEST_SUFFIX
+
+    @property
+    def claim_uri(self) -> str:
+        return f"oss://{self.output_bucket}/{self.claim_key}"
+
+    def request_for(self, attempt: int) -> ConvertRequest:
+        """The request of the ``attempt``-th submit (0 first, n for the n-th resubmit): same work,
+        its own ``UserData`` and ``Tags`` so that its result and its task can be told apart."""
+        if attempt == 0:
+            return self.request
+        user_data = TaskUserData.model_validate_json(self.request.user_data or "{}")
+        return self.request.model_copy(update={
+            "user_data": user_data.model_copy(update={"attempt": attempt}).dump(),
+            "tags": task_tags(self.idempotency_key, attempt),
+        })
+
+
+def task_tags(idempotency_key: str, attempt: int) -> dict[str, str]:
+    return {TAG_CLAIM: idempotency_key, TAG_ATTEMPT: str(attempt)}
 
 
 def is_video_key(key: str) -> bool:
@@ -124,15 +195,6 @@ def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
     return key
 
 
-def _user_data(task_claim: str, source: SourceObject, rule: Rule) -> str:
-    data = {"v": 1, "claim": task_claim, "src": source.uri, "etag": source.etag, "rule": rule.name or rule.origin}
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode()) > MAX_USER_DATA:  # the claim alone ties the result back; it always fits
-        del data["src"]
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return text
-
-
 def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[PlannedTask]:
     """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty."""
     out_bucket = settings.output_bucket or source.bucket
@@ -153,7 +215,9 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
             Sources=[Source(URI=source.uri, StartTime=rule.start, Duration=rule.duration)],
             Targets=[Target(Image=TargetImage(Animations=[animation]))],
             Notification=notification,
-            UserData=_user_data(f"oss://{out_bucket}/{claim}", source, rule),
+            UserData=TaskUserData(claim=f"oss://{out_bucket}/{claim}", src=source.uri, etag=source.etag,
+                                  rule=rule.name or rule.origin).dump(),
+            Tags=task_tags(idem, 0),
         )
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
                                  output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim))

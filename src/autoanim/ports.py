@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from .convert_request import ConvertRequest
@@ -16,20 +16,6 @@ class ObjectInfo:
     size: int
     content_type: str = ""
     last_modified: str = ""
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """What a media service knows of a task (IMM GetTask / the local engine)."""
-
-    task_id: str
-    status: str  # Running | Succeeded | Failed
-    code: str = ""
-    message: str = ""
-    user_data: str = ""
-    start_time: str = ""
-    end_time: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 class ObjectStore(Protocol):
@@ -54,11 +40,18 @@ class ObjectStore(Protocol):
     def exists(self, bucket: str, key: str) -> bool: ...
 
 
+# ``find_task`` also counts tasks created this many seconds before ``since`` (clock skew).
+FIND_SLACK = 300.0
+
+
 class MediaService(Protocol):
     """Runs CreateMediaConvertTask requests (IMM in the cloud, the engine locally)."""
 
     def submit(self, request: ConvertRequest) -> str:
-        """Returns the task id. Errors: ``ServiceError`` with ``retryable``."""
+        """Returns the task id. Errors: ``ServiceError`` with ``retryable``, and ``ambiguous`` when
+        the task may exist although the call failed (so it is looked up before it is sent again)."""
         ...
 
-    def get_task(self, task_id: str) -> TaskInfo: ...
+    def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
+        """The id of the task created (no earlier than ``since``, epoch seconds) with all these tags."""
+        ...

@@ -42,6 +42,9 @@ DEFAULT_FPS = 10.0  # when a rule gives neither fps nor interval (real time)
 # Ratio sizes and a single pixel side are estimated against this source for the
 # pixel limit (the planner cannot probe the video): 1080p in either orientation.
 ASSUMED_SOURCE = (1920, 1080)
+# The side sent for the one a rule leaves open (with fit, so the aspect is kept): inside IMM's
+# range, not on its edge; the TargetImage docs give sprite sizes as the open interval (1, 4096).
+OPEN_SIDE = 4095
 
 # OSS tagging rules (PutObjectTagging): at most 10 tags, key ≤ 128, value ≤ 256.
 MAX_TAGS = 10
@@ -116,7 +119,10 @@ class RuleSpec(BaseModel):
     @field_validator("format", "scale", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        # A client that form-encodes x-oss-tagging sends gif+webp as "gif webp": the same value.
+        return " ".join(value.split()).lower().replace("gif webp", "gif+webp")
 
     @field_validator("name", mode="before")
     @classmethod
@@ -467,9 +473,9 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
         if scale != "fit":
             raise RuleError(source, f"{prefix}scale", scale,
                             f"only fit keeps the aspect with one side; give both width and height for {scale}")
-        other = value if value < 1 else float(limits.max_side)
+        other = value if value < 1 else float(min(limits.max_side, OPEN_SIDE))
         width, height = (value, other) if given == "width" else (other, value)
-        notes.append(f"only {given} given: sent {'the same ratio' if value < 1 else f'{limits.max_side} px'} "
+        notes.append(f"only {given} given: sent {'the same ratio' if value < 1 else f'{other:g} px'} "
                      "for the other side with fit, so the aspect is kept")
     if frames * area > limits.max_pixels:
         raise RuleError(source, f"{prefix}width/height", f"{width}x{height}",

@@ -2,7 +2,8 @@
 
 ``handle_upload``: OSS events → rules → plan → claim → submit.
 ``handle_result``: an IMM task result → manifest, status tag, log line (or a
-bounded resubmit for a retryable failure).
+bounded resubmit for a retryable failure). The claim protocol they share is
+described in ``claims``.
 """
 
 from __future__ import annotations
@@ -12,22 +13,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 from . import log, planner, rules
-from .claims import Claim, ClaimRecord, Claims
+from .claims import Claim, Claims, Held, Outcome, TaskRecord
 from .config import Settings
-from .convert_request import ConvertRequest
 from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
 from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
-from .planner import PlannedTask, SourceObject
+from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
+from .planner import PlannedTask, SourceObject, TaskUserData
 from .ports import MediaService, ObjectInfo, ObjectStore
 
 STATUS_TAG = "autoanim-status"
 REJECTED_SUFFIX = ".rejected.json"
 # IMM result codes worth a resubmit (transient on IMM's side).
 RETRYABLE_TASK_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "RequestTimeout", "Timeout")
+# FC ends an invocation at its timeout; a lease lasts past that by this much (clock skew between instances).
+LEASE_MARGIN = 10.0
 
 
 @dataclass
@@ -38,10 +41,22 @@ class App:
     store: ObjectStore
     media: MediaService
     clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    # Seconds left before this invocation must answer (FC's timeout less a margin); None: unbounded.
+    time_left: Callable[[], float] | None = None
+    # Seconds between ``time_left()`` reaching 0 and FC ending the invocation.
+    kill_margin: float = 5.0
 
     @property
     def claims(self) -> Claims:
-        return Claims(self.store, timeout=self.settings.claim_timeout, clock=self.clock)
+        return Claims(self.store, lease_seconds=self.lease_seconds(), time_left=self.time_left,
+                      clock=self.clock, sleep=self.sleep)
+
+    def lease_seconds(self) -> float:
+        """How long a lease taken now may be held: until FC has surely ended this invocation."""
+        if self.time_left is None:
+            return self.settings.claim_timeout
+        return max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
 
 
 @dataclass
@@ -144,19 +159,20 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
 def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | None:
     """Head the object an event names. The one place where keys are decoded.
 
-    FC's samples carry plain keys; if a key arrived URL-encoded, the plain key is
-    absent and its decoded form is tried (``+`` stays ``+``).
+    FC's samples carry plain keys. If the plain key is absent, the key may have
+    arrived encoded: URL-decoded (``+`` stays ``+``), then form-decoded (``+`` is
+    a space, as S3 and OBS encode event keys).
     """
-    try:
-        return store.head(bucket, key)
-    except NotFound:
-        decoded = unquote(key)
-        if decoded == key:
-            return None
-    try:
-        return store.head(bucket, decoded)
-    except NotFound:
-        return None
+    tried = set()
+    for candidate in (key, unquote(key), unquote_plus(key)):
+        if candidate in tried:
+            continue
+        tried.add(candidate)
+        try:
+            return store.head(bucket, candidate)
+        except NotFound:
+            continue
+    return None
 
 
 def read_sidecar(app: App, source: SourceObject) -> list[rules.RuleSpec] | None:
@@ -197,24 +213,55 @@ def rules_for(app: App, source: SourceObject) -> list[rules.Rule] | str:
 
 
 def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
-    """Claim, then submit once; a duplicate delivery finds the claim and does nothing."""
+    """Claim, then submit attempt 0 once; a later delivery finds the claim's task and does nothing."""
     claims = app.claims
-    claim = claims.acquire(task)
+    claim = claims.open(task)
     where = {"source": task.source.uri, "output": task.output_uri, "idempotency_key": task.idempotency_key}
-    if claim is None:
+    if claims.outcome(claim) is not None or claims.task(claim, 0) is not None:
         report.duplicates.append(log.event("upload.duplicate", **where))
         return
+    held = claims.lease(claim, 0)
+    if isinstance(held, TaskRecord):  # a holder before us submitted it
+        report.duplicates.append(log.event("upload.duplicate", **where, task_id=held.task_id))
+        return
+    recorded = submit_attempt(app, held)
+    report.submitted.append(log.event("upload.submitted", **where, task_id=recorded.task_id, how=recorded.how,
+                                      billed_frames=task.billed_frames))
+
+
+def submit_attempt(app: App, held: Held) -> TaskRecord:
+    """Submit one attempt under its lease, exactly once, and record its task.
+
+    Looks the task up first when the lease is not the attempt's first (a holder
+    before us may have submitted), and after an ambiguous failure of its own
+    submit (a read timeout, a reset, a 5xx: IMM may have made the task). A
+    retryable failure releases the lease and is raised; a permanent refusal is
+    recorded as the clip's outcome (a Failed manifest) and raised.
+    """
+    claims = app.claims
+    claim, attempt = held.claim, held.attempt
+    request = claim.plan.request_for(attempt)
+    look_up = not held.first
+    for last_try in (False, True):
+        try:
+            task_id = app.media.find_task(request.tags or {}, since=claim.record.created_at) if look_up else None
+            how = "found" if task_id else "submitted"
+            task_id = task_id or app.media.submit(request)
+            break
+        except AutoanimError as exc:
+            if exc.retryable and exc.ambiguous and not last_try:
+                look_up = True
+                continue
+            if exc.retryable:
+                claims.release(held, error=exc)
+                raise
+            _record_outcome(app, claim, status="Failed", code=exc.code, message=exc.message, attempt=attempt)
+            raise
     try:
-        task_id = app.media.submit(task.request)
-    except AutoanimError as exc:
-        claim = claims.update(claim, state="released" if exc.retryable else "rejected", error=exc.as_dict())
-        if not exc.retryable:  # IMM refused this clip for good: its manifest says why
-            _put_json(app, task.output_bucket, task.manifest_key,
-                      _manifest(app, claim.record, status="Failed", code=exc.code, message=exc.message))
+        return claims.record_task(claim, attempt, task_id, how, held.lease.reason)
+    except AutoanimError:
+        claims.release(held, task_id=task_id)  # the next holder takes this task without a lookup
         raise
-    claims.submitted(claim, task_id)
-    report.submitted.append(log.event("upload.submitted", **where, task_id=task_id,
-                                      billed_frames=task.billed_frames, attempt=claim.record.attempt))
 
 
 def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> None:
@@ -234,140 +281,111 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> None:
 
 
 def handle_result(app: App, result: ImmTaskResult) -> dict[str, Any]:
-    """Record one IMM task result. Unknown and duplicate notifications change nothing."""
+    """Record one IMM task result. Unknown, stale and duplicate notifications change nothing."""
     base = {"task_id": result.task_id, "status": result.status}
-    claim_uri = _claim_uri(result.user_data)
-    if claim_uri is None:
+    data = TaskUserData.parse(result.user_data)
+    if data is None:
         return log.event("result.unknown", 30, **base, reason="no autoanim UserData in the notification")
-    bucket, key = claim_uri
     claims = app.claims
-    record = claims.load(bucket, key)
-    if record is None:
-        return log.event("result.unknown", 30, **base, reason=f"no claim at oss://{bucket}/{key}")
-    if not record.task_id and record.state in ("claimed", "released"):
-        # IMM accepted the task but the invocation died before recording it: adopt it, so a
-        # takeover of the claim finds it done instead of submitting a second task.
-        record = record.model_copy(update={"task_id": result.task_id, "task_ids": [result.task_id]})
-    if result.task_id != record.task_id:
-        return log.event("result.stale", 30, **base, current_task=record.task_id,
-                         reason="not the claim's current task (resubmitted, or not ours)")
-    if record.state == "done":
+    claim = claims.load(*data.claim_location)
+    if claim is None:
+        return log.event("result.unknown", 30, **base, reason=f"no claim at {data.claim}")
+    if claims.outcome(claim) is not None:
         return log.event("result.duplicate", **base, reason="already recorded")
-    claim = Claim(bucket=bucket, key=key, record=record)
+    attempt = data.attempt
+    # The attempt's task: recorded by its submit, or adopted here when the submitter died before
+    # recording it (the first record made wins, so a late submitter finds this one).
+    recorded = claims.task(claim, attempt) or claims.record_task(claim, attempt, result.task_id, "adopted")
+    if recorded.task_id != result.task_id:
+        return log.event("result.stale", 30, **base, current_task=recorded.task_id,
+                         reason=f"not the task of attempt {attempt} of {claim.uri}")
     if result.status == "Running":
         return log.event("result.running", **base)
-    if result.status == "Failed" and _retryable_code(result.code) and record.resubmits < app.settings.max_resubmits:
-        return _resubmit(app, claim, result)
-    out_uri = f"oss://{record.output_bucket}/{record.output_key}"
-    manifest = _manifest(app, record, status=result.status, code=result.code, message=result.message,
-                         task_id=result.task_id, task_start=result.start_time, task_end=result.end_time,
-                         reported=next((a for a in result.animations() if a.get("URI") == out_uri), None))
-    _record_outcome(app, claim, manifest)
-    return log.event("result.recorded", 20 if manifest["status"] == "Succeeded" else 30, **base,
-                     code=result.code or None, message=result.message or None, source=manifest["source"]["uri"],
-                     output=manifest["output"]["uri"], bytes=manifest["output"]["bytes"],
-                     billed_frames=record.billed_frames)
-
-
-def _claim_uri(user_data: str) -> tuple[str, str] | None:
-    try:
-        data = json.loads(user_data) if user_data else None
-    except json.JSONDecodeError:
-        return None
-    uri = data.get("claim") if isinstance(data, dict) and data.get("v") == 1 else None
-    if not isinstance(uri, str) or not uri.startswith("oss://") or "/" not in uri[6:]:
-        return None
-    bucket, key = uri[6:].split("/", 1)
-    return bucket, key
+    if result.status == "Failed" and _retryable_code(result.code) and attempt < app.settings.max_resubmits:
+        return _resubmit(app, claim, result, attempt + 1)
+    out_uri = claim.plan.output_uri
+    manifest = _record_outcome(
+        app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt,
+        task_start=result.start_time, task_end=result.end_time,
+        reported=next((a for a in result.animations() if a.get("URI") == out_uri), None))
+    return log.event("result.recorded", 20 if manifest.status == "Succeeded" else 30, **base,
+                     code=result.code or None, message=result.message or None, source=manifest.source.uri,
+                     output=manifest.output.uri, bytes=manifest.output.bytes,
+                     billed_frames=manifest.billed_frames_estimate)
 
 
 def _retryable_code(code: str) -> bool:
     return any(code == c or code.startswith(c + ".") for c in RETRYABLE_TASK_CODES)
 
 
-def _resubmit(app: App, claim: Claim, result: ImmTaskResult) -> dict[str, Any]:
-    """A transient IMM failure: the same request again, at most ``max_resubmits`` times."""
-    record = claim.record
-    attempt = record.resubmits + 1
+def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int) -> dict[str, Any]:
+    """A transient IMM failure: the same work again as the next attempt, under its own lease."""
     base = {"task_id": result.task_id, "status": result.status, "code": result.code}
-    # Two copies of one notification must not resubmit twice: the same atomic create as a takeover.
-    if not app.store.create(claim.bucket, f"{claim.key}.resubmit{attempt}", b"{}"):
-        return log.event("result.duplicate", **base, reason=f"resubmit {attempt} already made")
+    claims = app.claims
+    if claims.task(claim, attempt) is not None:
+        return log.event("result.duplicate", **base, reason=f"attempt {attempt} already submitted")
+    held = claims.lease(claim, attempt, reason={"code": result.code, "message": result.message[:300]})
+    if isinstance(held, TaskRecord):
+        return log.event("result.duplicate", **base, reason=f"attempt {attempt} already submitted")
     try:
-        task_id = app.media.submit(ConvertRequest.model_validate(record.request))
+        recorded = submit_attempt(app, held)
     except AutoanimError as exc:
         if exc.retryable:  # raised: the MNS trigger delivers the notification again
             raise
-        manifest = _manifest(app, record, status="Failed", code=exc.code, message=exc.message,
-                             task_id=result.task_id, task_start=result.start_time, task_end=result.end_time)
-        _record_outcome(app, claim, manifest)
         return log.event("result.recorded", 30, **base, reason=f"resubmit refused: {exc.message}")
-    app.claims.update(claim, task_id=task_id, task_ids=[*record.task_ids, task_id], resubmits=attempt,
-                      error={"code": result.code, "message": result.message})
-    return log.event("result.resubmitted", 30, **base, new_task_id=task_id, resubmits=attempt)
+    return log.event("result.resubmitted", 30, **base, new_task_id=recorded.task_id, attempt=attempt)
 
 
-def _manifest(app: App, record: ClaimRecord, *, status: str, code: str, message: str, task_id: str = "",
-              task_start: str = "", task_end: str = "", reported: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The manifest beside an output: what was asked, what happened, what it cost."""
-    out_uri = f"oss://{record.output_bucket}/{record.output_key}"
+def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
+                    task_start: str = "", task_end: str = "",
+                    reported: dict[str, Any] | None = None) -> Manifest:
+    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked)."""
+    plan = claim.plan
     size = None
     if status == "Succeeded":
         try:
-            size = app.store.head(record.output_bucket, record.output_key).size
+            size = app.store.head(plan.output_bucket, plan.output_key).size
         except NotFound:
             status, code = "Failed", "OutputMissing"
-            message = f"IMM reported success but {out_uri} does not exist"
+            message = f"IMM reported success but {plan.output_uri} does not exist"
+    tasks = app.claims.tasks(claim, attempt)
     reported = reported or {}
-    return {
-        "status": status,
-        "code": code,
-        "message": message,
-        "task_id": task_id,
-        "task_ids": record.task_ids,
-        "source": {"uri": f"oss://{record.source['bucket']}/{record.source['key']}", "etag": record.source["etag"]},
-        "rule": record.rule,
-        "output": {
-            "uri": out_uri,
-            "bytes": size,
-            "frames": reported.get("Frames"),
-            "width": reported.get("Width"),
-            "height": reported.get("Height"),
-        },
-        "billed_frames_estimate": record.billed_frames,
-        "timings": {
-            "claimed_at": iso_ms(record.claimed_at),
-            "submitted_at": iso_ms(record.submitted_at) if record.submitted_at else None,
-            "task_start": task_start or None,
-            "task_end": task_end or None,
-            "recorded_at": iso_ms(app.clock()),
-        },
-        "request": record.request,
-    }
-
-
-def _record_outcome(app: App, claim: Claim, manifest: dict[str, Any]) -> None:
-    """Write the manifest beside the output, then mark the claim done (and tag the source if asked)."""
-    record = claim.record
-    _put_json(app, record.output_bucket, record.output_key + planner.MANIFEST_SUFFIX, manifest)
-    app.claims.update(claim, state="done")
+    manifest = Manifest(
+        status=status, code=code, message=message,
+        task_id=tasks[-1].task_id if tasks and tasks[-1].attempt == attempt else "",
+        task_ids=[t.task_id for t in tasks],
+        attempts=[Attempt(attempt=t.attempt, task_id=t.task_id, how=t.how, reason=t.reason,
+                          billed_frames_estimate=plan.billed_frames) for t in tasks],
+        source=SourceRef(uri=plan.source.uri, etag=plan.source.etag),
+        rule=plan.rule.model_dump(exclude_none=True),
+        output=OutputInfo(uri=plan.output_uri, bytes=size, frames=reported.get("Frames"),
+                          width=reported.get("Width"), height=reported.get("Height")),
+        billed_frames_estimate=plan.billed_frames * max(1, len(tasks)),
+        timings=Timings(claimed_at=iso_ms(claim.record.created_at), task_start=task_start or None,
+                        task_end=task_end or None, recorded_at=iso_ms(app.clock())),
+        request=plan.request.wire(),
+    )
+    app.store.put(plan.output_bucket, plan.manifest_key, manifest.dump(), "application/json")
+    app.claims.finish(claim, Outcome(status=status, code=code, message=message, task_id=manifest.task_id,
+                                     attempt=attempt, at=app.clock()))
     if app.settings.status_tag:
-        _tag_source(app, record, manifest["status"])
+        _tag_source(app, plan.source, status)
+    return manifest
 
 
 def _put_json(app: App, bucket: str, key: str, body: dict[str, Any]) -> None:
     app.store.put(bucket, key, json.dumps(body, ensure_ascii=False, indent=2).encode(), "application/json")
 
 
-def _tag_source(app: App, record: ClaimRecord, status: str) -> None:
+def _tag_source(app: App, source: SourceObject, status: str) -> None:
     """Merge ``autoanim-status`` into the source's tags, within OSS's 10-tag limit."""
-    bucket, key = record.source["bucket"], record.source["key"]
+    bucket, key = source.bucket, source.key
     try:
         tags = app.store.get_tags(bucket, key)
         if STATUS_TAG not in tags and len(tags) >= rules.MAX_TAGS:
-            log.event("result.status_tag_skipped", 30, source=f"oss://{bucket}/{key}",
+            log.event("result.status_tag_skipped", 30, source=source.uri,
                       reason=f"the object already has {len(tags)} tags (OSS allows {rules.MAX_TAGS})")
             return
         app.store.put_tags(bucket, key, {**tags, STATUS_TAG: status.lower()})
     except AutoanimError as exc:  # the manifest is the record; a tag that cannot be written is only logged
-        log.event("result.status_tag_skipped", 30, source=f"oss://{bucket}/{key}", reason=exc.message)
+        log.event("result.status_tag_skipped", 30, source=source.uri, reason=exc.message)

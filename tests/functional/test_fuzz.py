@@ -370,7 +370,7 @@ def _submitted_app(fail_resubmit: bool):
     (task,) = index.on_upload(event.encode(), None, app=app)["submitted"]
     store.put(BUCKET, media.requests[0].animation.uri.split("/", 3)[3], b"RIFF....WEBP")
     if fail_resubmit:
-        media._fail = lambda request: ServiceError("IMM throttled", retryable=True, code="Throttling")
+        media.fail = lambda request: ServiceError("IMM throttled", retryable=True, code="Throttling")
     return app, media, media.requests[0].user_data, task["task_id"]
 
 

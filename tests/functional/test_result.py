@@ -7,7 +7,7 @@ import json
 import pytest
 
 import index
-from autoanim.claims import Claims
+from autoanim.claims import ClaimBusy
 from autoanim.config import Settings
 from autoanim.errors import ServiceError
 from autoanim.service import App
@@ -99,15 +99,20 @@ def test_success_without_the_output_is_recorded_as_failed(app, store, submitted)
 
 def test_retryable_failure_is_resubmitted_a_bounded_number_of_times(app, store, media, submitted):
     request, task_id = submitted
+    same_work = {"user_data", "tags"}
     for attempt in range(app.settings.max_resubmits):
-        outcome = index.on_task_result(result_event("mns-imm-failed-retryable.json", request, task_id), None, app=app)
+        current = media.requests[-1]
+        outcome = index.on_task_result(result_event("mns-imm-failed-retryable.json", current, task_id), None, app=app)
         assert outcome["event"] == "result.resubmitted"
         task_id = outcome["new_task_id"]
-        assert media.requests[-1] == request
-    # The stale task's late result is ignored; the last failure is recorded.
-    stale = index.on_task_result(result_event("mns-imm-succeeded.json", request, "MediaConvert-old"), None, app=app)
+        resent = media.requests[-1]
+        assert resent.model_dump(exclude=same_work) == request.model_dump(exclude=same_work)
+        assert json.loads(resent.user_data)["attempt"] == int(resent.tags["autoanim-attempt"]) == attempt + 1
+    # A second task for an attempt (not ours) is stale; the last failure is recorded.
+    last = media.requests[-1]
+    stale = index.on_task_result(result_event("mns-imm-succeeded.json", last, "MediaConvert-old"), None, app=app)
     assert stale["event"] == "result.stale"
-    index.on_task_result(result_event("mns-imm-failed-retryable.json", request, task_id), None, app=app)
+    index.on_task_result(result_event("mns-imm-failed-retryable.json", last, task_id), None, app=app)
     assert len(media.requests) == 1 + app.settings.max_resubmits
     m = manifest(store)
     assert m["status"] == "Failed" and len(m["task_ids"]) == 1 + app.settings.max_resubmits
@@ -148,14 +153,12 @@ def test_status_tag_skipped_when_the_object_has_ten_tags(store, media, clock, ap
 
 
 def test_a_result_for_a_claim_whose_submit_was_never_recorded_is_adopted(app, store, media):
-    """IMM accepted the task, then the invocation died before marking the claim submitted."""
-    from autoanim.claims import ClaimRecord
-
-    request_holder = {}
+    """IMM accepted the task, then the invocation died before recording it on the claim."""
+    task = {}
     real_submit = media.submit
 
     def submit_then_crash(request):
-        request_holder["task"] = real_submit(request)
+        task["id"] = real_submit(request)
         raise SystemExit("invocation killed after IMM accepted the task")
 
     media.submit = submit_then_crash
@@ -164,35 +167,37 @@ def test_a_result_for_a_claim_whose_submit_was_never_recorded_is_adopted(app, st
     media.submit = real_submit
     (request,) = media.requests
     store.put("test-bucket", "animated/video-demo/Winemaking.webp", b"x")
-    outcome = index.on_task_result(result_event("mns-imm-succeeded.json", request, request_holder["task"]), None,
-                                   app=app)
-    assert outcome["event"] == "result.recorded" and manifest(store)["task_id"] == request_holder["task"]
-    app.clock.now += app.settings.claim_timeout + 1  # the FC retry after the crash, past the claim timeout
+    outcome = index.on_task_result(result_event("mns-imm-succeeded.json", request, task["id"]), None, app=app)
+    assert outcome["event"] == "result.recorded" and manifest(store)["task_id"] == task["id"]
+    assert manifest(store)["attempts"][0]["how"] == "adopted"
+    app.clock.now += app.settings.claim_timeout + 1  # the FC retry after the crash, past the lease
     report = index.on_upload(oss_event(KEY), None, app=app)
     assert report["duplicates"] and len(media.requests) == 1
-    claim_key = json.loads(request.user_data)["claim"].split("/", 3)[3]
-    assert ClaimRecord.model_validate_json(store.objects[("test-bucket", claim_key)]).state == "done"
+    claims = app.claims
+    claim = claims.load(*json.loads(request.user_data)["claim"][6:].split("/", 1))
+    assert claims.outcome(claim).status == "Succeeded"
 
 
 def test_a_resubmit_refused_for_good_is_recorded_not_raised(app, store, media, submitted):
     request, task_id = submitted
-    media._fail = lambda r: ServiceError("project gone", retryable=False, code="ResourceNotFound")
+    media.fail = lambda r: ServiceError("refused", retryable=False, code="InvalidArgument")
     outcome = index.on_task_result(result_event("mns-imm-failed-retryable.json", request, task_id), None, app=app)
-    assert outcome["event"] == "result.recorded" and manifest(store)["code"] == "ResourceNotFound"
+    assert outcome["event"] == "result.recorded" and manifest(store)["code"] == "InvalidArgument"
 
 
-def test_two_copies_of_a_failure_resubmit_once(app, store, media, submitted, monkeypatch):
+def test_two_copies_of_a_failure_resubmit_once(app, store, media, submitted):
     request, task_id = submitted
     event = result_event("mns-imm-failed-retryable.json", request, task_id)
-    original = Claims.update
     outcomes = []
 
-    def update_after_a_duplicate(self, claim, **changes):
-        if "resubmits" in changes and not outcomes:  # the second copy arrives mid-flight
-            outcomes.append(index.on_task_result(event, None, app=app))
-        return original(self, claim, **changes)
+    def deliver_the_copy_mid_flight(request):
+        if not outcomes:  # the second copy arrives while the first holds the resubmit's lease
+            with pytest.raises(ClaimBusy):
+                index.on_task_result(event, None, app=app)
+            outcomes.append("busy")
+        return None
 
-    monkeypatch.setattr(Claims, "update", update_after_a_duplicate)
-    index.on_task_result(event, None, app=app)
-    assert outcomes[0]["event"] == "result.duplicate"
-    assert len(media.requests) == 2  # the upload's task and one resubmit
+    media.fail = deliver_the_copy_mid_flight
+    assert index.on_task_result(event, None, app=app)["event"] == "result.resubmitted"
+    assert index.on_task_result(event, None, app=app)["event"] == "result.duplicate"  # the copy, redelivered
+    assert outcomes == ["busy"] and len(media.requests) == 2  # the upload's task and one resubmit

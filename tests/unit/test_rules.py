@@ -98,13 +98,26 @@ def test_modes():
 
 def test_one_side_keeps_the_aspect_and_says_so():
     (rule,) = resolve_tags({"anim-width": "320", "anim-duration": "2"})
-    assert (rule.width, rule.height, rule.scale) == (320, 4096, "fit")
+    assert (rule.width, rule.scale) == (320, "fit")
+    assert 1 < rule.height < 4096 and rule.height == int(rule.height)  # inside IMM's open (1, 4096), in pixels
     assert any("aspect" in n for n in rule.notes)
     (rule,) = resolve_tags({"anim-height": "0.25", "anim-duration": "2"})
     assert (rule.width, rule.height) == (0.25, 0.25)
     with pytest.raises(RuleError, match="give both width and height") as err:
         resolve_tags({"anim-width": "320", "anim-scale": "crop"})
     assert err.value.field == "anim-scale"
+
+
+def test_the_default_profile_sends_its_open_side_inside_imms_range():
+    """Regression: ``preview`` (width 480 only) sent Height 4096, on the edge of IMM's open (1, 4096)."""
+    (rule,) = rules.resolve([rules.RuleSpec()], origin="default", source="s", settings=Settings(),
+                            base_profile="preview")
+    assert (rule.width, rule.height) == (480, 4095)
+
+
+def test_a_form_encoded_gif_webp_tag_means_gif_and_webp():
+    """Regression: ``gif+webp`` sent form-encoded in x-oss-tagging arrives as ``gif webp``."""
+    assert [r.format for r in resolve_tags({"anim-format": "gif webp", "anim-duration": "2"})] == ["gif", "webp"]
 
 
 def test_fps_and_interval_default_each_other():
@@ -126,7 +139,7 @@ def test_no_duration_means_the_frame_cap():
 def test_groups_replace_the_profiles_fields_together():
     # preview: width 480 (one side); a tag that sets height alone drops the profile's width.
     (rule,) = resolve_tags({"anim-height": "200", "anim-duration": "1"})
-    assert rule.height == 200 and rule.width == 4096
+    assert rule.height == 200 and rule.width == 4095
     # preview: frames 60 as a cap; a duration replaces it so the clip is not cut short.
     (rule,) = resolve_tags({"anim-duration": "30", "anim-interval": "0.2"})
     assert rule.frames == 150

@@ -95,11 +95,8 @@ def test_without_explicit_credentials_the_sdk_default_chain_is_used(imm_emulator
     script = (
         "import sys\n"
         "from autoanim.adapters.imm import ImmMediaService\n"
-        "from autoanim.errors import NotFound\n"
         "svc = ImmMediaService(project='test-project', region=None, endpoint=sys.argv[1], credentials=None)\n"
-        "try:\n"
-        "    svc.get_task('MediaConvert-none')\n"
-        "except NotFound:\n"
+        "if svc.find_task({'autoanim-claim': 'none'}, since=0) is None:\n"
         "    print('answered')\n"
     )
     done = run_with_chain_credentials(script, imm_emulator.endpoint, tmp_path)
@@ -108,32 +105,61 @@ def test_without_explicit_credentials_the_sdk_default_chain_is_used(imm_emulator
     assert sent["access_key_id"] == "LTAIfromTheChain" and sent["security_token"] == "chain-token"
 
 
-def test_get_task_reports_status_and_user_data(imm_emulator, sts, convert_request):
+def tagged(request, claim: str, attempt: int):
+    return request.model_copy(update={"tags": {"autoanim-claim": claim, "autoanim-attempt": str(attempt)}})
+
+
+def test_find_task_sends_list_tasks_by_tag_and_finds_the_attempt(imm_emulator, sts, convert_request):
     svc = service(imm_emulator, sts)
-    task_id = svc.submit(convert_request)
+    first = svc.submit(tagged(convert_request, "k1", 0))
+    second = svc.submit(tagged(convert_request, "k1", 1))
+    svc.submit(tagged(convert_request, "k2", 0))
 
-    running = svc.get_task(task_id)
-    assert (running.task_id, running.status) == (task_id, "Running")
-    assert running.user_data == convert_request.user_data
-    imm_emulator.set_status(task_id, "Failed", "InvalidParameter.Source", "The source is not a video.")
-    failed = svc.get_task(task_id)
-    assert (failed.status, failed.code, failed.message) == (
-        "Failed",
-        "InvalidParameter.Source",
-        "The source is not a video.",
-    )
-    get = imm_emulator.requests[-1]
-    assert get["action"] == "GetTask"
-    assert get["params"] == {"ProjectName": "test-project", "TaskId": task_id, "TaskType": "MediaConvert"}
+    assert svc.find_task({"autoanim-claim": "k1", "autoanim-attempt": "1"}, since=0) == second
+    assert svc.find_task({"autoanim-claim": "k1", "autoanim-attempt": "0"}, since=0) == first
+    assert svc.find_task({"autoanim-claim": "k3", "autoanim-attempt": "0"}, since=0) is None
+    listed = [r for r in imm_emulator.requests if r["action"] == "ListTasks"]
+    params = listed[0]["params"]
+    assert params["ProjectName"] == "test-project" and params["TaskTypes"] == ["MediaConvert"]
+    assert params["TagSelector"] == "autoanim-claim=k1" and params["StartTimeRange"]["Start"] < "2"
+    assert all("Tags" in r["params"] for r in imm_emulator.requests if r["action"] == "CreateMediaConvertTask")
 
 
-def test_unknown_task_is_not_found_and_not_retried(imm_emulator, sts):
+def test_find_task_reads_every_page(imm_emulator, sts, convert_request):
+    svc = service(imm_emulator, sts)
+    for attempt in range(130):
+        last = svc.submit(tagged(convert_request, "many", attempt))
+    assert svc.find_task({"autoanim-claim": "many", "autoanim-attempt": "129"}, since=0) == last
+    assert len([r for r in imm_emulator.requests if r["action"] == "ListTasks"]) == 2  # 100 a page
+
+
+def test_a_5xx_after_the_task_was_made_is_ambiguous_and_the_task_is_found(imm_emulator, sts, convert_request):
+    imm_emulator.fail_next("error_after")
     clock = Clock(budget=600)
-    with pytest.raises(NotFound) as caught:
-        service(imm_emulator, sts, clock).get_task("MediaConvert-missing")
-    assert caught.value.retryable is False and caught.value.status == 404
-    assert caught.value.code == "ResourceNotFound"
-    assert clock.sleeps == [] and imm_emulator.stats["requests"] == 1
+    svc = service(imm_emulator, sts, clock)
+    request = tagged(convert_request, "k", 0)
+
+    with pytest.raises(ServiceError) as caught:
+        svc.submit(request)
+    assert (caught.value.retryable, caught.value.ambiguous, caught.value.status) == (True, True, 500)
+    assert imm_emulator.stats["requests"] == 1 and clock.sleeps == []  # never resent blindly
+    (made,) = imm_emulator.tasks
+    assert svc.find_task(request.tags, since=0) == made
+
+
+def test_list_tasks_is_retried_on_5xx(imm_emulator, sts):
+    imm_emulator.fail_next("error", "error")
+    clock = Clock(budget=600)
+    assert service(imm_emulator, sts, clock).find_task({"autoanim-claim": "k"}, since=0) is None
+    assert imm_emulator.stats["requests"] == 3 and len(clock.sleeps) == 2
+
+
+def test_a_missing_project_is_a_retryable_configuration_error(imm_emulator, sts, convert_request):
+    imm_emulator.missing_projects.add("test-project")
+    with pytest.raises(ConfigError) as caught:
+        service(imm_emulator, sts).submit(convert_request)
+    assert caught.value.retryable is True and "IMM_PROJECT" in caught.value.message
+    assert imm_emulator.tasks == {}
 
 
 @pytest.mark.parametrize(
@@ -184,7 +210,7 @@ def test_backoff_is_capped_and_jittered(sts):
     assert svc._backoff(1, 60.0) == svc.max_delay
 
 
-def test_5xx_is_retried_a_bounded_number_of_times_then_raised_retryable(imm_emulator, sts, convert_request):
+def test_5xx_on_create_is_raised_at_once_as_ambiguous(imm_emulator, sts, convert_request):
     imm_emulator.fail_next(*["error"] * 10)
     clock = Clock(budget=600)
 
@@ -192,10 +218,8 @@ def test_5xx_is_retried_a_bounded_number_of_times_then_raised_retryable(imm_emul
         service(imm_emulator, sts, clock, attempts=4).submit(convert_request)
 
     error = caught.value
-    assert (error.retryable, error.code, error.status) == (True, "InternalError", 500)
-    assert "gave up after 4 attempts" in error.message
-    assert imm_emulator.stats["requests"] == 4 and clock.sleeps == pytest.approx([0.2, 0.4, 0.8])
-    assert imm_emulator.tasks == {}
+    assert (error.retryable, error.ambiguous, error.code, error.status) == (True, True, "InternalError", 500)
+    assert imm_emulator.stats["requests"] == 1 and clock.sleeps == []
 
 
 def test_invalid_request_is_permanent_and_sent_once(imm_emulator, sts, convert_request):
@@ -225,22 +249,26 @@ def test_retries_stop_before_the_time_budget_runs_out(imm_emulator, sts, convert
 
 
 def test_no_budget_means_no_sleep_at_all(imm_emulator, sts, convert_request):
-    imm_emulator.fail_next("error")
+    imm_emulator.fail_next("throttle")
     clock = Clock(budget=1.0)
     with pytest.raises(ServiceError) as caught:
         service(imm_emulator, sts, clock, read_timeout=2.0).submit(convert_request)
     assert caught.value.retryable is True and clock.sleeps == []
 
 
-def test_a_slow_answer_times_out_and_is_retried(imm_emulator, sts, convert_request):
+def test_a_slow_answer_times_out_and_is_ambiguous(imm_emulator, sts, convert_request):
     imm_emulator.timeout_seconds = 1.0
+    imm_emulator.timeout_applies = True  # IMM made the task; the answer comes too late
     imm_emulator.fail_next("timeout")
     clock = Clock(budget=600)
+    svc = service(imm_emulator, sts, clock, read_timeout=0.2)
+    request = tagged(convert_request, "slow", 0)
 
-    task_id = service(imm_emulator, sts, clock, read_timeout=0.2).submit(convert_request)
-
-    assert list(imm_emulator.tasks) == [task_id]  # the timed-out attempt did not create a task
-    assert imm_emulator.stats["timeout"] == 1 and len(clock.sleeps) == 1
+    with pytest.raises(ServiceError) as caught:
+        svc.submit(request)
+    assert (caught.value.retryable, caught.value.ambiguous, caught.value.code) == (True, True, "ConnectionError")
+    assert len(imm_emulator.tasks) == 1 and clock.sleeps == []  # not resent: it would be a second task
+    assert svc.find_task(request.tags, since=0) == next(iter(imm_emulator.tasks))
 
 
 def test_connection_refused_is_retryable(sts, convert_request):
@@ -258,7 +286,7 @@ def test_connection_refused_is_retryable(sts, convert_request):
     with pytest.raises(ServiceError) as caught:
         svc.submit(convert_request)
     assert (caught.value.retryable, caught.value.code) == (True, "ConnectionError")
-    assert len(clock.sleeps) == 1
+    assert clock.sleeps == []  # a transport failure on create is not resent blindly (see the service)
 
 
 def test_credentials_never_appear_in_errors_or_reprs(imm_emulator, sts, convert_request):
@@ -289,7 +317,7 @@ def test_one_sdk_client_per_service_instance(imm_emulator, sts, convert_request)
     svc.submit(convert_request)
     client = svc._client
     svc.submit(convert_request)
-    svc.get_task(next(iter(imm_emulator.tasks)))
+    svc.find_task({"autoanim-claim": "x"}, since=0)
     assert svc._client is client and len(imm_emulator.tasks) == 2
 
 

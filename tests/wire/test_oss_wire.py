@@ -96,18 +96,35 @@ def test_create_is_atomic_with_forbid_overwrite(oss_emulator, sts):
         "state": "claimed",
         "by": 1,
     }
-    assert [r["headers"].get("x-oss-forbid-overwrite") for r in oss_emulator.requests] == ["true", "true"]
+    puts = [r for r in oss_emulator.requests if r["method"] == "PUT"]
+    assert [r["headers"].get("x-oss-forbid-overwrite") for r in puts] == ["true", "true"]
+    # The bucket's versioning was asked once, before the first create.
+    assert [r["query"] for r in oss_emulator.requests if r["method"] == "GET"] == [{"versioning": ""}]
     assert oss_emulator.meta[("bkt", ".autoanim/claims/abc.json")]["Content-Type"] == "application/json"
     objects.put("bkt", ".autoanim/claims/abc.json", b"{}")  # a plain put overwrites
     assert oss_emulator.objects[("bkt", ".autoanim/claims/abc.json")] == b"{}"
 
 
 def test_create_is_sent_once_and_a_failure_is_retryable(oss_emulator, sts):
+    objects = store(oss_emulator, sts)
+    assert objects.create("bkt", "first", b"{}") is True  # (the versioning check)
+    before = oss_emulator.stats["requests"]
     oss_emulator.fail_next(503)
     with pytest.raises(ServiceError) as caught:
-        store(oss_emulator, sts).create("bkt", "claim", b"{}")
+        objects.create("bkt", "claim", b"{}")
     assert (caught.value.retryable, caught.value.status) == (True, 503)
-    assert oss_emulator.stats["requests"] == 1 and ("bkt", "claim") not in oss_emulator.objects
+    assert oss_emulator.stats["requests"] == before + 1 and ("bkt", "claim") not in oss_emulator.objects
+
+
+@pytest.mark.parametrize("state", ["Enabled", "Suspended"])
+def test_a_versioned_bucket_is_refused_for_claims(oss_emulator, sts, state):
+    """Regression: with versioning, forbid-overwrite protects nothing, so every claim 'succeeded'."""
+    oss_emulator.versioning["bkt"] = state
+    with pytest.raises(ConfigError) as caught:
+        store(oss_emulator, sts).create("bkt", "claim", b"{}")
+    assert caught.value.retryable is True  # the event is kept until the operator fixes it
+    assert "bkt" in caught.value.message and state in caught.value.message and "OUTPUT_BUCKET" in caught.value.message
+    assert ("bkt", "claim") not in oss_emulator.objects
 
 
 def test_missing_objects(oss_emulator, sts):

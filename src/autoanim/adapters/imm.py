@@ -1,4 +1,4 @@
-"""MediaService on IMM (``alibabacloud-imm20200930``): CreateMediaConvertTask and GetTask.
+"""MediaService on IMM (``alibabacloud-imm20200930``): CreateMediaConvertTask and ListTasks.
 
 The SDK retries nothing by default, so this adapter does: a bounded number of
 attempts with capped exponential backoff and full jitter on throttling, 5xx and
@@ -6,7 +6,16 @@ transport failures, never sleeping past the invocation's time budget (a retry
 is made only when its pause plus one more call, up to the read timeout, fits
 in ``time_left()``; otherwise the last error is raised at once). Every SDK
 failure leaves as a ``ServiceError`` (``NotFound`` for 404) with ``retryable``
-set; FC's async retry takes over from there. The SDK is imported on first use.
+set; FC's async retry takes over from there.
+
+CreateMediaConvertTask has no client token: a read timeout, a reset or a 5xx
+may come after IMM made the task. Those failures are raised at once, marked
+``ambiguous``, and never retried here; the service looks the task up by its
+tags (``find_task``, ListTasks with ``TagSelector``) before it submits again.
+Throttling is IMM refusing the call before doing anything, so it is retried.
+IMM answering that the project does not exist (``ResourceNotFound``, HTTP 400)
+is the operator's mistake: a retryable ``ConfigError``, so the event is kept.
+The SDK is imported on first use.
 """
 
 from __future__ import annotations
@@ -19,13 +28,14 @@ from typing import Any
 
 from ..convert_request import ConvertRequest
 from ..errors import ConfigError, NotFound, ServiceError
-from ..ports import TaskInfo
+from ..fc_events import iso_ms
+from ..ports import FIND_SLACK
 from .credentials import Credentials
 
 # 401/403: a permission the role lacks is the operator's to fix; the event is kept (FC retries,
 # then the dead-letter topic) rather than the claim being marked rejected for good.
 _RETRYABLE_STATUS = {401, 403, 408, 429, 500, 502, 503, 504}
-_TASK_FIELDS = {"RequestId", "TaskId", "Status", "Code", "Message", "UserData", "StartTime", "EndTime"}
+FIND_PAGES = 10  # of 100 tasks each: a claim has at most a handful
 
 
 def split_endpoint(endpoint: str) -> tuple[str | None, str]:
@@ -85,28 +95,37 @@ class ImmMediaService:
         response = self._call(
             "CreateMediaConvertTask",
             lambda client, rt: client.create_media_convert_task_with_options(sdk_request, rt),
+            idempotent=False,
         )
         return response.body.task_id
 
-    def get_task(self, task_id: str) -> TaskInfo:
+    def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
+        """ListTasks of MediaConvert tasks started since ``since`` whose tags hold all of ``tags``.
+
+        ``TagSelector`` takes one ``key=value`` (the docs' example is ``test=val1``): the
+        first tag is sent, the others are checked on the answer. The earliest match wins.
+        """
         from alibabacloud_imm20200930 import models
 
-        sdk_request = models.GetTaskRequest(
-            project_name=self.project, task_id=task_id, task_type="MediaConvert"
-        )
-        body = self._call(
-            "GetTask", lambda client, rt: client.get_task_with_options(sdk_request, rt)
-        ).body.to_map()
-        return TaskInfo(
-            task_id=body.get("TaskId") or task_id,
-            status=body.get("Status") or "",
-            code=body.get("Code") or "",
-            message=body.get("Message") or "",
-            user_data=body.get("UserData") or "",
-            start_time=body.get("StartTime") or "",
-            end_time=body.get("EndTime") or "",
-            extra={k: v for k, v in body.items() if k not in _TASK_FIELDS},
-        )
+        if not tags:
+            return None
+        key, value = next(iter(tags.items()))
+        found: list[tuple[str, str]] = []
+        token = None
+        for _ in range(FIND_PAGES):
+            sdk_request = models.ListTasksRequest(
+                project_name=self.project, task_types=["MediaConvert"], tag_selector=f"{key}={value}",
+                start_time_range=models.TimeRange(start=iso_ms(since - FIND_SLACK)),
+                max_results=100, next_token=token, sort="StartTime", order="asc",
+            )
+            body = self._call("ListTasks", lambda client, rt: client.list_tasks_with_options(sdk_request, rt)).body
+            for task in body.tasks or []:
+                if all((task.tags or {}).get(k) == v for k, v in tags.items()) and task.task_id:
+                    found.append((task.start_time or "", task.task_id))
+            token = body.next_token
+            if not token:
+                break
+        return min(found)[1] if found else None
 
     # -- internals ---------------------------------------------------------------
 
@@ -136,7 +155,7 @@ class ImmMediaService:
             self._client = (Client(config), RuntimeOptions(autoretry=False))
         return self._client
 
-    def _call(self, action: str, send: Callable[[Any, Any], Any]) -> Any:
+    def _call(self, action: str, send: Callable[[Any, Any], Any], *, idempotent: bool = True) -> Any:
         client, runtime = self._sdk()
         attempt = 0
         while True:
@@ -145,7 +164,7 @@ class ImmMediaService:
                 return send(client, runtime)
             except Exception as exc:  # every SDK failure is translated below
                 error, retry_after = translate(action, exc)
-                if not error.retryable:
+                if isinstance(error, ConfigError) or not error.retryable or (error.ambiguous and not idempotent):
                     raise error from exc
                 if attempt >= self.attempts:
                     raise _noted(
@@ -168,7 +187,7 @@ class ImmMediaService:
         return min(delay, self.max_delay)
 
 
-def translate(action: str, exc: BaseException) -> tuple[ServiceError, float | None]:
+def translate(action: str, exc: BaseException) -> tuple[ServiceError | ConfigError, float | None]:
     """An SDK exception as a ``ServiceError`` (and the server's retry-after in seconds, if any)."""
     from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, ThrottlingException
     from darabonba.exceptions import RetryError, UnretryableException
@@ -186,15 +205,20 @@ def translate(action: str, exc: BaseException) -> tuple[ServiceError, float | No
         said = exc.data.get("Message") if isinstance(exc.data, dict) else None
         http = f" (HTTP {status})" if status else ""
         message = f"IMM {action} failed: {code}{http}: {_short(said or exc.message)}"
+        if code == "ResourceNotFound" and "project" in str(said or exc.message).lower():
+            return ConfigError(f"{message}: check IMM_PROJECT and IMM_REGION (the project must exist in the "
+                               "bucket's region)", retryable=True, code="ProjectNotFound"), None
+        ambiguous = not throttled and (status or 0) >= 500  # a 5xx may come after the effect
         return kind(
-            message, retryable=retryable, code=code, status=status, request_id=request_id
+            message, retryable=retryable, code=code, status=status, request_id=request_id, ambiguous=ambiguous
         ), retry_after
     inner = exc.inner_exception if isinstance(exc, UnretryableException) else exc
+    ambiguous = False
     if isinstance(inner, (RetryError, OSError)):
         # refused, reset or timed out; after a read timeout the call may still have taken effect
-        code, retryable = "ConnectionError", True
+        code, retryable, ambiguous = "ConnectionError", True, True
     elif isinstance(inner, ValueError):
-        code, retryable = "BadResponse", True  # an error page that is not IMM's JSON (a gateway)
+        code, retryable, ambiguous = "BadResponse", True, True  # an error page that is not IMM's JSON
     elif type(inner).__name__ == "CredentialException":
         # The role's credentials could not be fetched (metadata service, STS): FC's retry may succeed,
         # and a permanent misconfiguration still ends in the on-failure destination, not lost.
@@ -203,7 +227,7 @@ def translate(action: str, exc: BaseException) -> tuple[ServiceError, float | No
         code, retryable = type(inner).__name__, False
     detail = getattr(inner, "message", None) or str(inner)
     return ServiceError(
-        f"IMM {action} failed: {code}: {_short(detail)}", retryable=retryable, code=code
+        f"IMM {action} failed: {code}: {_short(detail)}", retryable=retryable, code=code, ambiguous=ambiguous
     ), None
 
 
@@ -214,6 +238,7 @@ def _noted(error: ServiceError, note: str) -> ServiceError:
         code=error.code,
         status=error.status,
         request_id=error.request_id,
+        ambiguous=error.ambiguous,
     )
 
 

@@ -24,14 +24,14 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..convert_request import Animation, ConvertRequest
 from ..errors import AutoanimError, MediaError, NotFound, ServiceError
 from ..fc_events import LOCAL_ACCOUNT, iso_ms, mns_json_event
-from ..ports import TaskInfo
+from ..ports import FIND_SLACK
 from .local_store import LocalObjectStore
 
 if TYPE_CHECKING:
@@ -43,6 +43,22 @@ log = logging.getLogger(__name__)
 # Result deliveries to the subscriber (on_task_result): 1 + 3 retries, 0.5 s, 1 s, 2 s apart.
 DELIVERY_ATTEMPTS = 4
 DELIVERY_BACKOFF = 0.5
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the local media service knows of a task (as IMM's GetTask / ListTasks tell)."""
+
+    task_id: str
+    status: str  # Running | Succeeded | Failed
+    code: str = ""
+    message: str = ""
+    user_data: str = ""
+    start_time: str = ""
+    end_time: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    extra: dict = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class FailedDelivery:
@@ -96,10 +112,21 @@ class LocalMediaService:
                 raise ServiceError("the local media service is closed", retryable=True, code="ServiceClosed")
             self._pending += 1
             self._tasks[task_id] = TaskInfo(
-                task_id=task_id, status="Running", user_data=request.user_data or "", start_time=iso_ms()
+                task_id=task_id, status="Running", user_data=request.user_data or "", start_time=iso_ms(),
+                tags=dict(request.tags or {}), created_at=time.time(),
             )
             self._executor.submit(self._run, task_id, request)
         return task_id
+
+    def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
+        """The earliest task of this process with all ``tags`` (tasks live as long as the process)."""
+        with self._idle:
+            for info in self._tasks.values():
+                if tags and info.created_at >= since - FIND_SLACK and tags.items() <= info.tags.items():
+                    return info.task_id
+        return None
+
+    # --- beyond the port ---------------------------------------------------------------
 
     def get_task(self, task_id: str) -> TaskInfo:
         with self._idle:
@@ -109,8 +136,6 @@ class LocalMediaService:
                 raise NotFound(
                     f"no local media task {task_id!r}", code="ResourceNotFound", status=404
                 ) from None
-
-    # --- beyond the port ---------------------------------------------------------------
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once every submitted task (and any task its notification submitted) is done and delivered."""

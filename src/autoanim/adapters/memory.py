@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
 from ..convert_request import ConvertRequest
 from ..errors import NotFound, TooLarge
-from ..ports import ObjectInfo, TaskInfo
+from ..ports import FIND_SLACK, ObjectInfo
 
 
 class MemoryObjectStore:
@@ -85,23 +86,32 @@ class MemoryObjectStore:
 
 
 class RecordingMediaService:
-    """Accepts requests and records them; ``fail`` can make a submit raise."""
+    """Accepts requests and records them with their tags (``find_task`` searches them).
 
-    def __init__(self, fail: Callable[[ConvertRequest], Exception | None] | None = None) -> None:
+    ``fail`` (public, settable): a function of the request returning an error to raise
+    instead of submitting, or None to submit.
+    """
+
+    def __init__(self, fail: Callable[[ConvertRequest], Exception | None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.requests: list[ConvertRequest] = []
         self.tasks: dict[str, ConvertRequest] = {}
-        self._fail = fail
+        self.created_at: dict[str, float] = {}
+        self.fail = fail
+        self._clock = clock
 
     def submit(self, request: ConvertRequest) -> str:
-        error = self._fail(request) if self._fail else None
+        error = self.fail(request) if self.fail else None
         if error is not None:
             raise error
         task_id = f"MediaConvert-{uuid.uuid4()}"
         self.requests.append(request)
         self.tasks[task_id] = request
+        self.created_at[task_id] = self._clock()
         return task_id
 
-    def get_task(self, task_id: str) -> TaskInfo:
-        if task_id not in self.tasks:
-            raise NotFound(f"task {task_id} does not exist")
-        return TaskInfo(task_id=task_id, status="Running", user_data=self.tasks[task_id].user_data or "")
+    def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
+        for task_id, request in self.tasks.items():  # in creation order: the earliest match wins
+            if tags and self.created_at[task_id] >= since - FIND_SLACK and tags.items() <= (request.tags or {}).items():
+                return task_id
+        return None

@@ -44,6 +44,7 @@ class OssObjectStore:
         self.connect_timeout = connect_timeout
         self.readwrite_timeout = readwrite_timeout
         self._client: Any = None
+        self._unversioned: set[str] = set()  # buckets whose versioning was checked: off
 
     def __repr__(self) -> str:
         return f"OssObjectStore(region={self.region!r}, endpoint={self.endpoint!r})"
@@ -106,7 +107,12 @@ class OssObjectStore:
         Sent once (no SDK retry): a retried create that had in fact succeeded
         would meet its own object and wrongly report "already existed". A
         transport failure is raised as retryable instead.
+
+        OSS's PutObject reference: forbid-overwrite has no effect on a bucket whose
+        versioning is enabled or suspended (every put makes a new version), so the
+        first create in a bucket checks GetBucketVersioning and refuses such a bucket.
         """
+        self._check_unversioned(bucket)
         oss = self._oss()
         request = oss.PutObjectRequest(
             bucket=bucket, key=key, body=data, content_type=content_type, forbid_overwrite=True
@@ -118,6 +124,19 @@ class OssObjectStore:
                 return False
             raise
         return True
+
+    def _check_unversioned(self, bucket: str) -> None:
+        if bucket in self._unversioned:
+            return
+        oss = self._oss()
+        result = self._call("GetBucketVersioning", bucket, "",
+                            lambda c: c.get_bucket_versioning(oss.GetBucketVersioningRequest(bucket=bucket)))
+        if result.version_status in ("Enabled", "Suspended"):
+            raise ConfigError(
+                f"bucket {bucket} has versioning {result.version_status}: OSS ignores x-oss-forbid-overwrite "
+                "there, so claims cannot be made safely; set OUTPUT_BUCKET to a bucket without versioning "
+                "(outputs and claims go there)", retryable=True, code="VersionedOutputBucket")
+        self._unversioned.add(bucket)
 
     def exists(self, bucket: str, key: str) -> bool:
         try:

@@ -4,12 +4,17 @@ Decodes the RPC wire format (``POST /``, the action in ``x-acs-action`` or the
 ``Action`` query parameter, every parameter in the query string, structs and
 arrays as JSON), checks that an ACS3-HMAC-SHA256 ``Authorization`` header is
 there (the signature itself is not verified) and answers
-CreateMediaConvertTask and GetTask with IMM's JSON shapes. Errors use IMM's
+CreateMediaConvertTask, GetTask and ListTasks (``TagSelector``, ``TaskTypes``,
+``StartTimeRange``, pages of ``MaxResults`` with ``NextToken``) with IMM's JSON
+shapes. Errors use IMM's
 JSON error body, so the SDK raises what it raises against the cloud.
 
 Faults, for tests and the load benchmark: a QPS limit (token bucket),
 random throttling / 500s / slow answers from a seeded ``random.Random``, and
-``fail_next(...)`` for an exact script of faults.
+``fail_next(...)`` for an exact script of faults. A slow answer with
+``timeout_applies`` makes the task first and answers too late (what a read
+timeout after IMM accepted looks like); ``"error_after"`` makes the task and
+answers 500 (a 5xx after the effect).
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import LoopbackServer, read_body, send
 
-JSON_PARAMS = {"Sources", "Targets", "TargetGroups", "Notification", "Tags", "CredentialConfig"}
-FAULTS = ("throttle", "error", "timeout")
+JSON_PARAMS = {"Sources", "Targets", "TargetGroups", "Notification", "Tags", "CredentialConfig", "TaskTypes",
+               "StartTimeRange", "EndTimeRange"}
+FAULTS = ("throttle", "error", "timeout", "error_after")
 _CREDENTIAL = re.compile(r"^ACS3-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=[^,]+,\s*Signature=\w+$")
 
 
@@ -78,6 +84,7 @@ class ImmEmulator(LoopbackServer):
         self.requests: list[dict[str, Any]] = []
         self.tasks: dict[str, dict[str, Any]] = {}
         self.stats: Counter[str] = Counter()
+        self.missing_projects: set[str] = set()  # answered as IMM answers for a project that does not exist
         self._script: deque[str] = deque()
         self._tokens = self.burst
         self._refilled = time.monotonic()
@@ -95,6 +102,11 @@ class ImmEmulator(LoopbackServer):
             raise ValueError(f"unknown faults {sorted(unknown)}; use {FAULTS}")
         with self.lock:
             self._script.extend(faults)
+
+    def clear_faults(self) -> None:
+        """Forget the faults ``fail_next`` scripted and did not use yet."""
+        with self.lock:
+            self._script.clear()
 
     def set_status(self, task_id: str, status: str, code: str = "", message: str = "") -> None:
         """Finish (or fail) a recorded task, as IMM would later."""
@@ -117,12 +129,9 @@ class ImmEmulator(LoopbackServer):
         action = http.headers.get("x-acs-action") or params.get("Action", "")
         request_id = str(uuid.uuid4()).upper()
         fault = self._fault()
-        if fault == "timeout":
+        if fault == "timeout" and not self.timeout_applies:
             self.stopping.wait(self.timeout_seconds)
-            if not self.timeout_applies:
-                return self._error(
-                    http, request_id, ImmError(503, "ServiceUnavailable", "The request timed out.")
-                )
+            return self._error(http, request_id, ImmError(503, "ServiceUnavailable", "The request timed out."))
         if fault == "throttle":
             headers = {"x-acs-retry-after": str(self.retry_after_ms)} if self.retry_after_ms else {}
             error = ImmError(
@@ -143,14 +152,20 @@ class ImmEmulator(LoopbackServer):
                 task_id = body["TaskId"]
             elif action == "GetTask":
                 body = self._get_task(record["params"])
+            elif action == "ListTasks":
+                body = self._list_tasks(record["params"])
             else:
                 raise ImmError(404, "InvalidAction.NotFound", f"Specified api is not found: {action!r}.")
         except ImmError as error:
             return self._error(http, request_id, error)
-        body["RequestId"] = request_id
-        self._send_json(http, 200, body)
         if task_id and self.on_task is not None:
             self.on_task(task_id, self.tasks[task_id]["Request"])
+        if fault == "error_after":  # done, but the answer says otherwise
+            return self._error(http, request_id, ImmError(500, "InternalError", "An internal error occurred."))
+        if fault == "timeout":  # done; the answer comes after the client has given up
+            self.stopping.wait(self.timeout_seconds)
+        body["RequestId"] = request_id
+        self._send_json(http, 200, body)
 
     def _fault(self) -> str | None:
         with self.lock:
@@ -213,6 +228,8 @@ class ImmEmulator(LoopbackServer):
         params = record["params"]
         if not params.get("ProjectName"):
             raise ImmError(400, "MissingProjectName", "ProjectName is mandatory for this action.")
+        if params["ProjectName"] in self.missing_projects:  # IMM's answer: 400, not 404 (error-code docs)
+            raise ImmError(400, "ResourceNotFound", "The specified resource project is not found.")
         sources = params.get("Sources")
         if (
             not isinstance(sources, list)
@@ -242,6 +259,7 @@ class ImmEmulator(LoopbackServer):
                 "StartTime": _now(),
                 "EndTime": "",
                 "UserData": params.get("UserData", ""),
+                "Tags": params.get("Tags") or {},
                 "EventId": event_id,
             }
             self.stats["created"] += 1
@@ -262,6 +280,37 @@ class ImmEmulator(LoopbackServer):
             body = {name: value for name, value in task.items() if name != "Request"}
         body["TaskId"] = params["TaskId"]
         return body
+
+    def _list_tasks(self, params: dict[str, Any]) -> dict[str, Any]:
+        """ListTasks: filter by project, TaskTypes, TagSelector ``key=value`` and StartTimeRange; paginate."""
+        if not params.get("ProjectName"):
+            raise ImmError(400, "MissingProjectName", "ProjectName is mandatory for this action.")
+        selector = params.get("TagSelector") or ""
+        tag_key, eq, tag_value = selector.partition("=")
+        if selector and not eq:
+            raise ImmError(400, "InvalidArgument", f"TagSelector {selector!r} is not key=value.")
+        types = params.get("TaskTypes") or []
+        since = (params.get("StartTimeRange") or {}).get("Start") or ""
+        try:
+            limit = int(params.get("MaxResults") or 100)
+        except ValueError:
+            raise ImmError(400, "InvalidArgument", "MaxResults must be an integer.") from None
+        if not 0 < limit <= 100:
+            raise ImmError(400, "InvalidArgument", "MaxResults must be in (0, 100].")
+        with self.lock:
+            matches = [
+                {"TaskId": task_id, **{k: v for k, v in task.items() if k not in ("Request", "ProjectName")}}
+                for task_id, task in self.tasks.items()
+                if task["ProjectName"] == params["ProjectName"]
+                and (not types or task["TaskType"] in types)
+                and (not selector or task["Tags"].get(tag_key) == tag_value)
+                and task["StartTime"] >= since
+            ]
+        matches.sort(key=lambda t: (t["StartTime"], t["TaskId"]))
+        start = int(params.get("NextToken") or 0)
+        page = matches[start : start + limit]
+        token = str(start + limit) if start + limit < len(matches) else ""
+        return {"ProjectName": params["ProjectName"], "NextToken": token, "Tasks": page}
 
     def _error(
         self,

@@ -43,6 +43,7 @@ class OssEmulator(LoopbackServer):
         self.meta: dict[tuple[str, str], dict[str, str]] = {}
         self.requests: list[dict[str, Any]] = []
         self.stats: Counter[str] = Counter()
+        self.versioning: dict[str, str] = {}  # bucket -> Enabled | Suspended (GetBucketVersioning)
         self._script: deque[int] = deque()
 
     def put_object(
@@ -95,6 +96,10 @@ class OssEmulator(LoopbackServer):
                 raise OssError(
                     403, "AccessDenied", "The request has no OSS4-HMAC-SHA256 Authorization header."
                 )
+            if bucket and not key and http.command == "GET" and "versioning" in query:
+                status_xml = f"<Status>{self.versioning[bucket]}</Status>" if bucket in self.versioning else ""
+                xml = f'<?xml version="1.0" encoding="UTF-8"?><VersioningConfiguration>{status_xml}</VersioningConfiguration>'
+                return send(http, 200, xml.encode(), {"x-oss-request-id": request_id, "Content-Type": "application/xml"})
             if not bucket or not key:
                 raise OssError(400, "InvalidArgument", "Only object operations are emulated.")
             status, headers, payload = self._route(http.command, bucket, key, query, http.headers, body)

@@ -1,0 +1,65 @@
+"""The manifest beside every output: what was asked, what happened, what it cost.
+
+One typed model, written by ``on_task_result`` (or by ``on_upload`` when IMM
+refused a clip for good) and read back by the command line and the demo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class SourceRef(_Model):
+    uri: str
+    etag: str
+
+
+class OutputInfo(_Model):
+    uri: str
+    bytes: int | None = None
+    frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class Attempt(_Model):
+    """One IMM task of the clip: the first submit, or a resubmit after a transient failure."""
+
+    attempt: int
+    task_id: str
+    how: str  # submitted | found (ListTasks, after an ambiguous answer) | adopted (from its result)
+    reason: dict[str, str] | None = None  # why it was resubmitted: the previous task's failure
+    billed_frames_estimate: int
+
+
+class Timings(_Model):
+    claimed_at: str
+    task_start: str | None = None
+    task_end: str | None = None
+    recorded_at: str
+
+
+class Manifest(_Model):
+    status: str  # Succeeded | Failed
+    code: str = ""
+    message: str = ""
+    task_id: str = ""
+    task_ids: list[str] = []
+    attempts: list[Attempt] = []
+    source: SourceRef
+    rule: dict[str, Any]
+    output: OutputInfo
+    billed_frames_estimate: int  # every attempt's frames: IMM bills each task it ran
+    timings: Timings
+    request: dict[str, Any]
+
+    def dump(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
