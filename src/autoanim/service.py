@@ -100,12 +100,12 @@ def handle_upload(app: App, batch: OssBatch) -> UploadReport:
                 exc = ServiceError(f"unexpected {type(exc).__name__}: {str(exc)[:200]}", retryable=True,
                                    code="Unexpected")
             where = {"index": index, "bucket": record.bucket, "key": record.key, "code": exc.code}
-            if exc.retryable:
+            if not exc.retryable:
+                report.rejected.append(log.event("upload.rejected", 30, **where, reason=exc.message))
+                exc = _record_rejection(app, record, exc)
+            if exc is not None and exc.retryable:
                 first_retryable = first_retryable or exc
                 report.retry.append(log.event("upload.retry", 30, **where, reason=exc.message))
-            else:
-                report.rejected.append(log.event("upload.rejected", 30, **where, reason=exc.message))
-                _record_rejection(app, record, exc)
     if first_retryable is not None:
         raise RetryLater(report, first_retryable)
     return report
@@ -264,17 +264,24 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
         raise
 
 
-def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> None:
-    """A permanent failure gets a record beside where its outputs would be; never raises."""
+def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> AutoanimError | None:
+    """A permanent failure gets a record beside where its outputs would be.
+
+    Returns the store's error when the record could not be written for now (the
+    entry is then retried, so the rejection is recorded on a later delivery).
+    """
     if not planner.is_video_key(record.key) and not planner.is_sidecar_key(record.key):
-        return
+        return None
     key = f"{app.settings.output_prefix}{record.key}{REJECTED_SUFFIX}"
     body = {"source": f"oss://{record.bucket}/{record.key}", "etag": record.etag, "status": "Rejected",
             **exc.as_dict(), "recorded_at": iso_ms(app.clock())}
     try:
         _put_json(app, app.settings.output_bucket or record.bucket, key, body)
     except AutoanimError as put_error:
-        log.event("upload.rejection_not_recorded", 40, key=key, reason=put_error.message)
+        log.event("upload.rejection_not_recorded", 40, key=key, reason=put_error.message,
+                  retried=put_error.retryable)
+        return put_error if put_error.retryable else None
+    return None
 
 
 # --- results -----------------------------------------------------------------------------
