@@ -127,6 +127,14 @@ def test_url_encoded_keys_are_decoded_once(app, media, store):
     assert media.requests[1].source.uri == "oss://test-bucket/videos/100%25 + more.mp4"
 
 
+def test_a_form_encoded_key_is_found(app, media, store):
+    """Regression: a key delivered form-encoded ('+' for a space, as S3 and OBS encode) was not found."""
+    key = "videos/My Holiday/clip 1.mp4"
+    store.add("test-bucket", key, VIDEO)
+    report = index.on_upload(oss_event("videos/My+Holiday/clip+1.mp4"), None, app=app)
+    assert media.requests[0].source.uri == f"oss://test-bucket/{key}" and report["submitted"]
+
+
 def test_non_completing_events_are_ignored(app, media, store):
     store.add("test-bucket", "videos/a.mp4", VIDEO)
     for name in ("ObjectCreated:AppendObject", "ObjectCreated:PutSymlink", "ObjectRemoved:DeleteObject"):

@@ -126,3 +126,48 @@ def test_no_credential_in_any_output(cloud_env, capsys, caplog, tmp_path):
     assert code == 4
     blob = "\n".join(outputs)
     assert SECRET not in blob and TOKEN not in blob
+
+
+def test_an_answer_lost_after_imm_made_the_task_makes_no_second_task(cloud_env, capsys, tmp_path):
+    """CreateMediaConvertTask made the task but answered 500; ListTasks failed too, so the upload is
+    redelivered: the redelivery finds the task by its tags and adopts it. One task, one manifest."""
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags=TAGS)
+    imm.fail_next("error_after", *["error"] * 8)  # the create's answer, then every ListTasks attempt
+    assert cli.main(["invoke", "upload", str(EVENTS / "oss-put-tagged.json")]) == 4  # retryable: FC redelivers
+    capsys.readouterr()
+    imm.clear_faults()
+    code, report, _ = invoke(capsys, "oss-put-tagged.json")
+    (task_id,) = imm.tasks
+    assert code == 0 and report["submitted"][0]["task_id"] == task_id and report["submitted"][0]["how"] == "found"
+    assert [r["action"] for r in imm.requests].count("CreateMediaConvertTask") == 1
+    listed = [r for r in imm.requests if r["action"] == "ListTasks"][-1]["params"]
+    assert listed["TagSelector"] == f"autoanim-claim={imm.tasks[task_id]['Tags']['autoanim-claim']}"
+    assert invoke(capsys, "oss-put-tagged.json")[1]["duplicates"]  # and later deliveries do nothing
+
+    oss.put_object("test-bucket", "animated/video-demo/Winemaking.webp", b"RIFF webp")
+    event = tmp_path / "result.json"
+    task = SimpleNamespace(user_data=imm.tasks[task_id]["UserData"])
+    event.write_bytes(result_event("mns-imm-succeeded.json", task, task_id))
+    assert cli.main(["invoke", "result", str(event)]) == 0
+    manifests = [k for _, k in oss.objects if k.endswith(".manifest.json")]
+    assert manifests == ["animated/video-demo/Winemaking.webp.manifest.json"]
+    manifest = json.loads(oss.objects[("test-bucket", manifests[0])])
+    assert manifest["status"] == "Succeeded" and manifest["task_ids"] == [task_id]
+    assert len(imm.tasks) == 1
+
+
+def test_a_bare_task_notification_is_recorded(cloud_env, capsys, tmp_path):
+    """IMM's older notification docs show the task JSON itself as the message, with no envelope."""
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags=TAGS)
+    invoke(capsys, "oss-put-tagged.json")
+    (task_id,) = imm.tasks
+    oss.put_object("test-bucket", "animated/video-demo/Winemaking.webp", b"RIFF webp")
+    bare = {"ProjectName": "test-project", "TaskId": task_id, "TaskType": "MediaConvert", "Status": "Succeeded",
+            "UserData": imm.tasks[task_id]["UserData"]}
+    event = tmp_path / "bare.json"
+    event.write_text(json.dumps({"TopicOwner": "1", "TopicName": "test-mns-topic", "Message": json.dumps(bare)}))
+    assert cli.main(["invoke", "result", str(event)]) == 0
+    manifest = json.loads(oss.objects[("test-bucket", "animated/video-demo/Winemaking.webp.manifest.json")])
+    assert manifest["status"] == "Succeeded" and manifest["task_id"] == task_id
