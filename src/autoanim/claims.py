@@ -23,9 +23,9 @@ The state is which of them exist; one machine, driven by ``service``:
     submitting(N) ──refused for good──▶ done (Failed)
 
 Every task carries its claim and attempt in ``Tags`` and ``UserData``: a holder
-whose lease is not the attempt's first (someone held it before and may have
-submitted), or whose own submit failed ambiguously, asks ``MediaService.find_task``
-before it submits, and a result adopts its task. A lease expires at its holder's
+that follows a lease which expired or was released after an ambiguous failure
+(its holder may have submitted), or whose own submit failed ambiguously, asks
+``MediaService.find_task`` before it submits, and a result adopts its task. A lease expires at its holder's
 hard deadline (FC ends an invocation at its timeout), so one that a crash left
 behind is taken over; one whose guarded call failed is released at once. See
 docs/reliability.md for what this guarantees and the fault table that shows it.
@@ -73,6 +73,9 @@ class Lease(_Record):
     at: float
     expires_at: float
     released: bool = False
+    # Released after a failure that certainly made no task (IMM refused the call before acting, or
+    # nothing was sent): the next holder need not look for one.
+    clean: bool = False
     task_id: str | None = None  # a released lease whose holder submitted but could not record it
     reason: dict[str, str] | None = None  # why this attempt: the previous attempt's failure
 
@@ -122,11 +125,9 @@ class Held:
     attempt: int
     index: int
     lease: Lease
-
-    @property
-    def first(self) -> bool:
-        """Nobody held this attempt before: nothing can have been submitted for it."""
-        return self.index == 0
+    # A holder before this one may have submitted (its lease expired, or it was released after an
+    # ambiguous failure): the task must be looked up before a submit.
+    must_look_up: bool
 
     @property
     def key(self) -> str:
@@ -155,17 +156,18 @@ class Claims:
 
     # --- reading and making the parts ---------------------------------------------------------
 
-    def open(self, task: PlannedTask) -> Claim:
-        """The claim for ``task``: made now, or as the first delivery made it (its plan wins)."""
+    def open(self, task: PlannedTask) -> tuple[Claim, bool]:
+        """The claim for ``task`` and whether this call made it (else: as the first delivery made it,
+        whose plan wins)."""
         bucket, key = task.output_bucket, task.claim_key
         record = ClaimRecord(created_at=self._clock(), plan=task)
         if self._store.create(bucket, key, _dump(record)):
-            return Claim(bucket, key, record)
+            return Claim(bucket, key, record), True
         stored = self._read(bucket, key, ClaimRecord)
         if stored is None:
             raise ServiceError(f"claim oss://{bucket}/{key} exists but cannot be read", retryable=True,
                                code="ClaimUnreadable")
-        return Claim(bucket, key, stored)
+        return Claim(bucket, key, stored), False
 
     def load(self, bucket: str, key: str) -> Claim | None:
         record = self._read(bucket, key, ClaimRecord)
@@ -200,6 +202,7 @@ class Claims:
         finishes in milliseconds); then ``ClaimBusy`` is raised and the delivery retried.
         """
         index = 0
+        must_look_up = False  # lease 0: nobody held the attempt before
         waited_until = self._clock() + self._wait_budget()
         delay = POLL_FIRST
         while True:
@@ -207,11 +210,13 @@ class Claims:
             lease = Lease(at=now, expires_at=now + self._lease_seconds, reason=reason)
             key = claim.part(f"a{attempt}.lease{index}")
             if self._store.create(claim.bucket, key, _dump(lease)):
-                return Held(claim, attempt, index, lease)
+                return Held(claim, attempt, index, lease, must_look_up)
             current = self._read(claim.bucket, key, Lease)
             if current is not None and current.task_id:  # its holder submitted: that task is the attempt's
                 return self.record_task(claim, attempt, current.task_id, "found", current.reason)
             if current is not None and (current.released or now >= current.expires_at):
+                # A clean release vouches for everything before it: its holder looked up if it had to.
+                must_look_up = not (current.released and current.clean)
                 index += 1
                 continue
             recorded = self.task(claim, attempt)
@@ -223,9 +228,13 @@ class Claims:
             self._sleep(delay)
             delay = min(POLL_MAX, delay * 2)
 
-    def release(self, held: Held, *, task_id: str | None = None, error: AutoanimError | None = None) -> None:
-        """Give the lease up (its guarded call failed); best effort: an unreleased lease expires."""
-        lease = held.lease.model_copy(update={"released": True, "task_id": task_id})
+    def release(self, held: Held, *, clean: bool = False, task_id: str | None = None,
+                error: AutoanimError | None = None) -> None:
+        """Give the lease up (its guarded call failed); best effort: an unreleased lease expires.
+
+        ``clean``: the failure certainly made no task; ``task_id``: the task it made, unrecorded.
+        """
+        lease = held.lease.model_copy(update={"released": True, "clean": clean, "task_id": task_id})
         try:
             self._store.put(held.claim.bucket, held.key, _dump(lease), "application/json")
         except AutoanimError as exc:

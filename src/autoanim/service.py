@@ -215,9 +215,9 @@ def rules_for(app: App, source: SourceObject) -> list[rules.Rule] | str:
 def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
     """Claim, then submit attempt 0 once; a later delivery finds the claim's task and does nothing."""
     claims = app.claims
-    claim = claims.open(task)
+    claim, made = claims.open(task)
     where = {"source": task.source.uri, "output": task.output_uri, "idempotency_key": task.idempotency_key}
-    if claims.outcome(claim) is not None or claims.task(claim, 0) is not None:
+    if not made and (claims.outcome(claim) is not None or claims.task(claim, 0) is not None):
         report.duplicates.append(log.event("upload.duplicate", **where))
         return
     held = claims.lease(claim, 0)
@@ -232,28 +232,31 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
 def submit_attempt(app: App, held: Held) -> TaskRecord:
     """Submit one attempt under its lease, exactly once, and record its task.
 
-    Looks the task up first when the lease is not the attempt's first (a holder
-    before us may have submitted), and after an ambiguous failure of its own
-    submit (a read timeout, a reset, a 5xx: IMM may have made the task). A
-    retryable failure releases the lease and is raised; a permanent refusal is
-    recorded as the clip's outcome (a Failed manifest) and raised.
+    Looks the task up first when a holder before us may have submitted, and
+    after an ambiguous failure of its own submit (a read timeout, a reset, a
+    5xx: IMM may have made the task). A retryable failure releases the lease
+    (clean when it certainly made no task) and is raised; a permanent refusal
+    is recorded as the clip's outcome (a Failed manifest) and raised.
     """
     claims = app.claims
     claim, attempt = held.claim, held.attempt
     request = claim.plan.request_for(attempt)
-    look_up = not held.first
+    look_up = held.must_look_up
     for last_try in (False, True):
+        looking = look_up
         try:
             task_id = app.media.find_task(request.tags or {}, since=claim.record.created_at) if look_up else None
             how = "found" if task_id else "submitted"
+            looking = False
             task_id = task_id or app.media.submit(request)
             break
         except AutoanimError as exc:
-            if exc.retryable and exc.ambiguous and not last_try:
+            if exc.retryable and exc.ambiguous and not looking and not last_try:
                 look_up = True
                 continue
             if exc.retryable:
-                claims.release(held, error=exc)
+                # Clean: IMM refused the submit before acting on it, after any lookup this holder owed.
+                claims.release(held, clean=not looking and not exc.ambiguous, error=exc)
                 raise
             _record_outcome(app, claim, status="Failed", code=exc.code, message=exc.message, attempt=attempt)
             raise
