@@ -31,6 +31,9 @@ REJECTED_SUFFIX = ".rejected.json"
 RETRYABLE_TASK_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "RequestTimeout", "Timeout")
 # FC ends an invocation at its timeout; a lease lasts past that by this much (clock skew between instances).
 LEASE_MARGIN = 10.0
+# After an ambiguous submit, wait this long before ListTasks is asked in the same invocation; with less
+# budget left than this plus a call, the lease is released and the redelivery looks the task up.
+LOOKUP_DELAY = 2.0
 
 
 @dataclass
@@ -251,7 +254,8 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
             task_id = task_id or app.media.submit(request)
             break
         except AutoanimError as exc:
-            if exc.retryable and exc.ambiguous and not looking and not last_try:
+            if exc.retryable and exc.ambiguous and not looking and not last_try and _can_wait(app, LOOKUP_DELAY):
+                app.sleep(LOOKUP_DELAY)  # give ListTasks time to see a task IMM has just made
                 look_up = True
                 continue
             if exc.retryable:
@@ -265,6 +269,10 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
     except AutoanimError:
         claims.release(held, task_id=task_id)  # the next holder takes this task without a lookup
         raise
+
+
+def _can_wait(app: App, seconds: float) -> bool:
+    return app.time_left is None or app.time_left() > seconds + 15.0
 
 
 def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> AutoanimError | None:
@@ -370,7 +378,7 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
         rule=plan.rule.model_dump(exclude_none=True),
         output=OutputInfo(uri=plan.output_uri, bytes=size, frames=reported.get("Frames"),
                           width=reported.get("Width"), height=reported.get("Height")),
-        billed_frames_estimate=plan.billed_frames * max(1, len(tasks)),
+        billed_frames_estimate=plan.billed_frames * len(tasks),
         timings=Timings(claimed_at=iso_ms(claim.record.created_at), task_start=task_start or None,
                         task_end=task_end or None, recorded_at=iso_ms(app.clock())),
         request=plan.request.wire(),

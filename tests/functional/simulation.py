@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 import index
-from autoanim import planner
+from autoanim import log, planner
 from autoanim.adapters.memory import MemoryObjectStore
 from autoanim.claims import ClaimRecord, Outcome
 from autoanim.config import Settings
@@ -242,6 +242,7 @@ class World:
         heapq.heappush(self.queue, (at, self._seq, kind, event, attempt))
 
     def run(self) -> World:
+        log.setup()  # (the handlers' own setup keeps the level chosen here)
         logging.getLogger("autoanim").setLevel(logging.CRITICAL)
         try:
             while self.queue:
