@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.functional.simulation import FLOWS, KINDS, World  # noqa: E402
+from tests.functional.simulation import FLOWS, KINDS, World
 
 
 def main() -> int:

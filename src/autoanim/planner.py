@@ -10,7 +10,6 @@ import hashlib
 import json
 import posixpath
 import string
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError

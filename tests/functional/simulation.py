@@ -271,7 +271,7 @@ class World:
             handler(event, context, app=app)
         except (Crash, AutoanimError) as exc:
             self._retry(kind, event, attempt, exc)
-        except Exception as exc:  # a bug: FC would retry it, but the simulation reports it
+        except Exception as exc:  # noqa: BLE001 - a bug: FC would retry it, but the simulation reports it
             self.unexpected.append(exc)
             self._retry(kind, event, attempt, exc)
         finally:

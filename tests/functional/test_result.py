@@ -195,7 +195,6 @@ def test_two_copies_of_a_failure_resubmit_once(app, store, media, submitted):
             with pytest.raises(ClaimBusy):
                 index.on_task_result(event, None, app=app)
             outcomes.append("busy")
-        return None
 
     media.fail = deliver_the_copy_mid_flight
     assert index.on_task_result(event, None, app=app)["event"] == "result.resubmitted"

@@ -9,7 +9,7 @@ import pytest
 
 from autoanim.adapters.credentials import Credentials
 from autoanim.adapters.imm import ImmMediaService, split_endpoint
-from autoanim.errors import ConfigError, NotFound, ServiceError
+from autoanim.errors import ConfigError, ServiceError
 from tests.wire.conftest import run_with_chain_credentials
 
 

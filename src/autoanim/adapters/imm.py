@@ -118,7 +118,9 @@ class ImmMediaService:
                 start_time_range=models.TimeRange(start=iso_ms(since - FIND_SLACK)),
                 max_results=100, next_token=token, sort="StartTime", order="asc",
             )
-            body = self._call("ListTasks", lambda client, rt: client.list_tasks_with_options(sdk_request, rt)).body
+            body = self._call(
+                "ListTasks", lambda client, rt, request=sdk_request: client.list_tasks_with_options(request, rt)
+            ).body
             for task in body.tasks or []:
                 if all((task.tags or {}).get(k) == v for k, v in tags.items()) and task.task_id:
                     found.append((task.start_time or "", task.task_id))
