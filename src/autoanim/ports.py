@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +53,14 @@ class ObjectStore(Protocol):
         ...
 
     def exists(self, bucket: str, key: str) -> bool: ...
+
+    def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` and sorts after ``start_after``, in key order.
+
+        Keys come back plain (decoded once, where the adapter receives them); ``content_type``
+        may be empty (a listing does not carry it).
+        """
+        ...
 
 
 class MediaService(Protocol):

@@ -11,6 +11,7 @@ first use.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError, NotFound, ServiceError, TooLarge
@@ -125,6 +126,35 @@ class OssObjectStore:
         except NotFound:
             return False
         return True
+
+    def list(self, bucket: str, prefix: str = "", start_after: str = "", page_size: int = 1000
+             ) -> Iterator[ObjectInfo]:
+        """ListObjectsV2 through the SDK's paginator (continuation tokens), one page in memory at a time.
+
+        Checked in ``alibabacloud-oss-v2`` 1.4.1: ``operations.list_objects_v2`` always sends
+        ``encoding-type=url`` and ``serde_utils.deserialize_encode_type`` decodes ``Key`` (and the
+        prefix and tokens) with ``urllib.parse.unquote`` (so ``+`` stays ``+``). That is the one
+        place listed keys are decoded; they are used as they come from here. The SDK's own retry
+        (3 attempts) covers each page; a failure leaves translated, like every other call.
+        """
+        oss = self._oss()
+        request = oss.ListObjectsV2Request(bucket=bucket, prefix=prefix or None,
+                                           start_after=start_after or None, max_keys=page_size)
+        where = prefix or "(bucket root)"
+        pages = self._call("ListObjectsV2", bucket, where,
+                           lambda c: iter(c.list_objects_v2_paginator().iter_page(request)))
+        while True:
+            page = self._call("ListObjectsV2", bucket, where, lambda _: next(pages, None))
+            if page is None:
+                return
+            for item in page.contents or []:
+                yield ObjectInfo(
+                    bucket=bucket,
+                    key=item.key,
+                    etag=(item.etag or "").strip('"'),
+                    size=item.size or 0,
+                    last_modified=item.last_modified.isoformat() if item.last_modified else "",
+                )
 
     # -- internals ---------------------------------------------------------------
 
