@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt -e '.[local,dev]'
+	$(BIN)/python -m pip install -q -r requirements.txt -e '.[local,backfill,dev]'
 	touch $@
 
 venv: $(BIN)/.installed
