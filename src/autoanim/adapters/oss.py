@@ -34,6 +34,7 @@ class OssObjectStore:
         credentials: Credentials | None,
         connect_timeout: float = 3.0,
         readwrite_timeout: float = 10.0,
+        public: bool = False,
     ):
         if not region:
             raise ConfigError(
@@ -44,6 +45,7 @@ class OssObjectStore:
         self._credentials = credentials
         self.connect_timeout = connect_timeout
         self.readwrite_timeout = readwrite_timeout
+        self.public = public  # the public endpoint (a command outside Alibaba Cloud), not the internal one
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -174,7 +176,7 @@ class OssObjectStore:
                 cfg.endpoint = self.endpoint
                 cfg.use_path_style = True
             else:
-                cfg.endpoint = f"oss-{self.region}-internal.aliyuncs.com"
+                cfg.endpoint = f"oss-{self.region}{'' if self.public else '-internal'}.aliyuncs.com"
             cfg.credentials_provider = _credentials_provider(oss, self._credentials)
             self._client = oss.Client(cfg)
         return self._client
