@@ -107,6 +107,7 @@ class Outcome:
     tasks: list[PlannedTask] = field(default_factory=list)
     done: list[bool] = field(default_factory=list)
     handed: str = ""  # "accepted" | "duplicate" | "" (not handed over)
+    video: bool = True  # a video (by extension, not ours), whatever its rules said
 
     @property
     def handled(self) -> bool:
@@ -213,13 +214,13 @@ def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | Non
     """Plan one listed object with on_upload's own planning; hand it over when asked and needed."""
     info, settings = item.info, app.settings
     if planner.is_ours(info.key, settings):
-        return Outcome(info.key, "skipped", "autoanim's own output, manifest or claim")
+        return Outcome(info.key, "skipped", "autoanim's own output, manifest or claim", video=False)
     if planner.is_sidecar_key(info.key):
         video_key = info.key[: -len(rules.SIDECAR_SUFFIX)]
         return Outcome(info.key, "skipped", SIDECAR_HELD if planner.is_video_key(video_key)
-                       else "sidecar of something that is not a video")
+                       else "sidecar of something that is not a video", video=False)
     if not planner.is_video_key(info.key):
-        return Outcome(info.key, "skipped", "not a video (by extension)")
+        return Outcome(info.key, "skipped", "not a video (by extension)", video=False)
     try:
         tasks = service.plan_video(app, info, sidecar=item.sidecar)
         if isinstance(tasks, str):
@@ -279,10 +280,10 @@ class Summary:
 
     def add(self, outcome: Outcome, keep_tasks: bool) -> None:
         self.objects += 1
+        self.videos += outcome.video
         if outcome.kind == "skipped":
             self.skipped[outcome.reason] += 1
             return
-        self.videos += 1
         if outcome.kind == "rejected":
             self.rejected.append({"key": outcome.key, "reason": outcome.reason})
             return

@@ -62,6 +62,7 @@ class FcEmulator(LoopbackServer):
         self.stats: Counter[str] = Counter()
         self._script: deque[int] = deque()
         self._lost = 0
+        self._running = 0
         self._tokens = qps_limit or 0.0
         self._refilled = time.monotonic()
 
@@ -118,6 +119,8 @@ class FcEmulator(LoopbackServer):
         with self.lock:
             lost, self._lost = self._lost > 0, max(0, self._lost - 1)
             self.stats["status_503" if lost else f"status_{accepted}"] += 1
+            if self.on_invoke is not None:  # counted before the answer: wait_idle cannot miss it
+                self._running += 1
         if lost:
             payload = json.dumps({"Code": "ServiceUnavailable", "Message": "Injected lost answer.",
                                   "RequestId": request_id}).encode()
@@ -128,7 +131,21 @@ class FcEmulator(LoopbackServer):
                 headers["x-fc-async-task-id"] = record["task_id"]
             send(http, accepted, b"", headers)
         if self.on_invoke is not None:  # after the answer: FC's queue runs the function later
-            self.on_invoke(record)
+            try:
+                self.on_invoke(record)
+            finally:
+                with self.lock:
+                    self._running -= 1
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no ``on_invoke`` is running (the "queue" has drained); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self._running:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def _accept(self, record: dict[str, Any]) -> int:
         kind = (record["invocation_type"] or "Sync").lower()
