@@ -295,3 +295,33 @@ def test_once_the_functions_ran_a_second_run_sends_nothing_at_all(monkeypatch, c
             assert second["clips_done"] == second["clips"] == first["clips"]
             assert second["billed_frames_total"] == 0 and second["billed_frames_done"] == first["billed_frames_total"]
             assert fc.stats["requests"] == requests  # not one request to FC
+
+
+def test_via_direct_runs_on_upload_here_against_oss_and_imm(monkeypatch, capsys, tmp_path):
+    """`--via direct`: no FC at all; this process claims and submits to IMM, once."""
+    from autoanim.emulators.imm_server import ImmEmulator
+
+    small = make_bucket(total=80, seed=5)
+    with OssEmulator() as oss, ImmEmulator(seed=1) as imm:
+        for key, (data, tags) in small.objects.items():
+            oss.put_object(BUCKET, key, data, tags=tags)
+        for var in list(os.environ):
+            if var.startswith(("IMM_", "OSS_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "ALIBABA_CLOUD_", "FC_")):
+                monkeypatch.delenv(var)
+        for name, value in {"OSS_ENDPOINT": oss.endpoint, "IMM_ENDPOINT": imm.endpoint, "IMM_PROJECT": "p",
+                            "IMM_REGION": "cn-hangzhou", "IMM_NOTIFY_TOPIC": "t",
+                            "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tBackfillTest",
+                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+
+        code, dry = backfill_cli(capsys)
+        code, first = backfill_cli(capsys, "--submit", "--via", "direct", "--rate", "0")
+        assert code == 0 and first["via"] == "direct" and first["invoked"] == len(small.convertible)
+        assert len(imm.created) == dry["clips"] == first["clips"]
+        assert sum(a["Number"] for r in imm.created for t in r["Targets"] for a in t["Image"]["Animations"]) \
+            == dry["billed_frames_total"]
+
+        code, again = backfill_cli(capsys, "--submit", "--via", "direct", "--rate", "0")
+        assert code == 0 and again["invoked"] == 0 and again["skipped_done"] == len(small.convertible)
+        assert len(imm.created) == first["clips"]
