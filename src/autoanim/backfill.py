@@ -404,8 +404,16 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
             finished = True
         while pending:
             take(pending.popleft())
-    except KeyboardInterrupt:  # Ctrl-C: what is in flight finishes, nothing new starts; resume from the checkpoint
+    except KeyboardInterrupt:  # Ctrl-C: nothing new starts, what is in flight finishes and is counted
         summary.interrupted = True
+        for future in pending:
+            future.cancel()
+        while pending:
+            future = pending.popleft()
+            if future.cancelled():
+                frontier = False  # not judged: the checkpoint stays before it
+                continue
+            take(future)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         summary.seconds = time.monotonic() - started
