@@ -111,3 +111,18 @@ def test_bad_task_ids_and_configuration_are_refused_before_any_call(fc, sts):
 def test_default_endpoint_is_the_sdks_regional_fc3_one(sts):
     client, _ = FcInvoker(function="f", region="cn-shanghai", endpoint=None, credentials=sts)._sdk()
     assert client._endpoint == "fcv3.cn-shanghai.aliyuncs.com"
+
+
+def test_without_explicit_credentials_the_default_chain_signs(fc, tmp_path):
+    from tests.wire.conftest import run_with_chain_credentials
+
+    script = (
+        "import sys\n"
+        "from autoanim.adapters.fc import FcInvoker\n"
+        "FcInvoker(function='autoanim-on-upload', region='cn-hangzhou', endpoint=sys.argv[1],\n"
+        "          credentials=None).invoke_async(b'{}', 'autoanim-chain')\n"
+    )
+    done = run_with_chain_credentials(script, fc.endpoint, tmp_path)
+    assert done.returncode == 0, done.stderr
+    (sent,) = fc.invocations
+    assert sent["access_key_id"] == "LTAIfromTheChain" and sent["security_token"] == "chain-token"
