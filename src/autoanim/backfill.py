@@ -43,6 +43,8 @@ from .planner import PlannedTask
 from .ports import ObjectInfo
 
 FINAL_CLAIM_STATES = ("done", "submitted", "rejected")
+# OSS storage classes that must be restored before anything can read them (IA is readable, at a retrieval fee).
+ARCHIVED = frozenset({"Archive", "ColdArchive", "DeepColdArchive"})
 CHECKPOINT_EVERY = 2.0  # seconds between checkpoint writes (and at the end)
 SIDECAR_HELD = "sidecar (planned with its video)"
 
@@ -221,6 +223,9 @@ def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | Non
                        else "sidecar of something that is not a video", video=False)
     if not planner.is_video_key(info.key):
         return Outcome(info.key, "skipped", "not a video (by extension)", video=False)
+    if info.storage_class in ARCHIVED and not info.restored:
+        return Outcome(info.key, "skipped", f"storage class {info.storage_class}: restore it first "
+                       "(IMM cannot read an archived object)")
     try:
         tasks = service.plan_video(app, info, sidecar=item.sidecar)
         if isinstance(tasks, str):

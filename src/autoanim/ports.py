@@ -17,6 +17,8 @@ class ObjectInfo:
     size: int
     content_type: str = ""
     last_modified: str = ""
+    storage_class: str = ""  # from a listing: Standard, IA, Archive, ColdArchive, DeepColdArchive
+    restored: bool = False  # an archived object whose restore has completed (readable for now)
 
 
 @dataclass(frozen=True)

@@ -325,3 +325,24 @@ def test_via_direct_runs_on_upload_here_against_oss_and_imm(monkeypatch, capsys,
         code, again = backfill_cli(capsys, "--submit", "--via", "direct", "--rate", "0")
         assert code == 0 and again["invoked"] == 0 and again["skipped_done"] == len(small.convertible)
         assert len(imm.created) == first["clips"]
+
+
+def test_archived_videos_are_reported_not_handed_over(monkeypatch, capsys, tmp_path):
+    with OssEmulator() as oss, FcEmulator() as fc:
+        oss.put_object(BUCKET, "videos/new.mp4", b"n")
+        oss.put_object(BUCKET, "videos/old.mp4", b"o", storage_class="Archive")
+        oss.put_object(BUCKET, "videos/back.mp4", b"b", storage_class="Archive",
+                       restore_info='ongoing-request="false", expiry-date="Sun, 16 Apr 2017 08:12:33 GMT"')
+        for var in list(os.environ):
+            if var.startswith(("IMM_", "OSS_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "ALIBABA_CLOUD_", "FC_")):
+                monkeypatch.delenv(var)
+        for name, value in {"OSS_ENDPOINT": oss.endpoint, "FC_ENDPOINT": fc.endpoint, "OSS_REGION": "cn-hangzhou",
+                            "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tBackfillTest",
+                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+        code, report = backfill_cli(capsys, "--submit", "--rate", "0")
+        assert code == 0 and report["videos"] == 3 and report["invoked"] == 2
+        (reason,) = report["skipped"]
+        assert reason.startswith("storage class Archive: restore it first")
+        assert {accepted_keys(fc)[t][0] for t in accepted_keys(fc)} == {"videos/new.mp4", "videos/back.mp4"}

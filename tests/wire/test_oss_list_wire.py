@@ -93,3 +93,14 @@ def test_the_other_stores_list_in_the_same_order(tmp_path, kind):
     assert [o.key for o in objects.list("bkt", "v/a", start_after="v/a.mp4")] == [
         "v/a.mp4 copy.mp4", "v/a.mp4.anim.json", "v/a/b.mp4"]
     assert list(objects.list("bkt", "nothing/here/")) == []
+
+
+def test_listings_carry_the_storage_class_and_restore_state(oss_emulator, sts):
+    oss_emulator.put_object("bkt", "v/a.mp4", b"a")
+    oss_emulator.put_object("bkt", "v/b.mp4", b"b", storage_class="Archive")
+    oss_emulator.put_object("bkt", "v/c.mp4", b"c", storage_class="ColdArchive",
+                            restore_info='ongoing-request="false", expiry-date="Sun, 16 Apr 2017 08:12:33 GMT"')
+    oss_emulator.put_object("bkt", "v/d.mp4", b"d", storage_class="Archive", restore_info='ongoing-request="true"')
+    listed = {o.key: (o.storage_class, o.restored) for o in store(oss_emulator, sts).list("bkt", "v/")}
+    assert listed == {"v/a.mp4": ("Standard", False), "v/b.mp4": ("Archive", False),
+                      "v/c.mp4": ("ColdArchive", True), "v/d.mp4": ("Archive", False)}

@@ -156,6 +156,8 @@ class OssObjectStore:
                     etag=(item.etag or "").strip('"'),
                     size=item.size or 0,
                     last_modified=item.last_modified.isoformat() if item.last_modified else "",
+                    storage_class=item.storage_class or "",
+                    restored='ongoing-request="false"' in (item.restore_info or ""),
                 )
 
     # -- internals ---------------------------------------------------------------

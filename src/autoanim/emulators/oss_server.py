@@ -55,11 +55,16 @@ class OssEmulator(LoopbackServer):
         data: bytes,
         tags: dict[str, str] | None = None,
         content_type: str = "application/octet-stream",
+        storage_class: str = "Standard",
+        restore_info: str | None = None,
     ) -> None:
-        """Seed an object (and its tags) as if it had been uploaded."""
+        """Seed an object (and its tags) as if it had been uploaded; listings show its storage class."""
         with self.lock:
             self._store(bucket, key, data, content_type)
             self.tags[(bucket, key)] = dict(tags or {})
+            self.meta[(bucket, key)]["x-oss-storage-class"] = storage_class
+            if restore_info:
+                self.meta[(bucket, key)]["x-oss-restore"] = restore_info
 
     def fail_next(self, *statuses: int) -> None:
         """The next requests are answered with these HTTP statuses (OSS XML errors), in order."""
@@ -196,7 +201,9 @@ class OssEmulator(LoopbackServer):
             parts.append(
                 f"<Contents><Key>{text(key)}</Key><LastModified>{modified}</LastModified>"
                 f"<ETag>{escape(meta['ETag'])}</ETag><Type>Normal</Type><Size>{len(data)}</Size>"
-                "<StorageClass>Standard</StorageClass></Contents>"
+                f"<StorageClass>{meta.get('x-oss-storage-class', 'Standard')}</StorageClass>"
+                + (f"<RestoreInfo>{escape(meta['x-oss-restore'])}</RestoreInfo>" if "x-oss-restore" in meta else "")
+                + "</Contents>"
             )
         return ('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult>' + "".join(parts)
                 + "</ListBucketResult>").encode()
