@@ -160,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     server.join(timeout=10)
     checkpoint.unlink(missing_ok=True)
 
-    print(json.dumps({"objects": args.objects, "workers": args.workers, "seed": args.seed, "rows": rows}, indent=2))
+    load = os.getloadavg()  # the machine is shared: say how busy it was
+    print(json.dumps({"objects": args.objects, "workers": args.workers, "seed": args.seed,
+                      "load_average_1_5_15": [round(x, 1) for x in load], "rows": rows}, indent=2))
+    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", file=sys.stderr)
     print("\n| phase | objects | videos | clips | billed frames | invoked | 409 | s | objects/s | videos/s | "
           "invocations/s | OSS req/video | FC req/video |", file=sys.stderr)
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", file=sys.stderr)
