@@ -120,17 +120,21 @@ def fc():
         yield emulator
 
 
-@pytest.fixture
-def env(monkeypatch, oss, fc, tmp_path):
+def operator_env(monkeypatch, tmp_path, **endpoints: str) -> None:
+    """The operator's shell: only the given endpoints and a key pair from the default chain's variables."""
     for var in list(os.environ):
         if var.startswith(("IMM_", "OSS_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "ALIBABA_CLOUD_", "FC_")):
             monkeypatch.delenv(var)
-    for name, value in {"OSS_ENDPOINT": oss.endpoint, "FC_ENDPOINT": fc.endpoint, "OSS_REGION": "cn-hangzhou",
-                        "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tBackfillTest",
-                        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
-                        "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN}.items():
+    for name, value in {"OSS_REGION": "cn-hangzhou", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tBackfillTest",
+                        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET, **endpoints}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def env(monkeypatch, oss, fc, tmp_path):
+    operator_env(monkeypatch, tmp_path, OSS_ENDPOINT=oss.endpoint, FC_ENDPOINT=fc.endpoint,
+                 ALIBABA_CLOUD_SECURITY_TOKEN=TOKEN)
     return tmp_path
 
 
@@ -274,14 +278,7 @@ def test_once_the_functions_ran_a_second_run_sends_nothing_at_all(monkeypatch, c
                 errors.append(exc)
 
         with FcEmulator(on_invoke=run_on_upload) as fc:
-            env = {"OSS_ENDPOINT": oss.endpoint, "FC_ENDPOINT": fc.endpoint, "OSS_REGION": "cn-hangzhou",
-                   "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tBackfillTest", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
-            for var in list(os.environ):
-                if var.startswith(("IMM_", "OSS_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "ALIBABA_CLOUD_")):
-                    monkeypatch.delenv(var)
-            for name, value in env.items():
-                monkeypatch.setenv(name, value)
-            monkeypatch.chdir(tmp_path)
+            operator_env(monkeypatch, tmp_path, OSS_ENDPOINT=oss.endpoint, FC_ENDPOINT=fc.endpoint)
 
             code, first = backfill_cli(capsys, "--submit", "--rate", "0")
             assert fc.wait_idle() and not errors
@@ -305,15 +302,8 @@ def test_via_direct_runs_on_upload_here_against_oss_and_imm(monkeypatch, capsys,
     with OssEmulator() as oss, ImmEmulator(seed=1) as imm:
         for key, (data, tags) in small.objects.items():
             oss.put_object(BUCKET, key, data, tags=tags)
-        for var in list(os.environ):
-            if var.startswith(("IMM_", "OSS_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "ALIBABA_CLOUD_", "FC_")):
-                monkeypatch.delenv(var)
-        for name, value in {"OSS_ENDPOINT": oss.endpoint, "IMM_ENDPOINT": imm.endpoint, "IMM_PROJECT": "p",
-                            "IMM_REGION": "cn-hangzhou", "IMM_NOTIFY_TOPIC": "t",
-                            "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tBackfillTest",
-                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.chdir(tmp_path)
+        operator_env(monkeypatch, tmp_path, OSS_ENDPOINT=oss.endpoint, IMM_ENDPOINT=imm.endpoint, IMM_PROJECT="p",
+                     IMM_REGION="cn-hangzhou", IMM_NOTIFY_TOPIC="t")
 
         code, dry = backfill_cli(capsys)
         code, first = backfill_cli(capsys, "--submit", "--via", "direct", "--rate", "0")
@@ -333,14 +323,7 @@ def test_archived_videos_are_reported_not_handed_over(monkeypatch, capsys, tmp_p
         oss.put_object(BUCKET, "videos/old.mp4", b"o", storage_class="Archive")
         oss.put_object(BUCKET, "videos/back.mp4", b"b", storage_class="Archive",
                        restore_info='ongoing-request="false", expiry-date="Sun, 16 Apr 2017 08:12:33 GMT"')
-        for var in list(os.environ):
-            if var.startswith(("IMM_", "OSS_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "ALIBABA_CLOUD_", "FC_")):
-                monkeypatch.delenv(var)
-        for name, value in {"OSS_ENDPOINT": oss.endpoint, "FC_ENDPOINT": fc.endpoint, "OSS_REGION": "cn-hangzhou",
-                            "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tBackfillTest",
-                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.chdir(tmp_path)
+        operator_env(monkeypatch, tmp_path, OSS_ENDPOINT=oss.endpoint, FC_ENDPOINT=fc.endpoint)
         code, report = backfill_cli(capsys, "--submit", "--rate", "0")
         assert code == 0 and report["videos"] == 3 and report["invoked"] == 2
         (reason,) = report["skipped"]
