@@ -90,3 +90,15 @@ def test_a_checkpoint_resumes_only_the_same_run(tmp_path):
     with pytest.raises(ConfigError):
         other.load()
     assert [p.name for p in tmp_path.iterdir()] == ["c.json"]  # no temp file left
+
+
+def test_the_default_function_is_the_one_s_yaml_deploys():
+    from pathlib import Path
+
+    from autoanim import cli
+
+    yaml = pytest.importorskip("yaml", reason="PyYAML reads s.yaml (dev extra)")
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "s.yaml").read_text(encoding="utf-8"))
+    args = cli._parser().parse_args(["backfill", "oss://b/videos/"])
+    assert args.function == spec["resources"]["on_upload"]["props"]["functionName"]
+    assert spec["resources"]["on_upload"]["props"]["handler"] == "index.on_upload"
