@@ -15,7 +15,7 @@ bucket and only claims that exist are read.
 
 ``--submit`` hands each video with clips to make to ``on_upload``, one video per
 hand-over: an asynchronous FC invocation whose task id is derived from
-(bucket, key, ETag), so FC itself refuses a repeat (``--via fc``, the default);
+(bucket, key, ETag) and the planned clips, so FC itself refuses a repeat (``--via fc``, the default);
 or ``on_upload`` run in this process (``--via direct`` against the cloud, and
 always for a local folder bucket). Results are consumed in listing order; the
 checkpoint is the last key before which everything was handled, so ``--resume``
@@ -49,12 +49,16 @@ CHECKPOINT_EVERY = 2.0  # seconds between checkpoint writes (and at the end)
 SIDECAR_HELD = "sidecar (planned with its video)"
 
 
-def task_id(video: ObjectInfo) -> str:
-    """The FC async task id that names one video's hand-over: (bucket, key, ETag) → ``autoanim-<sha256>``.
+def task_id(video: ObjectInfo, tasks: Iterable[PlannedTask] = ()) -> str:
+    """The FC async task id that names one video's hand-over: ``autoanim-<sha256>``.
 
+    Derived from (bucket, key, ETag) and the idempotency keys of the video's planned
+    clips: a repeat of the same work is refused by FC (409), a re-upload (new ETag)
+    or changed rules (new clips) make a new id and are handed over again.
     Letters, digits and '-' only, starting with a letter, 73 characters (FC allows 128).
     """
-    identity = json.dumps([video.bucket, video.key, video.etag], ensure_ascii=False, separators=(",", ":"))
+    identity = json.dumps([video.bucket, video.key, video.etag, sorted(t.idempotency_key for t in tasks)],
+                          ensure_ascii=False, separators=(",", ":"))
     return "autoanim-" + hashlib.sha256(identity.encode()).hexdigest()
 
 
@@ -184,15 +188,16 @@ class RateLimit:
             self._sleep(slot - now)
 
 
-Submit = Callable[[ObjectInfo], str]  # hands one video over; returns "accepted" or "duplicate"
+# Hands one video (and the clips planned for it) over; returns "accepted" or "duplicate".
+Submit = Callable[[ObjectInfo, list[PlannedTask]], str]
 
 
 def fc_submitter(invoker: Any, region: str) -> Submit:
     """One asynchronous FC invocation of ``on_upload`` per video, with an OSS ObjectCreated event."""
 
-    def submit(video: ObjectInfo) -> str:
+    def submit(video: ObjectInfo, tasks: list[PlannedTask]) -> str:
         body = oss_event(video.bucket, video.key, size=video.size, etag=video.etag, region=region)
-        return invoker.invoke_async(body, task_id(video)).status
+        return invoker.invoke_async(body, task_id(video, tasks)).status
 
     return submit
 
@@ -203,7 +208,7 @@ def in_process_submitter(app: service.App) -> Submit:
 
     from .bootstrap import local_context
 
-    def submit(video: ObjectInfo) -> str:
+    def submit(video: ObjectInfo, tasks: list[PlannedTask]) -> str:
         event = oss_event(video.bucket, video.key, size=video.size, etag=video.etag)
         index.on_upload(event, local_context("on_upload"), app=app)  # raises RetryLater: retryable
         return "accepted"
@@ -243,7 +248,7 @@ def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | Non
         return outcome
     rate.wait()
     try:
-        outcome.handed = submit(info)
+        outcome.handed = submit(info, tasks)
     except AutoanimError as exc:
         if not exc.retryable:  # a missing function, a permission: every other video would fail alike
             raise
@@ -308,6 +313,7 @@ class Summary:
                 by_origin[profile or "(no profile)"] = by_origin.get(profile or "(no profile)", 0) + task.billed_frames
             if keep_tasks:
                 self.tasks.append({"source": task.source.uri, "etag": task.source.etag, "output": task.output_uri,
+                                   "idempotency_key": task.idempotency_key,
                                    "origin": origin, "profile": profile or None, "billed_frames": task.billed_frames,
                                    "done": finished, "request": task.request.wire()})
         if all(outcome.done):

@@ -18,12 +18,11 @@ import pytest
 
 pytest.importorskip("alibabacloud_fc20230330", reason="the FC SDK is the backfill extra")
 
-from autoanim import backfill, cli
+from autoanim import cli
 from autoanim.emulators.fc_server import FcEmulator
 from autoanim.emulators.oss_server import OssEmulator
 from autoanim.events import parse_oss_event
 from autoanim.fc_events import oss_event
-from autoanim.ports import ObjectInfo
 from tests.wire.conftest import SECRET, STS, TOKEN
 
 BUCKET = "backfill-bucket"
@@ -197,20 +196,31 @@ def test_the_dry_run_bills_what_autoanim_plan_bills_object_by_object(env, capsys
     assert len(sidecar_reads) == len(made.sidecars)
 
 
-def test_submit_invokes_once_per_video_and_a_second_run_invokes_nothing(env, capsys, made, fc):
+def test_submit_invokes_once_per_video_and_a_second_run_invokes_nothing(env, capsys, made, oss, fc):
     code, first = backfill_cli(capsys, "--submit", "--rate", "0")
     assert code == 0 and first["complete"] is True
     found = accepted_keys(fc)
     assert len(fc.invocations) == len(made.convertible) == first["invoked"]
     assert {key for key, _ in found.values()} == made.convertible
-    for tid, (key, etag) in found.items():  # the task id names (bucket, key, ETag)
+    clips: dict[str, list[str]] = {}
+    for task in first["tasks"]:
+        clips.setdefault(task["source"].split("/", 3)[3], []).append(task["idempotency_key"])
+    for tid, (key, etag) in found.items():  # the task id names (bucket, key, ETag) and the planned clips
         assert etag == made.etag(key)
-        assert tid == backfill.task_id(ObjectInfo(bucket=BUCKET, key=key, etag=etag, size=0))
+        identity = json.dumps([BUCKET, key, etag, sorted(clips[key])], ensure_ascii=False, separators=(",", ":"))
+        assert tid == "autoanim-" + hashlib.sha256(identity.encode()).hexdigest()
 
     code, second = backfill_cli(capsys, "--submit", "--rate", "0")
     assert code == 0 and second["invoked"] == 0 and second["duplicates"] == len(made.convertible)
     assert len(fc.invocations) == len(made.convertible)  # FC refused every repeat (409)
     assert fc.stats["status_409"] == len(made.convertible)
+
+    # New rules on one video (same ETag): new clips, so a new task id; the rest are still repeats.
+    changed = min(k for k in made.convertible if k not in made.sidecars)
+    oss.tags[(BUCKET, changed)] = {"anim-format": "gif", "anim-duration": "1", "anim-fps": "7", "anim-name": "new"}
+    code, third = backfill_cli(capsys, "--submit", "--rate", "0")
+    assert code == 0 and third["invoked"] == 1 and third["duplicates"] == len(made.convertible) - 1
+    assert accepted_keys(fc)[fc.invocations[-1]["task_id"]][0] == changed
 
 
 def test_an_interrupted_run_resumed_ends_with_the_same_set(env, capsys, made, fc):

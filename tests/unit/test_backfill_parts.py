@@ -46,6 +46,23 @@ def test_a_video_is_held_only_until_the_listing_passes_its_sidecar():
     assert seen[-1] == "v/a.mp4.anim.json"  # decided as soon as the sidecar's key was listed
 
 
+def test_task_ids_change_with_the_planned_clips():
+    from autoanim import planner, rules
+    from autoanim.config import Settings
+
+    settings = Settings()
+    video = ObjectInfo(bucket="b", key="v/a.mp4", etag="E1", size=1)
+    source = planner.SourceObject(bucket="b", key="v/a.mp4", etag="E1")
+
+    def clips(**fields):
+        return planner.plan(source, rules.resolve([rules.RuleSpec(**fields)], origin="tags", source="t",
+                                                  settings=settings, base_profile="preview"), settings)
+
+    gif, webp = clips(format="gif"), clips(format="webp")
+    assert backfill.task_id(video, gif) == backfill.task_id(video, list(reversed(gif)))
+    assert backfill.task_id(video, gif) != backfill.task_id(video, webp) != backfill.task_id(video)
+
+
 def test_task_ids_name_bucket_key_and_etag_within_fcs_rules():
     one = backfill.task_id(ObjectInfo(bucket="b", key="v/日本 語+%.mp4", etag="E1", size=1))
     assert TASK_ID.match(one) and len(one) <= 128 and one.startswith("autoanim-")
