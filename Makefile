@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt -e '.[local,dev]'
+	$(BIN)/python -m pip install -q -r requirements.txt -e '.[local,backfill,dev]'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/backfill.py
 
 lint: venv
 	$(BIN)/python -m ruff check src tests bench

@@ -114,7 +114,17 @@ class Claim:
         return f"oss://{self.bucket}/{self.key}"
 
     def part(self, name: str) -> str:
-        return f"{self.key.removesuffix('.json')}.{name}.json"
+        return part_key(self.key, name)
+
+
+def part_key(claim_key: str, name: str) -> str:
+    """The key of one of a claim's records (``done``, ``a0.task``, ``a1.lease0``...)."""
+    return f"{claim_key.removesuffix('.json')}.{name}.json"
+
+
+def handled(claim_key: str, existing: set[str]) -> bool:
+    """Whether a claim, among ``existing`` keys (a listing), already has a task or an outcome."""
+    return part_key(claim_key, "done") in existing or part_key(claim_key, "a0.task") in existing
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``autoanim``: plan, convert, upload, watch and invoke, offline or against IMM.
+"""``autoanim``: plan, convert, upload, watch, invoke and backfill, offline or against IMM.
 
 Exit status: 0 done, 2 bad arguments or rules, 3 unreadable media, 4 a service failed.
 Errors are one line on stderr.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -281,6 +282,158 @@ def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_USAGE if answer.get("rejected") else EXIT_OK
 
 
+# --- backfill --------------------------------------------------------------------------------
+
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """The videos already in a bucket: the bill first (dry run), then on_upload does the work."""
+    from . import backfill
+
+    bootstrap.check(settings)
+    if args.resume and not args.submit:
+        raise ConfigError("--resume continues a --submit run; a dry run keeps no checkpoint")
+    if args.source.startswith("oss://"):
+        bucket, _, prefix = args.source[len("oss://"):].partition("/")
+        via = args.via or "fc"
+        app, submit = _cloud_backfill(args, settings, bucket, via)
+    else:
+        if args.via not in (None, "local"):
+            raise ConfigError(f"{args.source} is a local folder bucket: it is converted here (no --via {args.via})")
+        bucket, prefix = _local_target(args.source, settings)
+        via = "local"
+        app = local_app(settings)
+        submit = backfill.in_process_submitter(app) if args.submit else None
+    source = f"oss://{bucket}/{prefix}" if via != "local" else args.source
+    checkpoint = None
+    start_after = ""
+    if args.submit:
+        path = Path(args.checkpoint) if args.checkpoint else backfill.default_checkpoint(bucket, source, via, args.function)
+        checkpoint = backfill.Checkpoint(path, source=source, via=via, function=args.function)
+        if args.resume:
+            start_after = checkpoint.load()
+    bar = _BackfillBar(args.progress)
+    try:
+        summary = backfill.run(app, bucket, prefix, source=source, via=via, submit=submit, workers=args.workers,
+                               rate=args.rate, limit=args.limit, start_after=start_after, checkpoint=checkpoint,
+                               keep_tasks=args.json, progress=bar.update)
+        if via == "local" and app.media is not None:
+            app.media.wait()
+    finally:
+        bar.close()
+        close = getattr(app.media, "close", None)
+        if close:
+            close()
+    data = summary.as_dict()
+    data["function"] = args.function if via == "fc" else None
+    data["checkpoint"] = str(checkpoint.path) if checkpoint else None
+    if args.json:
+        _print(data)
+    else:
+        print(_backfill_text(data))
+    if summary.interrupted:
+        return 130
+    return EXIT_SERVICE if summary.failed else EXIT_OK
+
+
+def _local_target(path: str, settings: Settings) -> tuple[str, str]:
+    """``buckets/demo-bucket/videos/`` → ("demo-bucket", "videos/"), inside AUTOANIM_LOCAL_ROOT."""
+    root = Path(settings.local_root).resolve()
+    try:
+        parts = Path(path).resolve().relative_to(root).parts
+    except ValueError:
+        raise ConfigError(f"{path} is not inside the local root {root} (set AUTOANIM_LOCAL_ROOT, "
+                          "or give oss://BUCKET/PREFIX)") from None
+    if not parts:
+        raise ConfigError(f"{path} is the local root itself: name a bucket folder, e.g. {root}/demo-bucket/")
+    bucket, rest = parts[0], "/".join(parts[1:])
+    return bucket, rest + "/" if rest and path.endswith(("/", os.sep)) else rest
+
+
+def _cloud_backfill(args: argparse.Namespace, settings: Settings, bucket: str, via: str):
+    """The OSS store on the public endpoint (this runs outside FC), and how videos are handed over."""
+    from . import backfill
+    from .adapters.credentials import resolve_credentials
+    from .adapters.oss import OssObjectStore
+    from .service import App
+
+    if not bucket:
+        raise ConfigError(f"{args.source}: no bucket (give oss://BUCKET/PREFIX)")
+    credentials = resolve_credentials(None)  # ALIBABA_CLOUD_* if set, else the SDKs' default chain
+    store = OssObjectStore(region=settings.oss_region or args.region, endpoint=settings.oss_endpoint,
+                           credentials=credentials, public=True)
+    app = App(settings=settings, store=store, media=None)  # type: ignore[arg-type]
+    if not args.submit:
+        return app, None
+    if via == "direct":
+        from .adapters.imm import ImmMediaService
+
+        if not settings.imm_project:
+            raise ConfigError("--via direct submits to IMM from here: set IMM_PROJECT (and IMM_NOTIFY_TOPIC)")
+        app.media = ImmMediaService(project=settings.imm_project, region=settings.imm_region or args.region,
+                                    endpoint=settings.imm_endpoint, credentials=credentials,
+                                    attempts=settings.imm_attempts)
+        return app, backfill.in_process_submitter(app)
+    from .adapters.fc import FcInvoker
+
+    region = args.region or settings.imm_region or settings.oss_region
+    invoker = FcInvoker(function=args.function, region=region, endpoint=settings.fc_endpoint,
+                        credentials=credentials, qualifier=args.qualifier)
+    return app, backfill.fc_submitter(invoker, region or "")
+
+
+class _BackfillBar:
+    """A tqdm bar on stderr (objects listed; videos, clips and hand-overs as its postfix) when it is a terminal."""
+
+    def __init__(self, mode: str):
+        self._bar = None
+        if mode == "on" or (mode == "auto" and sys.stderr.isatty()):
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit=" objects", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def update(self, summary: Any) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(summary.objects - self._bar.n)
+        if summary.objects % 50 == 1:
+            self._bar.set_postfix(videos=summary.videos, clips=summary.clips, frames=summary.billed_frames_total,
+                                  invoked=summary.invoked, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _backfill_text(d: dict[str, Any]) -> str:
+    """The short human summary."""
+    lines = [f"{d['source']}: {d['objects']:,} objects listed in {d['seconds']:.1f} s, {d['videos']:,} videos"
+             + (f" (resumed after {d['resumed_after']!r})" if d["resumed_after"] else "")]
+    lines.append(f"  clips: {d['clips']:,} planned for {d['videos_with_clips']:,} videos"
+                 f", {d['clips_done']:,} already done")
+    lines.append(f"  billed frames (IMM bills per output frame): {d['billed_frames_total']:,}")
+    for origin, profiles in sorted(d["billed_frames"].items()):
+        for profile, frames in sorted(profiles.items()):
+            lines.append(f"    {origin:<10} {profile:<16} {frames:>12,}")
+    if d["skipped"]:
+        lines.append("  skipped: " + ", ".join(f"{n:,} {reason}" for reason, n in d["skipped"].items()))
+    for label in ("rejected", "failed"):
+        if d[label]:
+            lines.append(f"  {label}: {len(d[label]):,}")
+            lines.extend(f"    {r['key']}: {r['reason']}" for r in d[label][:10])
+            if len(d[label]) > 10:
+                lines.append(f"    ... {len(d[label]) - 10:,} more (--json lists every one)")
+    if d["mode"] == "dry-run":
+        lines.append(f"  dry run: nothing submitted; --submit hands {d['to_submit']:,} videos to "
+                     f"{'on_upload' if not d['function'] else d['function']}")
+    else:
+        lines.append(f"  submitted ({d['via']}): {d['invoked']:,} invoked, {d['duplicates']:,} already queued, "
+                     f"{d['skipped_done']:,} videos already done, {d['held']:,} left for later")
+        state = "complete" if d["complete"] else ("interrupted" if d["interrupted"] else "incomplete")
+        lines.append(f"  {state}; checkpoint {d['checkpoint']} (last key {d['last_key']!r})"
+                     + ("" if d["complete"] else ": --resume continues"))
+    return "\n".join(lines)
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
@@ -329,6 +482,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("handler", choices=["upload", "result"])
     p.add_argument("event")
     p.set_defaults(run=cmd_invoke)
+
+    p = sub.add_parser("backfill", help="the videos already in a bucket: the bill first, then --submit")
+    p.add_argument("source", help="oss://BUCKET/PREFIX, or a local folder bucket such as buckets/demo-bucket/videos/")
+    p.add_argument("--submit", action="store_true", help="hand every video with clips to make to on_upload")
+    p.add_argument("--via", choices=["fc", "direct"], help="fc: async invocations of the deployed function "
+                   "(default); direct: on_upload in this process against OSS and IMM")
+    p.add_argument("--function", default="autoanim-on-upload", help="the deployed upload function (s.yaml)")
+    p.add_argument("--qualifier", help="FC version or alias to invoke (default LATEST)")
+    p.add_argument("--region", help="region of FC and the bucket (default OSS_REGION, IMM_REGION, FC_REGION)")
+    p.add_argument("--rate", type=float, default=20.0, help="most hand-overs per second (0: no bound)")
+    p.add_argument("--workers", type=int, default=16, help="parallel tag reads and hand-overs")
+    p.add_argument("--limit", type=int, help="stop after this many hand-overs (--resume continues)")
+    p.add_argument("--resume", action="store_true", help="continue after the checkpoint's last key")
+    p.add_argument("--checkpoint", help="checkpoint file (default ./.autoanim-backfill/<bucket>-<hash>.json)")
+    p.add_argument("--json", action="store_true", help="one JSON object, with every planned request")
+    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
+    p.set_defaults(run=cmd_backfill)
     return parser
 
 

@@ -39,6 +39,7 @@ _ENV_STRINGS = {
     "IMM_NOTIFY_TOPIC": "imm_notify_topic",
     "OSS_ENDPOINT": "oss_endpoint",
     "OSS_REGION": "oss_region",
+    "FC_ENDPOINT": "fc_endpoint",
     "OUTPUT_BUCKET": "output_bucket",
     "OUTPUT_PREFIX": "output_prefix",
     "OUTPUT_TEMPLATE": "output_template",
@@ -70,6 +71,7 @@ class Settings(BaseModel):
     imm_notify_topic: str | None = None
     oss_endpoint: str | None = None
     oss_region: str | None = None
+    fc_endpoint: str | None = None  # FC 3.0 endpoint override for `autoanim backfill` (tests: the loopback FC)
     output_bucket: str | None = None
     output_prefix: str = "animated/"
     output_template: str = "{prefix}{dirname}/{barename}{name}.{ext}"

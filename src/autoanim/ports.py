@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .convert_request import ConvertRequest
@@ -16,6 +17,8 @@ class ObjectInfo:
     size: int
     content_type: str = ""
     last_modified: str = ""
+    storage_class: str = ""  # from a listing: Standard, IA, Archive, ColdArchive, DeepColdArchive
+    restored: bool = False  # an archived object whose restore has completed (readable for now)
 
 
 class ObjectStore(Protocol):
@@ -38,6 +41,14 @@ class ObjectStore(Protocol):
         ...
 
     def exists(self, bucket: str, key: str) -> bool: ...
+
+    def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` and sorts after ``start_after``, in key order.
+
+        Keys come back plain (decoded once, where the adapter receives them); ``content_type``
+        may be empty (a listing does not carry it).
+        """
+        ...
 
 
 # ``find_task`` also counts tasks created this many seconds before ``since`` (clock skew).

@@ -139,24 +139,38 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
     else:
         return _skip(report, record, "not a video (by extension)")
 
-    if planner.is_ours(video.key, settings):  # the key as it really is (it may have arrived encoded)
-        return _skip(report, record, "autoanim's own output (loop guard)")
-    source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)
-    clips = rules_for(app, source)
-    if isinstance(clips, str):
-        return _skip(report, record, clips)
+    tasks = plan_video(app, video)
+    if isinstance(tasks, str):
+        return _skip(report, record, tasks)
     retry: AutoanimError | None = None
-    for task in planner.plan(source, clips, settings):
+    for task in tasks:
         try:
             submit(app, task, report)
         except AutoanimError as exc:  # one clip's failure does not stop the video's other clips
             if exc.retryable:
                 retry = retry or exc
                 continue
-            report.rejected.append(log.event("upload.rejected", 30, source=source.uri, output=task.output_uri,
+            report.rejected.append(log.event("upload.rejected", 30, source=task.source.uri, output=task.output_uri,
                                              code=exc.code, reason=exc.message))
     if retry is not None:
         raise retry
+
+
+def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> list[PlannedTask] | str:
+    """The planned tasks for one existing video, or why there are none.
+
+    The one planning path: ``on_upload`` calls it for each event, ``autoanim backfill``
+    for each listed video. ``sidecar`` says whether ``<key>.anim.json`` exists when the
+    caller already knows (a listing); None reads it to find out. Raises ``RuleError``
+    for rules that cannot be honoured.
+    """
+    if planner.is_ours(video.key, app.settings):  # the key as it really is (it may have arrived encoded)
+        return "autoanim's own output (loop guard)"
+    source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)
+    clips = rules_for(app, source, sidecar=sidecar)
+    if isinstance(clips, str):
+        return clips
+    return planner.plan(source, clips, app.settings)
 
 
 def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | None:
@@ -178,7 +192,9 @@ def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | Non
     return None
 
 
-def read_sidecar(app: App, source: SourceObject) -> list[rules.RuleSpec] | None:
+def read_sidecar(app: App, source: SourceObject, *, exists: bool | None = None) -> list[rules.RuleSpec] | None:
+    if exists is False:  # known absent (from a listing): no probe
+        return None
     key = source.key + rules.SIDECAR_SUFFIX
     where = f"sidecar oss://{source.bucket}/{key}"
     limit = app.settings.limits.max_sidecar_bytes
@@ -191,18 +207,21 @@ def read_sidecar(app: App, source: SourceObject) -> list[rules.RuleSpec] | None:
     return rules.parse_sidecar(raw, where, app.settings.limits)
 
 
-def rules_for(app: App, source: SourceObject) -> list[rules.Rule] | str:
-    """The clips for a video by precedence (sidecar > tags > default profile), or why none."""
+def rules_for(app: App, source: SourceObject, *, sidecar: bool | None = None) -> list[rules.Rule] | str:
+    """The clips for a video by precedence (sidecar > tags > default profile), or why none.
+
+    ``sidecar``: whether the sidecar exists, when the caller knows (None: read to find out).
+    """
     settings = app.settings
     tag_source = f"tags of {source.uri}"
     raw_tags = app.store.get_tags(source.bucket, source.key)
     if raw_tags.get("anim") == "off":  # the opt-out wins over everything, even a sidecar
         return "anim=off"
     default = None if settings.default_profile == "none" else settings.default_profile
-    sidecar = read_sidecar(app, source)
-    if sidecar is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
+    specs = read_sidecar(app, source, exists=sidecar)
+    if specs is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
         where = f"sidecar {source.uri}{rules.SIDECAR_SUFFIX}"
-        return rules.resolve(sidecar, origin="sidecar", source=where, settings=settings, base_profile=default)
+        return rules.resolve(specs, origin="sidecar", source=where, settings=settings, base_profile=default)
     tags = rules.parse_tags(raw_tags, tag_source, settings.limits)
     if tags.mode == "sidecar":
         return "anim=sidecar: waiting for the sidecar's upload"

@@ -221,6 +221,14 @@ def test_async_retries_are_bounded_and_dead_letters_avoid_the_result_topic(funct
         assert f"/topics/{variables['topic']}/" not in destination, f"{name}: failures would loop into results"
 
 
+def test_on_upload_runs_in_async_task_mode_so_fc_refuses_a_repeated_backfill(functions) -> None:
+    # `autoanim backfill --submit` names each invocation; FC deduplicates names only in task mode.
+    upload = functions["on_upload"]["asyncInvokeConfig"]
+    assert upload["asyncTask"] is True
+    assert upload["destinationConfig"]["onFailure"]["destination"]  # still merged from the template
+    assert "asyncTask" not in functions["on_task_result"]["asyncInvokeConfig"]
+
+
 def test_sizes_and_timeouts(functions) -> None:
     upload, result = functions["on_upload"], functions["on_task_result"]
     assert 256 <= upload["memorySize"] <= 512 and upload["timeout"] == 60

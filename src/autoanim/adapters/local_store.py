@@ -369,6 +369,35 @@ class LocalObjectStore:
     def exists(self, bucket: str, key: str) -> bool:
         return self.path(bucket, key).is_file()
 
+    def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        """The files under ``prefix`` in key order (as OSS lists), temp files left out.
+
+        Walks only the deepest folder the prefix names; keys are sorted as whole strings
+        (``a-c`` before ``a/b``, as OSS orders them), not folder by folder.
+        """
+        check_bucket(bucket)
+        folder, _, _ = prefix.rpartition("/")
+        base = self._root / bucket
+        start = base.joinpath(*check_key(bucket, folder)) if folder else base
+        found = []
+        for dirpath, _, filenames in os.walk(start):
+            relative = Path(dirpath).relative_to(base).as_posix()
+            for name in filenames:
+                key = name if relative == "." else f"{relative}/{name}"
+                if not is_temp_name(name) and key.startswith(prefix) and key > start_after:
+                    found.append(key)
+        for key in sorted(found):
+            try:
+                yield self.head(bucket, key)
+            except NotFound:  # removed since the walk
+                continue
+            except ServiceError as exc:  # a file name OSS could not hold: said, not listed
+                if exc.code != "InvalidObjectName":
+                    raise
+                from ..log import event
+
+                event("store.unlisted", 30, bucket=bucket, key=key[:200], reason=exc.message)
+
     def delete(self, bucket: str, key: str) -> None:
         """Removes the object and its metadata; a missing object is no error (like OSS DeleteObject)."""
         self.path(bucket, key).unlink(missing_ok=True)

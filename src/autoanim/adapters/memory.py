@@ -10,7 +10,7 @@ import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..convert_request import ConvertRequest
 from ..errors import NotFound, TooLarge
@@ -74,6 +74,14 @@ class MemoryObjectStore:
 
     def exists(self, bucket: str, key: str) -> bool:
         return (bucket, key) in self.objects
+
+    def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
+        self.calls.append(("list", bucket, prefix))
+        with self._lock:
+            keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix) and k > start_after)
+        for key in keys:
+            if (bucket, key) in self.objects:
+                yield self.head(bucket, key)
 
     def add(self, bucket: str, key: str, data: bytes, tags: dict[str, str] | None = None,
             etag: str | None = None) -> ObjectInfo:

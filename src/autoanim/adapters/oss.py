@@ -11,6 +11,7 @@ first use.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError, NotFound, ServiceError, TooLarge
@@ -33,6 +34,7 @@ class OssObjectStore:
         credentials: Credentials | None,
         connect_timeout: float = 3.0,
         readwrite_timeout: float = 10.0,
+        public: bool = False,
     ):
         if not region:
             raise ConfigError(
@@ -43,6 +45,7 @@ class OssObjectStore:
         self._credentials = credentials
         self.connect_timeout = connect_timeout
         self.readwrite_timeout = readwrite_timeout
+        self.public = public  # the public endpoint (a command outside Alibaba Cloud), not the internal one
         self._client: Any = None
         self._unversioned: set[str] = set()  # buckets whose versioning was checked: off
 
@@ -145,6 +148,37 @@ class OssObjectStore:
             return False
         return True
 
+    def list(self, bucket: str, prefix: str = "", start_after: str = "", page_size: int = 1000
+             ) -> Iterator[ObjectInfo]:
+        """ListObjectsV2 through the SDK's paginator (continuation tokens), one page in memory at a time.
+
+        Checked in ``alibabacloud-oss-v2`` 1.4.1: ``operations.list_objects_v2`` always sends
+        ``encoding-type=url`` and ``serde_utils.deserialize_encode_type`` decodes ``Key`` (and the
+        prefix and tokens) with ``urllib.parse.unquote`` (so ``+`` stays ``+``). That is the one
+        place listed keys are decoded; they are used as they come from here. The SDK's own retry
+        (3 attempts) covers each page; a failure leaves translated, like every other call.
+        """
+        oss = self._oss()
+        request = oss.ListObjectsV2Request(bucket=bucket, prefix=prefix or None,
+                                           start_after=start_after or None, max_keys=page_size)
+        where = prefix or "(bucket root)"
+        pages = self._call("ListObjectsV2", bucket, where,
+                           lambda c: iter(c.list_objects_v2_paginator().iter_page(request)))
+        while True:
+            page = self._call("ListObjectsV2", bucket, where, lambda _: next(pages, None))
+            if page is None:
+                return
+            for item in page.contents or []:
+                yield ObjectInfo(
+                    bucket=bucket,
+                    key=item.key,
+                    etag=(item.etag or "").strip('"'),
+                    size=item.size or 0,
+                    last_modified=item.last_modified.isoformat() if item.last_modified else "",
+                    storage_class=item.storage_class or "",
+                    restored='ongoing-request="false"' in (item.restore_info or ""),
+                )
+
     # -- internals ---------------------------------------------------------------
 
     def _oss(self) -> Any:
@@ -163,7 +197,7 @@ class OssObjectStore:
                 cfg.endpoint = self.endpoint
                 cfg.use_path_style = True
             else:
-                cfg.endpoint = f"oss-{self.region}-internal.aliyuncs.com"
+                cfg.endpoint = f"oss-{self.region}{'' if self.public else '-internal'}.aliyuncs.com"
             cfg.credentials_provider = _credentials_provider(oss, self._credentials)
             self._client = oss.Client(cfg)
         return self._client

@@ -2,7 +2,9 @@
 
 Speaks ``HEAD/GET/PUT /<bucket>/<percent-encoded key>``, ``?tagging`` (GET/PUT,
 XML), the ``x-oss-tagging`` header on PutObject, ``x-oss-forbid-overwrite``,
-``Range`` on GetObject and OSS's XML errors (in the ``x-oss-err`` header for
+``Range`` on GetObject, ListObjectsV2 (``GET /<bucket>?list-type=2``: prefix,
+start-after, max-keys, opaque continuation tokens, ``encoding-type=url``) and
+OSS's XML errors (in the ``x-oss-err`` header for
 HEAD, as OSS does). Checks that an ``OSS4-HMAC-SHA256`` ``Authorization``
 header is there (the signature itself is not verified). Every bucket exists.
 """
@@ -11,14 +13,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter, deque
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from . import LoopbackServer, read_body, send
@@ -53,11 +56,16 @@ class OssEmulator(LoopbackServer):
         data: bytes,
         tags: dict[str, str] | None = None,
         content_type: str = "application/octet-stream",
+        storage_class: str = "Standard",
+        restore_info: str | None = None,
     ) -> None:
-        """Seed an object (and its tags) as if it had been uploaded."""
+        """Seed an object (and its tags) as if it had been uploaded; listings show its storage class."""
         with self.lock:
             self._store(bucket, key, data, content_type)
             self.tags[(bucket, key)] = dict(tags or {})
+            self.meta[(bucket, key)]["x-oss-storage-class"] = storage_class
+            if restore_info:
+                self.meta[(bucket, key)]["x-oss-restore"] = restore_info
 
     def fail_next(self, *statuses: int) -> None:
         """The next requests are answered with these HTTP statuses (OSS XML errors), in order."""
@@ -100,9 +108,12 @@ class OssEmulator(LoopbackServer):
                 status_xml = f"<Status>{self.versioning[bucket]}</Status>" if bucket in self.versioning else ""
                 xml = f'<?xml version="1.0" encoding="UTF-8"?><VersioningConfiguration>{status_xml}</VersioningConfiguration>'
                 return send(http, 200, xml.encode(), {"x-oss-request-id": request_id, "Content-Type": "application/xml"})
-            if not bucket or not key:
-                raise OssError(400, "InvalidArgument", "Only object operations are emulated.")
-            status, headers, payload = self._route(http.command, bucket, key, query, http.headers, body)
+            if bucket and not key and http.command == "GET" and query.get("list-type") == "2":
+                status, headers, payload = 200, {"Content-Type": "application/xml"}, self._list_v2(bucket, query)
+            elif not bucket or not key:
+                raise OssError(400, "InvalidArgument", "Only object operations and ListObjectsV2 are emulated.")
+            else:
+                status, headers, payload = self._route(http.command, bucket, key, query, http.headers, body)
         except OssError as error:
             return self._error(http, request_id, error, bucket, key)
         send(http, status, payload, {"x-oss-request-id": request_id, **headers})
@@ -146,6 +157,61 @@ class OssEmulator(LoopbackServer):
                 )
                 return 200, {"ETag": self.meta[(bucket, key)]["ETag"]}, b""
         raise OssError(405, "MethodNotAllowed", f"{method} is not emulated here.")
+
+    def _list_v2(self, bucket: str, query: dict[str, str]) -> bytes:
+        """One ListObjectsV2 page, in key order; with ``encoding-type=url`` every key, the prefix and
+        the tokens are percent-encoded (as OSS does, so keys XML 1.0 cannot carry still list)."""
+        prefix = query.get("prefix", "")
+        try:
+            max_keys = int(query.get("max-keys") or 100)
+        except ValueError:
+            raise OssError(400, "InvalidArgument", "max-keys must be an integer.") from None
+        if not 1 <= max_keys <= 1000:
+            raise OssError(400, "InvalidArgument", "max-keys must be between 1 and 1000.")
+        if query.get("delimiter"):
+            raise OssError(400, "InvalidArgument", "delimiter is not emulated.")
+        encoding = query.get("encoding-type", "")
+        if encoding not in ("", "url"):
+            raise OssError(400, "InvalidEncodingType", "The encoding type must be url.")
+        after = query.get("start-after", "")
+        token = query.get("continuation-token")
+        if token is not None:
+            try:  # an opaque token to the client: base64 of JSON (holds '+', '/' and '=')
+                after = max(after, json.loads(base64.b64decode(token, validate=True))["after"])
+            except (ValueError, KeyError, TypeError):
+                raise OssError(400, "InvalidArgument", "The continuation token is not valid.") from None
+        with self.lock:
+            self.stats["list_requests"] += 1
+            keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix) and k > after)
+            page, truncated = keys[:max_keys], len(keys) > max_keys
+            entries = [(key, self.objects[(bucket, key)], self.meta[(bucket, key)]) for key in page]
+
+        def text(value: str) -> str:
+            return quote(value, safe="") if encoding == "url" else escape(value)
+
+        parts = [f"<Name>{escape(bucket)}</Name><Prefix>{text(prefix)}</Prefix><MaxKeys>{max_keys}</MaxKeys>"]
+        if encoding:
+            parts.append("<EncodingType>url</EncodingType>")
+        if query.get("start-after"):
+            parts.append(f"<StartAfter>{text(query['start-after'])}</StartAfter>")
+        if token is not None:
+            parts.append(f"<ContinuationToken>{text(token)}</ContinuationToken>")
+        parts.append(f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>")
+        if truncated:
+            nxt = base64.b64encode(json.dumps({"after": page[-1], "n": len(page)}).encode()).decode()
+            parts.append(f"<NextContinuationToken>{text(nxt)}</NextContinuationToken>")
+        parts.append(f"<KeyCount>{len(page)}</KeyCount>")
+        for key, data, meta in entries:
+            modified = parsedate_to_datetime(meta["Last-Modified"]).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            parts.append(
+                f"<Contents><Key>{text(key)}</Key><LastModified>{modified}</LastModified>"
+                f"<ETag>{escape(meta['ETag'])}</ETag><Type>Normal</Type><Size>{len(data)}</Size>"
+                f"<StorageClass>{meta.get('x-oss-storage-class', 'Standard')}</StorageClass>"
+                + (f"<RestoreInfo>{escape(meta['x-oss-restore'])}</RestoreInfo>" if "x-oss-restore" in meta else "")
+                + "</Contents>"
+            )
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult>' + "".join(parts)
+                + "</ListBucketResult>").encode()
 
     def _existing(self, bucket: str, key: str) -> tuple[str, str]:
         if (bucket, key) not in self.objects:

@@ -1,0 +1,437 @@
+"""``autoanim backfill``: the videos already in a bucket, with the bill shown first.
+
+    list ─▶ plan each video ─▶ report      (dry run: nothing is written anywhere)
+                         └──▶ hand it to on_upload   (--submit)
+
+Listing is ``ObjectStore.list`` (OSS ListObjectsV2 through the SDK's paginator,
+or the folder store), one page at a time. Each video is planned by
+``service.plan_video``, the function ``on_upload`` itself calls, so the bill is
+the one the functions would run up. A video's sidecar is known from the listing
+(``<key>.anim.json`` sorts after ``<key>``; keys between the two are held back
+until the listing has passed it), so only tags are read per video, by a bounded
+pool of workers. A clip whose claim already has a task or an outcome
+(``claims.handled``) is not billed again; the claims folder is listed once per
+output bucket, and the listing alone tells.
+
+``--submit`` hands each video with clips to make to ``on_upload``, one video per
+hand-over: an asynchronous FC invocation whose task id is derived from
+(bucket, key, ETag) and the planned clips, so FC itself refuses a repeat (``--via fc``, the default);
+or ``on_upload`` run in this process (``--via direct`` against the cloud, and
+always for a local folder bucket). Results are consumed in listing order; the
+checkpoint is the last key before which everything was handled, so ``--resume``
+starts after it and a run that is stopped loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import claims, planner, rules, service
+from .errors import AutoanimError, ConfigError
+from .fc_events import iso_ms, oss_event
+from .planner import PlannedTask
+from .ports import ObjectInfo
+
+# OSS storage classes that must be restored before anything can read them (IA is readable, at a retrieval fee).
+ARCHIVED = frozenset({"Archive", "ColdArchive", "DeepColdArchive"})
+CHECKPOINT_EVERY = 2.0  # seconds between checkpoint writes (and at the end)
+SIDECAR_HELD = "sidecar (planned with its video)"
+
+
+def task_id(video: ObjectInfo, tasks: Iterable[PlannedTask] = ()) -> str:
+    """The FC async task id that names one video's hand-over: ``autoanim-<sha256>``.
+
+    Derived from (bucket, key, ETag) and the idempotency keys of the video's planned
+    clips: a repeat of the same work is refused by FC (409), a re-upload (new ETag)
+    or changed rules (new clips) make a new id and are handed over again.
+    Letters, digits and '-' only, starting with a letter, 73 characters (FC allows 128).
+    """
+    identity = json.dumps([video.bucket, video.key, video.etag, sorted(t.idempotency_key for t in tasks)],
+                          ensure_ascii=False, separators=(",", ":"))
+    return "autoanim-" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+# --- listing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listed:
+    info: ObjectInfo
+    sidecar: bool | None = None  # for a video: whether ``<key>.anim.json`` is in the listing
+
+
+def with_sidecars(objects: Iterable[ObjectInfo]) -> Iterator[Listed]:
+    """The listing in its own order, each video told whether its sidecar was listed (no probe).
+
+    A sidecar key extends its video's key, so it sorts after it. A video is held
+    (with everything listed after it, to keep the order) until the listing has
+    passed ``<key>.anim.json`` or ended.
+    """
+    held: deque[ObjectInfo] = deque()
+    sidecars: set[str] = set()
+
+    def release(now: str | None) -> Iterator[Listed]:
+        while held:
+            head = held[0]
+            video = planner.is_video_key(head.key)
+            if video and now is not None and now < head.key + rules.SIDECAR_SUFFIX:
+                return
+            held.popleft()
+            if planner.is_sidecar_key(head.key):
+                sidecars.discard(head.key)
+            yield Listed(head, (head.key + rules.SIDECAR_SUFFIX) in sidecars if video else None)
+
+    for info in objects:
+        if planner.is_sidecar_key(info.key):
+            sidecars.add(info.key)
+        yield from release(info.key)
+        held.append(info)
+    yield from release(None)
+
+
+# --- one object -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What became of one listed object."""
+
+    key: str
+    kind: str  # "video" | "skipped" | "rejected" | "failed" | "held"
+    reason: str = ""
+    tasks: list[PlannedTask] = field(default_factory=list)
+    done: list[bool] = field(default_factory=list)
+    handed: str = ""  # "accepted" | "duplicate" | "" (not handed over)
+    video: bool = True  # a video (by extension, not ours), whatever its rules said
+
+    @property
+    def handled(self) -> bool:
+        """Nothing left to do for this object in this run (the checkpoint may pass it)."""
+        return self.kind not in ("failed", "held")
+
+
+class DoneClaims:
+    """Whether a clip's claim is final; the claims folder of each output bucket is listed once."""
+
+    def __init__(self, app: service.App):
+        self._app = app
+        self._lock = threading.Lock()
+        self._known: dict[str, set[str]] = {}
+        self.listed = 0
+
+    def __call__(self, task: PlannedTask) -> bool:
+        return claims.handled(task.claim_key, self._keys(task.output_bucket))
+
+    def _keys(self, bucket: str) -> set[str]:
+        with self._lock:
+            if bucket not in self._known:
+                folder = self._app.settings.output_prefix + planner.CLAIMS_FOLDER
+                self._known[bucket] = {o.key for o in self._app.store.list(bucket, folder)}
+                self.listed += len(self._known[bucket])
+            return self._known[bucket]
+
+
+class Budget:
+    """At most ``limit`` hand-overs in this run (None: no limit); thread-safe."""
+
+    def __init__(self, limit: int | None):
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left is None:
+                return True
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+    @property
+    def spent(self) -> bool:
+        with self._lock:
+            return self._left is not None and self._left <= 0
+
+
+class RateLimit:
+    """At most ``rate`` calls a second, evenly spaced, shared by every worker (0: unbounded)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+# Hands one video (and the clips planned for it) over; returns "accepted" or "duplicate".
+Submit = Callable[[ObjectInfo, list[PlannedTask]], str]
+
+
+def fc_submitter(invoker: Any, region: str) -> Submit:
+    """One asynchronous FC invocation of ``on_upload`` per video, with an OSS ObjectCreated event."""
+
+    def submit(video: ObjectInfo, tasks: list[PlannedTask]) -> str:
+        body = oss_event(video.bucket, video.key, size=video.size, etag=video.etag, region=region)
+        return invoker.invoke_async(body, task_id(video, tasks)).status
+
+    return submit
+
+
+def in_process_submitter(app: service.App) -> Submit:
+    """``on_upload`` in this process, on the event FC would deliver (``--via direct``, local buckets)."""
+    import index
+
+    from .bootstrap import local_context
+
+    def submit(video: ObjectInfo, tasks: list[PlannedTask]) -> str:
+        event = oss_event(video.bucket, video.key, size=video.size, etag=video.etag)
+        index.on_upload(event, local_context("on_upload"), app=app)  # raises RetryLater: retryable
+        return "accepted"
+
+    return submit
+
+
+def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | None, budget: Budget,
+          rate: RateLimit) -> Outcome:
+    """Plan one listed object with on_upload's own planning; hand it over when asked and needed."""
+    info, settings = item.info, app.settings
+    if planner.is_ours(info.key, settings):
+        return Outcome(info.key, "skipped", "autoanim's own output, manifest or claim", video=False)
+    if planner.is_sidecar_key(info.key):
+        video_key = info.key[: -len(rules.SIDECAR_SUFFIX)]
+        return Outcome(info.key, "skipped", SIDECAR_HELD if planner.is_video_key(video_key)
+                       else "sidecar of something that is not a video", video=False)
+    if not planner.is_video_key(info.key):
+        return Outcome(info.key, "skipped", "not a video (by extension)", video=False)
+    if info.storage_class in ARCHIVED and not info.restored:
+        return Outcome(info.key, "skipped", f"storage class {info.storage_class}: restore it first "
+                       "(IMM cannot read an archived object)")
+    try:
+        tasks = service.plan_video(app, info, sidecar=item.sidecar)
+        if isinstance(tasks, str):
+            return Outcome(info.key, "skipped", tasks)
+        finished = [done(task) for task in tasks]
+    except AutoanimError as exc:
+        if exc.retryable:
+            return Outcome(info.key, "failed", exc.message)
+        return Outcome(info.key, "rejected", exc.message)
+    outcome = Outcome(info.key, "video", tasks=tasks, done=finished)
+    if submit is None or all(finished):
+        return outcome
+    if not budget.take():
+        outcome.kind = "held"
+        return outcome
+    rate.wait()
+    try:
+        outcome.handed = submit(info, tasks)
+    except AutoanimError as exc:
+        if not exc.retryable:  # a missing function, a permission: every other video would fail alike
+            raise
+        outcome.kind, outcome.reason = "failed", exc.message
+    return outcome
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    source: str
+    mode: str  # "dry-run" | "submit"
+    via: str
+    objects: int = 0
+    videos: int = 0
+    videos_with_clips: int = 0
+    clips: int = 0
+    clips_done: int = 0
+    billed_frames_total: int = 0
+    billed_frames_done: int = 0
+    billed_frames: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: Counter = field(default_factory=Counter)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    to_submit: int = 0
+    invoked: int = 0
+    duplicates: int = 0
+    skipped_done: int = 0
+    held: int = 0
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    resumed_after: str | None = None
+    last_key: str | None = None
+    complete: bool = False
+    interrupted: bool = False
+    claims_listed: int = 0
+    seconds: float = 0.0
+
+    def add(self, outcome: Outcome, keep_tasks: bool) -> None:
+        self.objects += 1
+        self.videos += outcome.video
+        if outcome.kind == "skipped":
+            self.skipped[outcome.reason] += 1
+            return
+        if outcome.kind == "rejected":
+            self.rejected.append({"key": outcome.key, "reason": outcome.reason})
+            return
+        if outcome.kind == "failed" and not outcome.tasks:
+            self.failed.append({"key": outcome.key, "reason": outcome.reason})
+            return
+        self.videos_with_clips += 1
+        self.clips += len(outcome.tasks)
+        for task, finished in zip(outcome.tasks, outcome.done):
+            origin, _, profile = task.rule.origin.partition("+profile:")
+            if finished:
+                self.clips_done += 1
+                self.billed_frames_done += task.billed_frames
+            else:
+                self.billed_frames_total += task.billed_frames
+                by_origin = self.billed_frames.setdefault(origin, {})
+                by_origin[profile or "(no profile)"] = by_origin.get(profile or "(no profile)", 0) + task.billed_frames
+            if keep_tasks:
+                self.tasks.append({"source": task.source.uri, "etag": task.source.etag, "output": task.output_uri,
+                                   "idempotency_key": task.idempotency_key,
+                                   "origin": origin, "profile": profile or None, "billed_frames": task.billed_frames,
+                                   "done": finished, "request": task.request.wire()})
+        if all(outcome.done):
+            self.skipped_done += 1
+        else:
+            self.to_submit += 1
+        if outcome.kind == "failed":
+            self.failed.append({"key": outcome.key, "reason": outcome.reason})
+        elif outcome.kind == "held":
+            self.held += 1
+        elif outcome.handed == "accepted":
+            self.invoked += 1
+        elif outcome.handed == "duplicate":
+            self.duplicates += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "tasks"}
+        data["skipped"] = dict(sorted(self.skipped.items(), key=lambda kv: -kv[1]))
+        data["skipped_objects"] = sum(self.skipped.values())
+        data["seconds"] = round(self.seconds, 3)
+        data["objects_per_second"] = round(self.objects / self.seconds, 1) if self.seconds else None
+        data["tasks"] = self.tasks
+        return data
+
+
+@dataclass
+class Checkpoint:
+    """The last key before which everything was handled, in a small JSON file (written atomically)."""
+
+    path: Path
+    source: str
+    via: str
+    function: str
+
+    def load(self) -> str:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"--resume: no checkpoint at {self.path}") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--resume: checkpoint {self.path} is unreadable ({exc})") from exc
+        mine = {"source": self.source, "via": self.via, "function": self.function}
+        theirs = {k: data.get(k) for k in mine}
+        if theirs != mine:
+            raise ConfigError(f"--resume: checkpoint {self.path} is for {theirs}, not {mine}")
+        return data.get("last_key") or ""
+
+    def save(self, last_key: str | None, complete: bool) -> None:
+        body = {"v": 1, "source": self.source, "via": self.via, "function": self.function,
+                "last_key": last_key, "complete": complete, "updated_at": iso_ms()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(body, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(temp, self.path)
+
+
+def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, submit: Submit | None = None,
+        workers: int = 16, rate: float = 0.0, limit: int | None = None, start_after: str = "",
+        checkpoint: Checkpoint | None = None, keep_tasks: bool = True,
+        progress: Callable[[Summary], None] | None = None, stop: threading.Event | None = None) -> Summary:
+    """List, plan and (with ``submit``) hand over every video under ``prefix``; returns the summary.
+
+    Results are taken in listing order with at most ``4 * workers`` objects in flight.
+    A non-retryable hand-over failure (no such function, no permission) stops the run
+    and is raised, after the checkpoint is written.
+    """
+    summary = Summary(source=source, mode="submit" if submit else "dry-run", via=via,
+                      resumed_after=start_after or None)
+    done, budget, limiter = DoneClaims(app), Budget(limit), RateLimit(rate)
+    started = time.monotonic()
+    frontier = True  # every object so far was handled: the checkpoint may move
+    saved_at = started
+
+    def take(future: Future) -> None:
+        nonlocal frontier, saved_at
+        outcome = future.result()
+        summary.add(outcome, keep_tasks)
+        if frontier and outcome.handled:
+            summary.last_key = outcome.key
+        else:
+            frontier = False
+        if progress is not None:
+            progress(summary)
+        if checkpoint is not None and time.monotonic() - saved_at >= CHECKPOINT_EVERY:
+            checkpoint.save(summary.last_key or start_after or None, complete=False)
+            saved_at = time.monotonic()
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill")
+    pending: deque[Future] = deque()
+    finished = False
+    try:
+        for item in with_sidecars(app.store.list(bucket, prefix, start_after)):
+            pending.append(pool.submit(judge, app, item, done, submit, budget, limiter))
+            while pending and (len(pending) >= 4 * workers or pending[0].done()):
+                take(pending.popleft())
+            if budget.spent or (stop is not None and stop.is_set()):
+                break
+        else:
+            finished = True
+        while pending:
+            take(pending.popleft())
+    except KeyboardInterrupt:  # Ctrl-C: nothing new starts, what is in flight finishes and is counted
+        summary.interrupted = True
+        for future in pending:
+            future.cancel()
+        while pending:
+            future = pending.popleft()
+            if future.cancelled():
+                frontier = False  # not judged: the checkpoint stays before it
+                continue
+            take(future)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        summary.seconds = time.monotonic() - started
+        summary.claims_listed = done.listed
+        summary.complete = finished and frontier and not pending
+        if checkpoint is not None:
+            checkpoint.save(summary.last_key or start_after or None, complete=summary.complete)
+    return summary
+
+
+def default_checkpoint(bucket: str, source: str, via: str, function: str) -> Path:
+    """``./.autoanim-backfill/<bucket>-<hash of source, via, function>.json`` (on the operator's machine)."""
+    digest = hashlib.sha256(json.dumps([source, via, function]).encode()).hexdigest()[:16]
+    return Path(".autoanim-backfill") / f"{bucket}-{digest}.json"
