@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .convert_request import ConvertRequest
+
+if TYPE_CHECKING:
+    from .planner import SourceObject
+    from .rules import Rule
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,11 @@ class MediaService(Protocol):
         ...
 
     def get_task(self, task_id: str) -> TaskInfo: ...
+
+
+class StartPicker(Protocol):
+    """Gives a ``start: auto`` rule its start (``rule.auto``) from the video's tiles."""
+
+    def choose(self, source: SourceObject, rule: Rule) -> Rule:
+        """Errors: ``MediaError`` (the video cannot be probed), ``ServiceError``."""
+        ...

@@ -22,7 +22,7 @@ from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
 from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
 from .planner import PlannedTask, SourceObject
-from .ports import MediaService, ObjectInfo, ObjectStore
+from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
 
 STATUS_TAG = "autoanim-status"
 REJECTED_SUFFIX = ".rejected.json"
@@ -38,6 +38,9 @@ class App:
     store: ObjectStore
     media: MediaService
     clock: Callable[[], float] = time.time
+    # Picks the start of ``start: auto`` rules where the tiles can be made at upload time (the local
+    # backend); None: such rules are refused by the planner until the IMM probe step is wired in.
+    starts: StartPicker | None = None
 
     @property
     def claims(self) -> Claims:
@@ -127,6 +130,8 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
     clips = rules_for(app, source)
     if isinstance(clips, str):
         return _skip(report, record, clips)
+    if app.starts is not None:
+        clips = [app.starts.choose(source, c) if c.start_auto and c.auto is None else c for c in clips]
     retry: AutoanimError | None = None
     for task in planner.plan(source, clips, settings):
         try:
