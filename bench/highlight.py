@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import random
 import shutil
 import statistics
@@ -48,10 +47,10 @@ FOOTAGE = OUT / "footage"
 FPS = 10
 WIDTH = 320
 
-from autoanim import planner, probe, rules  # noqa: E402
-from autoanim.config import Settings  # noqa: E402
-from autoanim.engine.probe import sprite_sheet  # noqa: E402
-from autoanim.engine.segments import active_range, segments_video  # noqa: E402
+from autoanim import planner, probe, rules
+from autoanim.config import Settings
+from autoanim.engine.probe import sprite_sheet
+from autoanim.engine.segments import active_range, segments_video
 
 LEADS = ("still", "black", "flat", "fadein", "grain", "title")
 TRAILS = ("still", "black", "fadeout", "grain", "title")
@@ -288,12 +287,11 @@ def main() -> None:
                                                            str(ROOT / ".venv310" / "bin" / "python"))):
         costs = import_costs(python)
         if costs:
-            version = subprocess.run([python, "-c", "import sys, numpy, PIL; print(sys.version.split()[0], "
-                                      "numpy.__version__, PIL.__version__)"], capture_output=True, text=True,
+            probe_versions = "import sys, numpy, PIL; print(sys.version.split()[0], numpy.__version__, PIL.__version__)"
+            version = subprocess.run([python, "-c", probe_versions], capture_output=True, text=True,
                                      check=False).stdout.split()
             print(f"| {label}: Python {version[0]}, numpy {version[1]}, Pillow {version[2]} | "
                   f"{costs[0]:.0f} ms | {costs[1]:.0f} ms | {costs[2]:.1f} ms |")
-    os.environ.setdefault("AUTOANIM_BENCH_DONE", "1")
 
 
 if __name__ == "__main__":
