@@ -123,19 +123,26 @@ def pick_start(sheet: bytes, probe: PlannedProbe, params=None) -> AutoStart:
     Raises ``ValueError`` when the sheet is too large or unreadable (a permanent failure
     of the probe: the caller records it).
     """
+    return score_sheet(sheet, probe.sprite, probe.rule.duration or probe.interval, uri=probe.sheet_uri,
+                       max_bytes=probe.max_sheet_bytes, params=params)
+
+
+def score_sheet(sheet: bytes, sprite: Sprite, window: float, *, uri: str = "", max_bytes: int | None = None,
+                params=None) -> AutoStart:
+    """``pick_start`` from the probe request's own ``Sprite`` (e.g. as a claim stored it) and the window."""
     from . import activity
 
     params = params or activity.PARAMS
-    sprite = probe.sprite
     tiles = activity.split_sheet(sheet, columns=sprite.tile_width, rows=sprite.tile_height,
                                  tile_width=int(sprite.scale_width), tile_height=int(sprite.scale_height),
-                                 margin=sprite.margin, pad=sprite.pad, max_bytes=probe.max_sheet_bytes)
-    tiles = tiles[: probe.tiles]
+                                 margin=sprite.margin, pad=sprite.pad,
+                                 max_bytes=params.max_sheet_bytes if max_bytes is None else max_bytes)
+    if sprite.number > 0:
+        tiles = tiles[: sprite.number]
     first = sprite.start_time or 0.0
-    times = [round(first + k * probe.interval, 6) for k in range(len(tiles))]
-    choice = activity.choose_window(tiles, times, probe.rule.duration or probe.interval, params=params)
-    return AutoStart(start=choice.start, score=choice.score, why=choice.why, tiles=choice.tiles,
-                     sheet=probe.sheet_uri)
+    times = [round(first + k * sprite.interval, 6) for k in range(len(tiles))]
+    choice = activity.choose_window(tiles, times, window, params=params)
+    return AutoStart(start=choice.start, score=choice.score, why=choice.why, tiles=choice.tiles, sheet=uri)
 
 
 def with_start(rule: Rule, auto: AutoStart) -> Rule:
