@@ -52,8 +52,8 @@ from autoanim.config import Settings
 from autoanim.engine.probe import sprite_sheet
 from autoanim.engine.segments import active_range, segments_video
 
-LEADS = ("still", "black", "flat", "fadein", "grain", "title")
-TRAILS = ("still", "black", "fadeout", "grain", "title")
+LEADS = ("still", "black", "flat", "fadein", "grain", "title", "flash")
+TRAILS = ("still", "black", "fadeout", "grain", "title", "flash")
 
 
 # --- real footage ------------------------------------------------------------------------------
@@ -121,6 +121,9 @@ def stretch(kind: str, seconds: float, picture: np.ndarray, rng: np.random.Gener
         return [np.full_like(picture, 128)] * n
     if kind == "grain":  # a still camera with sensor noise
         return [np.clip(picture + rng.normal(0, 3, picture.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+    if kind == "flash":  # a still picture with a 0.4 s white flash every 2 s (strobe, lightning)
+        white = np.full_like(picture, 250)
+        return [white if 8 <= k % 20 < 12 else picture for k in range(n)]
     if kind == "title":  # a static title card: dark text blocks on white
         card = np.full_like(picture, 235)
         for k in range(6):
@@ -181,7 +184,7 @@ def make_clips(count: int, seed: int, real: bool) -> tuple[list[dict], list[str]
                           "layout": f"{lead[0]} {lead[1]:.1f} s, footage {length / FPS:.1f} s, "
                                     f"{trail[0]} {trail[1]:.1f} s"})
         else:
-            kinds = {"title": "flat", "grain": "still"}  # the segments generator's nearest kinds
+            kinds = {"title": "flat", "grain": "still", "flash": "still"}  # the segments generator's nearest kinds
             layout = [(kinds.get(lead[0], lead[0]), lead[1]), ("move", rng.uniform(4, 8)),
                       (kinds.get(trail[0], trail[0]), trail[1])]
             out = folder / f"synthetic-{i:02d}.mp4"
@@ -192,9 +195,13 @@ def make_clips(count: int, seed: int, real: bool) -> tuple[list[dict], list[str]
     return clips, notes
 
 
+def overlap(start: float, window: float, label: tuple[float, float]) -> float:
+    """The share of the window inside the label."""
+    return max(0.0, min(start + window, label[1]) - max(start, label[0])) / window
+
+
 def hit(start: float, window: float, label: tuple[float, float]) -> bool:
-    overlap = max(0.0, min(start + window, label[1]) - max(start, label[0]))
-    return overlap >= window / 2 - 1e-9
+    return overlap(start, window, label) >= 0.5 - 1e-9
 
 
 def auto_start(path: Path, window: float, settings: Settings) -> tuple[float, float, float]:
@@ -250,6 +257,7 @@ def main() -> None:
     summary = []
     for window in [float(w) for w in args.windows.split(",")]:
         rows, hits = [], {"auto": [], "start 0": [], "middle": [], "random": []}
+        inside = {k: [] for k in hits}
         sheet_times, score_times = [], []
         for c in clips:
             start, made, scored = auto_start(c["path"], window, settings)
@@ -261,13 +269,17 @@ def main() -> None:
             hits["start 0"].append(hit(0.0, window, c["label"]))
             hits["middle"].append(hit(middle, window, c["label"]))
             hits["random"].append(sum(hit(d, window, c["label"]) for d in draws) / len(draws))
+            for method, start_at in (("auto", start), ("start 0", 0.0), ("middle", middle)):
+                inside[method].append(overlap(start_at, window, c["label"]))
+            inside["random"].append(sum(overlap(d, window, c["label"]) for d in draws) / len(draws))
             rows.append(f"| {c['name']} | {c['kind']} | {c['layout']} | {c['label'][0]:.1f}-{c['label'][1]:.1f} | "
                         f"{start:.2f} | {'hit' if hits['auto'][-1] else 'miss'} |")
         print(f"\n### window {window:g} s\n")
-        print("| method | hit rate |")
-        print("|---|---:|")
+        print("| method | hit rate | mean share of the window inside the label |")
+        print("|---|---:|---:|")
         for method, values in hits.items():
-            print(f"| {method} | {100 * sum(values) / len(values):.1f} % |")
+            share = statistics.mean(inside[method])
+            print(f"| {method} | {100 * sum(values) / len(values):.1f} % | {100 * share:.1f} % |")
             summary.append((window, method, sum(values) / len(values)))
         by_kind = {}
         for c, h in zip(clips, hits["auto"]):

@@ -8,11 +8,12 @@ local preview picks what IMM would. Every tunable number is in ``Params``;
 docs/engine.md ("start: auto") explains them.
 
 The score of a window is its mean motion energy (how much the picture changes
-from one tile to the next, brightness changes removed) times the share of good
-tiles in it. A tile is bad when it is black or flat (one colour: a blank
-card); a pair of tiles that only gets brighter or darker (a fade) counts no
-motion; a pair whose colours change wholesale is a shot boundary, and a window
-never spans one while a window inside one shot exists.
+from one tile to the next, brightness and contrast changes removed) times the
+share of good tiles in it. A tile is bad when it is black or flat (one colour:
+a blank card); a pair of tiles that only gets brighter or darker (a fade)
+counts no motion; a pair whose colours change wholesale is a shot boundary,
+and a window that spans one keeps a quarter of its score per boundary, so it
+stays in one shot unless no window inside one shot has a quarter of its motion.
 """
 
 from __future__ import annotations
@@ -42,14 +43,15 @@ class Params:
     # --- the score (luma levels are 0-255)
     black_level: float = 24.0  # a tile whose mean luma is below this is black
     flat_std: float = 5.0  # a tile whose luma standard deviation is below this is flat
-    fade_step: float = 6.0  # a pair whose mean luma moves by this much or more ...
-    fade_correlation: float = 0.9  # ... while the picture stays this correlated is a fade
+    fade_step: float = 2.0  # a pair whose mean luma moves by this much or more ...
+    fade_correlation: float = 0.95  # ... while the picture stays this correlated is a fade
     cut_distance: float = 0.5  # colour-histogram distance (0-1) from which a pair is always a shot boundary
     cut_relative: float = 0.15  # from this distance a pair is a boundary too when it is ...
     cut_ratio: float = 4.0  # ... this many times the median distance of the pairs around it
     cut_context: int = 4  # pairs on each side that make that median
     histogram_bins: int = 4  # per RGB channel (4 x 4 x 4 joint bins)
     noise: float = 1.0  # mean per-pixel change (levels) that is codec noise, not motion
+    cross_penalty: float = 0.25  # a window's score is multiplied by this for each shot boundary inside it
 
 
 PARAMS = Params()
@@ -106,7 +108,7 @@ def _histogram(tile: np.ndarray, bins: int) -> np.ndarray:
 class Pair:
     """What changed between two consecutive tiles."""
 
-    motion: float  # mean |change| per pixel, brightness change removed (levels)
+    motion: float  # mean |change| per pixel, brightness and contrast changes removed (levels)
     brightness: float  # change of mean luma (levels, signed)
     correlation: float  # of the two pictures, -1..1
     distance: float  # colour-histogram distance, 0..1
@@ -142,7 +144,10 @@ def pairs(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[Pair]:
             p_y, p_y0, p_hist = previous
             if p_y.shape != y.shape:
                 raise ValueError(f"tiles differ in size: {p_y.shape} and {y.shape}")
-            motion = float(np.abs(y0 - p_y0).mean())
+            # Brightness (mean) and contrast (spread) changes removed: a fade, however slow, is no motion.
+            p_std, std = float(p_y.std()), float(y.std())
+            gain = std / p_std if p_std > 1e-3 else 1.0
+            motion = float(np.abs(y0 - gain * p_y0).mean())
             brightness = float(y.mean() - p_y.mean())
             norm = float(np.sqrt((y0 * y0).sum() * (p_y0 * p_y0).sum()))
             correlation = float((y0 * p_y0).sum() / norm) if norm > 0 else (1.0 if motion == 0 else 0.0)
@@ -207,8 +212,8 @@ def choose_window(
         bad = sum(1 for j in inside if flags[j])
         crosses = sum(1 for j in inner if steps[j].cut)
         mean_energy = sum(energy[j] for j in inner) / len(inner) if len(inner) else 0.0
-        score = mean_energy * (1 - bad / len(inside))
-        key = (crosses == 0, round(score, 9), -bad, -i)
+        score = mean_energy * (1 - bad / len(inside)) * params.cross_penalty**crosses
+        key = (round(score, 9), -crosses, -bad, -i)
         if best is None or key > best[0]:
             best = (key, i, inside, score, bad, crosses)
     _, i, inside, score, bad, crosses = best
@@ -236,7 +241,8 @@ def _why(start, duration, score, energy, steps, flags, inside, shots, crosses, b
                   "black or flat tiles")]
     shot = next(((a, b) for a, b in shots if a <= start < b), None)
     if crosses:
-        parts.append(f"no shot is {duration:g} s long, so the window crosses {crosses} shot boundary(ies)")
+        parts.append(f"it crosses {crosses} shot boundary(ies): no window inside one shot moves as much "
+                     f"(score x{PARAMS.cross_penalty:g} per boundary)")
     elif shot is not None and len(shots) > 1:
         parts.append(f"inside the shot {shot[0]:g}-{shot[1]:g} s ({len(shots) - 1} shot boundaries found)")
     skipped = [f"{n} {what}" for n, what in ((black, "black"), (flat, "flat"), (fades, "fading")) if n]

@@ -112,6 +112,10 @@ def test_a_clip_of_short_shots_still_gets_a_window_and_says_it_crosses_one():
     tiles, times = clip([("move", 1.5), ("cut-move", 1.5), ("cut-move", 1.5)])
     choice = choose_window(tiles, times, 3.0)
     assert "crosses" in choice.why
+    # A long still shot has windows inside one shot, but no motion: the moving short shots win.
+    tiles, times = clip([("still", 10), ("cut-move", 2), ("cut-move", 2)])
+    choice = choose_window(tiles, times, 3.0)
+    assert choice.start >= 9.5 and "crosses 1 shot boundary" in choice.why
 
 
 def test_a_still_clip_scores_zero_and_avoids_black():
@@ -137,6 +141,19 @@ def test_brightness_changes_are_not_motion():
     brighter = np.clip(base.astype(np.int16) + 30, 0, 255).astype(np.uint8)
     (p,) = pairs([base, brighter])
     assert p.fade and p.motion < PARAMS.noise and not p.cut
+
+
+@pytest.mark.parametrize("step", [1.08, 1.025])  # +8 % a step (a fade) and +2.5 % (under fade_step)
+def test_a_fade_fast_or_slow_is_no_motion(step):
+    t = texture(6).astype(np.float32)
+    base = np.clip((t - t.mean()) * 2.5 + 70, 0, 255)  # contrasty, mean about 70 levels
+    count = round(np.log(1 / 0.4) / np.log(step))
+    tiles = [(base * 0.4 * step**k).astype(np.uint8) for k in range(count + 1)]  # up to the picture
+    assert all(p.fade or p.motion < PARAMS.noise for p in pairs(tiles))
+    gentle = [np.roll(tiles[-1], k, axis=1) for k in range(1, 8)]  # then a slow pan: 1 px a tile
+    both = tiles + gentle
+    choice = choose_window(both, [k * STEP for k in range(len(both))], 3.0)
+    assert choice.start >= (len(tiles) - 1) * STEP and choice.score > 0
 
 
 def test_grey_tiles_are_accepted():
