@@ -51,6 +51,7 @@ bench: venv
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/backfill.py
+	$(BIN)/python bench/highlight.py
 
 lint: venv
 	$(BIN)/python -m ruff check src tests bench

@@ -101,4 +101,7 @@ def _local(settings: Settings) -> App:
 
     app.media = LocalMediaService(store, notify=deliver, workers=settings.local_workers,
                                   project=settings.imm_project or "local", timeout=settings.local_timeout)
+    from .adapters.local_probe import LocalStartPicker
+
+    app.starts = LocalStartPicker(store, settings, timeout=settings.local_timeout)
     return app

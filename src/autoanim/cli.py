@@ -72,9 +72,35 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         {"output": r.animation.uri, "billed_frames": r.animation.number, "request": r.wire()}
         for r in media.requests
     ]
-    _print({"tasks": tasks, "billed_frames_total": sum(t["billed_frames"] for t in tasks),
-            "skipped": report["skipped"], "rejected": report["rejected"]})
+    summary = {"tasks": tasks, "billed_frames_total": sum(t["billed_frames"] for t in tasks),
+               "skipped": report["skipped"], "rejected": report["rejected"]}
+    probes = _auto_probes(app, batch)
+    if probes:  # start: auto: the probe each such clip needs first (its StartTime comes from it)
+        summary["probes"] = probes
+    _print(summary)
     return EXIT_USAGE if report["rejected"] else EXIT_OK
+
+
+def _auto_probes(app: Any, batch: Any) -> list[dict[str, Any]]:
+    """For each ``start: auto`` clip of the event's videos: the probe request and what it costs."""
+    from . import probe, service
+
+    found = []
+    for _, record in batch.records:
+        key = record.key[: -len(rules.SIDECAR_SUFFIX)] if planner.is_sidecar_key(record.key) else record.key
+        if not planner.is_video_key(key) or planner.is_ours(key, app.settings):
+            continue
+        source = planner.SourceObject(bucket=record.bucket, key=key, etag=record.etag)
+        try:
+            clips = service.rules_for(app, source)
+        except AutoanimError:  # already in the report's rejections
+            continue
+        for rule in clips if isinstance(clips, list) else []:
+            if rule.start_auto:
+                planned = probe.plan_probe(source, rule, app.settings)
+                found.append({"for": rule.name or rule.origin, "start": "auto", "sheet": planned.sheet_uri,
+                              **planned.cost(), "request": planned.request.wire()})
+    return found
 
 
 # --- convert / sample-video ------------------------------------------------------------------
@@ -98,14 +124,37 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     for note in rule.notes:
         print(f"note: {note}", file=sys.stderr)
     source = planner.SourceObject(bucket="local", key=Path(args.source).name or "video.mp4", etag="")
+    if rule.start_auto:
+        rule = _auto_start(Path(args.source), source, rule, settings)
     request = planner.plan(source, [rule], settings)[0].request
     with _progress(args.progress) as progress:
         result = engine.convert(args.source, out, request.animation, start=request.source.start_time,
                                 duration=request.source.duration, quality=args.quality, progress=progress)
-    _print({"output": str(out), "frames": result.frames, "width": result.width, "height": result.height,
-            "bytes": result.bytes, "duration": round(result.duration, 3), "seconds": round(result.elapsed, 3),
-            "imm_billed_frames": result.frames})
+    summary = {"output": str(out), "frames": result.frames, "width": result.width, "height": result.height,
+               "bytes": result.bytes, "duration": round(result.duration, 3), "seconds": round(result.elapsed, 3),
+               "imm_billed_frames": result.frames, "start": request.source.start_time or 0.0,
+               "start_auto": rule.auto.model_dump(exclude={"sheet"}) if rule.auto else None}
+    if args.json:
+        _print(summary)
+    else:
+        print(f"{out}: {result.frames} frames, {result.width}x{result.height}, {result.bytes} bytes, "
+              f"{result.duration:.3g} s from {summary['start']:g} s")
+        if rule.auto:
+            print(f"start: auto picked {rule.auto.start:g} s (score {rule.auto.score:g}): {rule.auto.why}")
     return EXIT_OK
+
+
+def _auto_start(src: Path, source: planner.SourceObject, rule: rules.Rule, settings: Settings) -> rules.Rule:
+    """``--start auto``: the probe the cloud would run, made by the local engine in a temporary folder."""
+    import tempfile
+
+    from . import probe
+    from .adapters.local_probe import probe_file
+
+    planned = probe.plan_probe(source, rule, settings)
+    with tempfile.TemporaryDirectory(prefix="autoanim-probe-") as tmp:
+        auto = probe_file(src, Path(tmp) / "sheet.jpg", planned, timeout=settings.local_timeout)
+    return probe.with_start(rule, auto.model_copy(update={"sheet": ""}))
 
 
 class _progress:
@@ -451,14 +500,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--format", choices=["gif", "webp"])
-    for flag in ("start", "duration"):
-        p.add_argument(f"--{flag}", help="seconds or [hh:]mm:ss[.fff]")
+    p.add_argument("--start", help="seconds, [hh:]mm:ss[.fff], or auto (the most active window)")
+    p.add_argument("--duration", help="seconds or [hh:]mm:ss[.fff]")
     for flag in ("fps", "interval", "frames", "width", "height"):
         p.add_argument(f"--{flag}")
     p.add_argument("--scale", choices=["stretch", "crop", "fill", "fit"])
     p.add_argument("--quality", type=int, choices=range(1, 101), metavar="1-100",
                    help="local only (IMM has no quality setting)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object (default: a short summary)")
     p.set_defaults(run=cmd_convert)
 
     p = sub.add_parser("sample-video", help="write a synthetic, colourful, moving test video")

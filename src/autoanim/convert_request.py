@@ -39,8 +39,31 @@ class Animation(_Wire):
     uri: str = Field(alias="URI")
 
 
+class Sprite(_Wire):
+    """``TargetImage.Sprites[]``: one sheet of small tiles (the ``start: auto`` probe).
+
+    ``TileWidth``/``TileHeight`` are tiles per row / column (IMM's names);
+    ``ScaleWidth``/``ScaleHeight`` the tile size in pixels (or a ratio < 1).
+    """
+
+    format: Literal["jpg", "png"] = Field(alias="Format")
+    start_time: float | None = Field(None, alias="StartTime")
+    interval: float = Field(alias="Interval")
+    number: int = Field(alias="Number")
+    mode: Literal["interval"] = Field("interval", alias="Mode")
+    tile_width: int = Field(alias="TileWidth")
+    tile_height: int = Field(alias="TileHeight")
+    scale_width: float = Field(alias="ScaleWidth")
+    scale_height: float = Field(alias="ScaleHeight")
+    scale_type: ScaleType = Field("stretch", alias="ScaleType")
+    margin: int = Field(0, alias="Margin")
+    pad: int = Field(0, alias="Pad")
+    uri: str = Field(alias="URI")
+
+
 class TargetImage(_Wire):
     animations: list[Animation] = Field(alias="Animations")
+    sprites: list[Sprite] | None = Field(None, alias="Sprites")
 
 
 class Target(_Wire):

@@ -202,6 +202,8 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
     )
     tasks = []
     for rule in rules:
+        if rule.start_auto and rule.auto is None:
+            raise auto_unavailable(source, rule)
         key = output_key(source, rule, settings)
         idem = idempotency_key(source, rule)
         claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
@@ -211,7 +213,7 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
         )
         request = ConvertRequest(
             ProjectName=settings.imm_project or "local",
-            Sources=[Source(URI=source.uri, StartTime=rule.start, Duration=rule.duration)],
+            Sources=[Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)],
             Targets=[Target(Image=TargetImage(Animations=[animation]))],
             Notification=notification,
             UserData=TaskUserData(claim=f"oss://{out_bucket}/{claim}", src=source.uri, etag=source.etag,
@@ -221,3 +223,11 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
                                  output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim))
     return tasks
+
+
+def auto_unavailable(source: SourceObject, rule: Rule) -> RuleError:
+    """An ``auto`` start that nothing picked: the probe step is not wired into the IMM path yet."""
+    field = {"tags": "anim-start", "cli": "--start"}.get(rule.origin.split("+")[0], "start")
+    return RuleError(f"{rule.origin} rule for {source.uri}", field, "auto",
+                     "auto start is not available on the imm backend yet "
+                     "(the local backend and `autoanim convert` pick it)")

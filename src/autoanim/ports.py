@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .convert_request import ConvertRequest
+
+if TYPE_CHECKING:
+    from .planner import SourceObject
+    from .rules import Rule
 
 
 @dataclass(frozen=True)
@@ -65,4 +69,12 @@ class MediaService(Protocol):
 
     def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
         """The id of the task created (no earlier than ``since``, epoch seconds) with all these tags."""
+        ...
+
+
+class StartPicker(Protocol):
+    """Gives a ``start: auto`` rule its start (``rule.auto``) from the video's tiles."""
+
+    def choose(self, source: SourceObject, rule: Rule) -> Rule:
+        """Errors: ``MediaError`` (the video cannot be probed), ``ServiceError``."""
         ...

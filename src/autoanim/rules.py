@@ -39,6 +39,8 @@ MAX_SECONDS = 24 * 3600.0
 MAX_INTERVAL = 3600.0
 MAX_SIDECAR_DEPTH = 6
 DEFAULT_FPS = 10.0  # when a rule gives neither fps nor interval (real time)
+AUTO = "auto"  # start: "auto" picks the most active window (see autoanim.activity)
+AUTO_WINDOW = 3.0  # seconds: the window of an auto start when the rule gives no duration
 # Ratio sizes and a single pixel side are estimated against this source for the
 # pixel limit (the planner cannot probe the video): 1080p in either orientation.
 ASSUMED_SOURCE = (1920, 1080)
@@ -107,7 +109,7 @@ class RuleSpec(BaseModel):
     profile: str | None = None
     name: str | None = None
     format: Literal["webp", "gif", "gif+webp"] | None = Field(None, validation_alias=_alias("format"))
-    start: float | None = Field(None, validation_alias=_alias("start"))
+    start: float | Literal["auto"] | None = Field(None, validation_alias=_alias("start"))
     duration: float | None = Field(None, validation_alias=_alias("duration"))
     fps: float | None = Field(None, validation_alias=_alias("fps"))
     interval: float | None = Field(None, validation_alias=_alias("interval"))
@@ -143,9 +145,14 @@ class RuleSpec(BaseModel):
     def _start(cls, value: Any) -> Any:
         if value is None:
             return None
-        seconds = _seconds(value)
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
+        try:
+            seconds = _seconds(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or auto") from None
         if not 0 <= seconds <= MAX_SECONDS:
-            raise ValueError(f"must be between 0 and {MAX_SECONDS:g} seconds")
+            raise ValueError(f"must be between 0 and {MAX_SECONDS:g} seconds, or auto")
         return seconds
 
     @field_validator("duration", mode="before")
@@ -206,14 +213,33 @@ def _limits(info: ValidationInfo) -> Limits:
     return (info.context or {}).get("limits") or Limits()
 
 
+class AutoStart(BaseModel):
+    """The start an ``auto`` rule was given by the activity score, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: float  # seconds: the Sources[].StartTime sent
+    score: float
+    why: str
+    tiles: int  # tiles scored
+    sheet: str = ""  # the probe's sprite sheet, when one was written
+
+
 class Rule(BaseModel):
-    """One fully resolved clip: what the planner needs, nothing left to default."""
+    """One fully resolved clip: what the planner needs, nothing left to default.
+
+    ``start_auto``: the start is to be picked by the activity score (``start`` is
+    None); ``auto`` holds the pick once made. The pick is not part of the rule's
+    identity, so the probe and the animation of one upload share one claim.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = ""
     format: OutputFormat
     start: float | None = None
+    start_auto: bool = False
+    auto: AutoStart | None = None
     duration: float | None = None
     fps: float
     interval: float
@@ -226,7 +252,15 @@ class Rule(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """What makes two rules the same clip (origin and notes excluded)."""
-        return self.model_dump(exclude={"origin", "notes"})
+        identity = self.model_dump(exclude={"origin", "notes", "auto"})
+        if not identity["start_auto"]:  # rules older than auto starts keep their keys (and claims)
+            del identity["start_auto"]
+        return identity
+
+    @property
+    def start_time(self) -> float | None:
+        """The Sources[].StartTime to send: the given start, or the auto pick once made."""
+        return self.auto.start if self.auto is not None else self.start
 
 
 # --- profiles -------------------------------------------------------------------------
@@ -240,8 +274,8 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
     # The whole video sped up: a frame every 2 s, played at 15 fps.
     "timelapse": {"format": "webp", "fps": 15, "interval": 2, "frames": 150, "width": 640, "scale": "fit",
                   "name": "timelapse"},
-    # A real-time 5 s highlight, 640 px wide.
-    "highlight": {"format": "webp", "start": 0, "duration": 5, "fps": 15, "width": 640, "scale": "fit",
+    # A real-time 5 s highlight, 640 px wide, where the video moves most (start: auto).
+    "highlight": {"format": "webp", "start": AUTO, "duration": 5, "fps": 15, "width": 640, "scale": "fit",
                   "name": "highlight"},
 }
 
@@ -454,6 +488,12 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
         notes.append(f"fps defaults to 1/interval = {fps:g}")
 
     duration, cap = fields.get("duration"), fields.get("frames")
+    start, start_auto = fields.get("start"), fields.get("start") == AUTO
+    if start_auto:
+        start = None
+        if duration is None:  # a window is needed to score; "to the end" has no window
+            duration = AUTO_WINDOW if cap is None else min(AUTO_WINDOW, cap * interval)
+            notes.append(f"start auto without a duration: the most active {duration:g} s window")
     if duration is not None:
         needed = max(1, math.ceil(duration / interval - 1e-9))
         if cap is None and needed > limits.max_frames:
@@ -485,7 +525,7 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
 
     formats = ["gif", "webp"] if fields.get("format") == "gif+webp" else [fields.get("format", "webp")]
     return [
-        Rule(name=fields.get("name", ""), format=fmt, start=fields.get("start"), duration=duration, fps=fps,
+        Rule(name=fields.get("name", ""), format=fmt, start=start, start_auto=start_auto, duration=duration, fps=fps,
              interval=interval, frames=frames, width=width, height=height, scale=scale, origin=origin,
              notes=tuple(notes))
         for fmt in formats

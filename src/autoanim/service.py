@@ -23,7 +23,7 @@ from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
 from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
 from .planner import PlannedTask, SourceObject, TaskUserData
-from .ports import MediaService, ObjectInfo, ObjectStore
+from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
 
 STATUS_TAG = "autoanim-status"
 REJECTED_SUFFIX = ".rejected.json"
@@ -49,6 +49,9 @@ class App:
     time_left: Callable[[], float] | None = None
     # Seconds between ``time_left()`` reaching 0 and FC ending the invocation.
     kill_margin: float = 5.0
+    # Picks the start of ``start: auto`` rules where the tiles can be made at upload time (the local
+    # backend); None: such rules are refused by the planner until the IMM probe step is wired in.
+    starts: StartPicker | None = None
 
     @property
     def claims(self) -> Claims:
@@ -170,6 +173,8 @@ def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> l
     clips = rules_for(app, source, sidecar=sidecar)
     if isinstance(clips, str):
         return clips
+    if app.starts is not None:
+        clips = [app.starts.choose(source, c) if c.start_auto and c.auto is None else c for c in clips]
     return planner.plan(source, clips, app.settings)
 
 

@@ -25,7 +25,7 @@ def test_convert_writes_what_the_flags_ask(clip, tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "clip.gif"
     code = cli.main(["convert", str(clip), "-o", str(out), "--start", "0.5", "--duration", "2", "--fps", "5",
-                     "--width", "0.25", "--height", "0.25", "--scale", "fit", "--progress", "on"])
+                     "--width", "0.25", "--height", "0.25", "--scale", "fit", "--progress", "on", "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == summary["imm_billed_frames"] == 10

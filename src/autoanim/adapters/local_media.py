@@ -6,6 +6,8 @@ ends, the result is published exactly as IMM would publish it to MNS (the
 envelope of ``reference/alibaba-cloud.md`` section 2), wrapped as an FC MNS
 topic trigger event in the JSON format, and handed to ``notify`` (the
 composition root passes ``on_task_result``). A failed task leaves no output.
+``Image.Sprites`` targets (the ``start: auto`` probe) are sprite sheets made by
+``autoanim.engine.probe``, reported under ``Targets[].Image.Sprites[]``.
 
 Task codes (IMM's own codes for these cases are unconfirmed; consumers should
 treat any ``Failed`` status as final unless the code says otherwise):
@@ -88,12 +90,14 @@ class LocalMediaService:
         convert: Callable[..., Any] | None = None,
         quality: int | None = None,
         timeout: float | None = None,
+        sheet: Callable[..., Any] | None = None,
     ):
         self._store = store
         self._notify = notify
         self._project = project
         self._region = region
         self._convert = convert
+        self._sheet = sheet  # Image.Sprites targets (the start: auto probe); default: autoanim.engine.probe
         self._quality = quality
         self._timeout = timeout  # seconds per conversion; the engine kills its worker past it
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoanim-local-media")
@@ -202,7 +206,14 @@ class LocalMediaService:
                     result = self._engine(src, out, animation, source.start_time, source.duration)
                     written.append(out)
                     done.append({"URI": animation.uri, **_extras(result)})
-                targets.append(_target(done))
+                sheets = []
+                for sprite in target.image.sprites or []:
+                    out = self._output_path(sprite.uri)
+                    sheet = self._sprite_sheet(src, out, sprite, source.start_time, source.duration)
+                    written.append(out)
+                    sheets.append({"URI": sprite.uri, "Tiles": sheet.tiles, "Width": sheet.width,
+                                   "Height": sheet.height, "Size": sheet.bytes})
+                targets.append(_target(done, sheets or None))
         except _TaskFailed as exc:
             status, code, message = "Failed", exc.code, exc.message
         except MediaError as exc:
@@ -218,7 +229,9 @@ class LocalMediaService:
         if status == "Failed":
             for out in written:
                 out.unlink(missing_ok=True)
-            targets = [_target([{"URI": a.uri} for a in t.image.animations]) for t in request.targets]
+            targets = [_target([{"URI": a.uri} for a in t.image.animations],
+                               [{"URI": s.uri} for s in t.image.sprites] if t.image.sprites else None)
+                       for t in request.targets]
         return {
             "ProjectName": request.project_name or self._project,
             "DatasetName": "",
@@ -244,6 +257,12 @@ class LocalMediaService:
             from ..engine import convert
         return convert(src, out, animation, start=start, duration=duration, quality=self._quality,
                        timeout=self._timeout)
+
+    def _sprite_sheet(self, src: Path, out: Path, sprite: Any, start: float | None, duration: float | None) -> Any:
+        sheet = self._sheet
+        if sheet is None:
+            from ..engine.probe import sprite_sheet as sheet
+        return sheet(src, out, sprite, start=start, duration=duration, timeout=self._timeout)
 
     def _locate(self, uri: str) -> Path:
         if not uri.startswith("oss://"):
@@ -297,11 +316,11 @@ class LocalMediaService:
             self._failed.append(FailedDelivery(task_id, event, failure))
 
 
-def _target(animations: list[dict[str, Any]]) -> dict[str, Any]:
+def _target(animations: list[dict[str, Any]], sprites: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "URI": "",
         "Subtitle": {"Extract": {"URI": ""}},
-        "Image": {"Sprites": None, "Snapshots": None, "Animations": animations},
+        "Image": {"Sprites": sprites, "Snapshots": None, "Animations": animations},
     }
 
 

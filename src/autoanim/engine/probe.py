@@ -1,0 +1,170 @@
+"""The ``start: auto`` probe, offline: IMM's ``Image.Sprites`` sheet made by the local engine.
+
+Tile k is the picture on screen at ``t_k = StartTime + k·Interval`` (the same
+sampling as animation frames, DESIGN.md section 5), at most ``Number`` tiles,
+inside the clip; each is stretched to ``ScaleWidth`` x ``ScaleHeight`` pixels
+and laid out row by row, ``TileWidth`` tiles per row, ``Margin`` from the edge
+and ``Pad`` apart; the sheet is as tall as the rows used. ``autoanim.activity``
+splits and scores it exactly as it would IMM's.
+
+``sprite_sheet(..., isolate=True)`` renders in a child process
+(``python -m autoanim.engine.probe``), killed after ``timeout``: a hostile file
+crashes or hangs only the child.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import MediaError, ServiceError
+
+if TYPE_CHECKING:
+    from ..convert_request import Sprite
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_MEDIA_EXIT = 3
+
+
+@dataclass(frozen=True)
+class SheetResult:
+    tiles: int
+    width: int
+    height: int
+    bytes: int
+
+
+def sprite_sheet(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    sprite: Sprite,
+    *,
+    start: float | None = None,
+    duration: float | None = None,
+    timeout: float | None = None,
+    isolate: bool = True,
+) -> SheetResult:
+    """Write the sprite sheet ``sprite`` asks of ``src`` (clipped to ``start``/``duration``) at ``out``.
+
+    ``out`` appears only when complete. ``MediaError`` for media that cannot be
+    read; ``ServiceError(retryable=True)`` on timeout.
+    """
+    src, out = os.fspath(src), Path(out)
+    if not os.path.isfile(src):
+        raise MediaError(f"no such file: {src}")
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        if isolate:
+            result = _isolated(src, tmp, sprite, start, duration, timeout)
+        else:
+            result = render(src, str(tmp), sprite, start, duration)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
+
+
+def _isolated(src, tmp, sprite, start, duration, timeout) -> SheetResult:
+    job = json.dumps({"src": src, "out": str(tmp), "sprite": sprite.model_dump(by_alias=True),
+                      "start": start, "duration": duration})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+    try:
+        done = subprocess.run([sys.executable, "-m", "autoanim.engine.probe"], input=job.encode(),
+                              capture_output=True, env=env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ServiceError(f"probe timed out after {timeout:g} s", retryable=True, code="Timeout") from exc
+    except OSError as exc:
+        raise ServiceError(f"cannot start the probe worker: {exc}", retryable=True, code="WorkerStart") from exc
+    message = done.stderr.decode(errors="replace").strip().splitlines()
+    if done.returncode == _MEDIA_EXIT:
+        raise MediaError(message[-1] if message else "the probe could not read this file")
+    if done.returncode < 0:
+        raise MediaError(f"the probe worker died on this file (signal {-done.returncode})")
+    if done.returncode:
+        raise ServiceError(f"probe failed: {message[-1] if message else done.returncode}", retryable=False)
+    return SheetResult(**json.loads(done.stdout))
+
+
+def render(src: str, out: str, sprite: Sprite, start: float | None, duration: float | None) -> SheetResult:
+    """In this process: decode the sampled pictures, make the tiles, write the sheet."""
+    from ..activity import make_sheet
+    from . import encode, geometry
+    from .job import sample_times
+    from .source import Decoder, open_video, pictures, sample_aspect_ratio
+
+    if sprite.interval <= 0:
+        raise MediaError(f"Sprites Interval must be > 0 seconds, got {sprite.interval}")
+    clip_start = max(0.0, start or 0.0)
+    first = clip_start + max(0.0, sprite.start_time or 0.0)
+    clip_end = clip_start + duration if duration else math.inf
+    container, stream = open_video(src)
+    tiles = []
+    try:
+        decoder = Decoder(container, stream)
+        sar = sample_aspect_ratio(stream)
+        graphs: dict = {}
+        shown = (None, None)
+        for _, frame in pictures(decoder, sample_times(first, sprite.interval, sprite.number, clip_end)):
+            if shown[0] is not frame:
+                shape = (frame.width, frame.height, frame.format.name, frame.rotation)
+                if shape not in graphs:
+                    geo = geometry.plan(frame.width, frame.height, sar, frame.rotation, sprite.scale_width,
+                                        sprite.scale_height, sprite.scale_type)
+                    graphs[shape] = encode.graph(geo.chain("rgb24"), frame.width, frame.height, frame.format.name)
+                _, buffer, _, sink = graphs[shape]
+                buffer.push(frame)
+                shown = (frame, sink.pull().to_ndarray())
+            tiles.append(shown[1])
+        if not tiles:
+            if decoder.decoded == 0:
+                raise MediaError(f"corrupt video: {decoder.last_error or 'no picture could be decoded'}")
+            raise MediaError(f"no frames in the probed range (from {first:g} s; the video is shorter)")
+    finally:
+        container.close()
+    sizes = {t.shape for t in tiles}
+    if len(sizes) > 1:  # fit/crop of a stream that changed size: pad every tile to the first's size
+        h, w = tiles[0].shape[:2]
+        tiles = [_fit(t, w, h) for t in tiles]
+    data = make_sheet(tiles, columns=sprite.tile_width, margin=sprite.margin, pad=sprite.pad, fmt=sprite.format)
+    Path(out).write_bytes(data)
+    h, w = tiles[0].shape[:2]
+    rows = math.ceil(len(tiles) / sprite.tile_width)
+    return SheetResult(tiles=len(tiles), width=2 * sprite.margin + sprite.tile_width * w + (sprite.tile_width - 1) * sprite.pad,
+                       height=2 * sprite.margin + rows * h + (rows - 1) * sprite.pad, bytes=len(data))
+
+
+def _fit(tile, width: int, height: int):
+    import numpy as np
+
+    out = np.zeros((height, width, 3), np.uint8)
+    h, w = min(height, tile.shape[0]), min(width, tile.shape[1])
+    out[:h, :w] = tile[:h, :w]
+    return out
+
+
+def main() -> int:
+    from ..convert_request import Sprite
+    from ..errors import AutoanimError
+
+    job = json.loads(sys.stdin.buffer.read())
+    try:
+        result = render(job["src"], job["out"], Sprite.model_validate(job["sprite"]), job["start"], job["duration"])
+    except MediaError as exc:
+        print(exc.message, file=sys.stderr)
+        return _MEDIA_EXIT
+    except AutoanimError as exc:
+        print(exc.message, file=sys.stderr)
+        return 4
+    print(json.dumps(result.__dict__))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Test videos with a known active part: still, black, flat or fading stretches around motion.
+
+``segments_video(out, [("still", 10), ("move", 5), ("still", 10)])`` writes a
+clip whose only motion is from 10 s to 15 s: the tests and bench/highlight.py
+label the moving part and check that ``start: auto`` lands in it.
+Kinds: ``move`` (a camera pan over textured terrain with moving shapes, as
+``sample_video``), ``still`` (the nearest moving frame, frozen), ``black``,
+``flat`` (one grey), ``fadein``/``fadeout`` (the frozen frame from/to black).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import MediaError
+from .sample import _landscape
+
+KINDS = ("move", "still", "black", "flat", "fadein", "fadeout")
+
+
+def segments_video(out: str | os.PathLike, segments: list[tuple[str, float]], *, width: int = 160,
+                   height: int = 96, fps: int = 10, seed: int = 7) -> Path:
+    import av
+    import numpy as np
+
+    if not segments or any(kind not in KINDS or seconds <= 0 for kind, seconds in segments):
+        raise MediaError(f"segments must be ({'|'.join(KINDS)}, seconds > 0) pairs, got {segments!r}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    world = _landscape(width * 3, height, seed=seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    moving_time = 0.0  # seconds of motion so far: a still frame freezes the picture at this moment
+
+    def moving(t: float):
+        x = int(width * 2 * (t / 20.0) % (width * 2))
+        img = world[:, x : x + width].copy()
+        for j, colour in enumerate([(255, 60, 60), (60, 220, 90), (250, 220, 40)]):
+            cx = width * (0.5 + 0.35 * np.sin(t * (0.9 + 0.4 * j) + j * 2.1))
+            cy = height * (0.5 + 0.3 * np.cos(t * (1.3 + 0.3 * j) + j))
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 < (height * (0.08 + 0.02 * j)) ** 2] = colour
+        return img
+
+    try:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.gop_size = 2 * fps
+            stream.options = {"crf": "20", "preset": "veryfast"}
+            index = 0
+            for kind, seconds in segments:
+                count = max(1, round(seconds * fps))
+                for k in range(count):
+                    if kind == "move":
+                        img = moving(moving_time)
+                        moving_time += 1 / fps
+                    elif kind == "black":
+                        img = np.zeros((height, width, 3), np.uint8)
+                    elif kind == "flat":
+                        img = np.full((height, width, 3), 128, np.uint8)
+                    else:
+                        img = moving(moving_time)
+                        if kind != "still":
+                            level = (k + 1) / count if kind == "fadein" else 1 - (k + 1) / count
+                            img = (img.astype(np.float32) * level).astype(np.uint8)
+                    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                    frame.pts = index
+                    index += 1
+                    for packet in stream.encode(frame):
+                        container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def active_range(segments: list[tuple[str, float]]) -> tuple[float, float]:
+    """The first and last second of motion (the label of a clip made by ``segments_video``)."""
+    t, first, last = 0.0, None, None
+    for kind, seconds in segments:
+        if kind == "move":
+            first = t if first is None else first
+            last = t + seconds
+        t += seconds
+    if first is None:
+        raise ValueError("no move segment")
+    return first, last
