@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import claims, planner, rules, service
+from . import claims, log, planner, rules, service
 from .errors import AutoanimError, ConfigError
 from .fc_events import iso_ms, oss_event
 from .planner import PlannedTask
@@ -387,6 +387,8 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         nonlocal frontier, saved_at
         outcome = future.result()
         summary.add(outcome, keep_tasks)
+        if outcome.kind == "failed":  # said as it happens (stderr); the summary lists them all
+            log.event("backfill.failed", 30, key=outcome.key, reason=outcome.reason)
         if frontier and outcome.handled:
             summary.last_key = outcome.key
         else:

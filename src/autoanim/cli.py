@@ -341,6 +341,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     bootstrap.check(settings)
     if args.resume and not args.submit:
         raise ConfigError("--resume continues a --submit run; a dry run keeps no checkpoint")
+    if args.workers < 1 or args.rate < 0 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--workers and --limit must be at least 1, --rate at least 0 (0: no bound)")
     if args.source.startswith("oss://"):
         bucket, _, prefix = args.source[len("oss://"):].partition("/")
         via = args.via or "fc"
@@ -408,7 +410,7 @@ def _cloud_backfill(args: argparse.Namespace, settings: Settings, bucket: str, v
     if not bucket:
         raise ConfigError(f"{args.source}: no bucket (give oss://BUCKET/PREFIX)")
     credentials = resolve_credentials(None)  # ALIBABA_CLOUD_* if set, else the SDKs' default chain
-    store = OssObjectStore(region=settings.oss_region or args.region, endpoint=settings.oss_endpoint,
+    store = OssObjectStore(region=args.region or settings.oss_region, endpoint=settings.oss_endpoint,
                            credentials=credentials, public=True)
     app = App(settings=settings, store=store, media=None)  # type: ignore[arg-type]
     if not args.submit:
@@ -418,7 +420,7 @@ def _cloud_backfill(args: argparse.Namespace, settings: Settings, bucket: str, v
 
         if not settings.imm_project:
             raise ConfigError("--via direct submits to IMM from here: set IMM_PROJECT (and IMM_NOTIFY_TOPIC)")
-        app.media = ImmMediaService(project=settings.imm_project, region=settings.imm_region or args.region,
+        app.media = ImmMediaService(project=settings.imm_project, region=args.region or settings.imm_region,
                                     endpoint=settings.imm_endpoint, credentials=credentials,
                                     attempts=settings.imm_attempts)
         return app, backfill.in_process_submitter(app)

@@ -339,3 +339,23 @@ def test_archived_videos_are_reported_not_handed_over(monkeypatch, capsys, tmp_p
         (reason,) = report["skipped"]
         assert reason.startswith("storage class Archive: restore it first")
         assert {accepted_keys(fc)[t][0] for t in accepted_keys(fc)} == {"videos/new.mp4", "videos/back.mp4"}
+
+
+def test_a_video_that_cannot_be_handed_over_is_failed_and_resumed(monkeypatch, capsys, tmp_path):
+    small = make_bucket(total=30, seed=8)
+    with OssEmulator() as oss, FcEmulator() as fc:
+        for key, (data, tags) in small.objects.items():
+            oss.put_object(BUCKET, key, data, tags=tags)
+        operator_env(monkeypatch, tmp_path, OSS_ENDPOINT=oss.endpoint, FC_ENDPOINT=fc.endpoint)
+        fc.fail_next(*[503] * 6)  # the first hand-over's every attempt
+        code, first = backfill_cli(capsys, "--submit", "--rate", "0", "--workers", "1")
+        assert code == 4 and len(first["failed"]) == 1 and not first["complete"]
+        (failed,) = first["failed"]
+        assert "gave up after 6 attempts" in failed["reason"]
+        assert first["invoked"] == len(small.convertible) - 1  # the others went on
+        assert first["last_key"] is None or first["last_key"] < failed["key"]
+
+        code, rest = backfill_cli(capsys, "--submit", "--rate", "0", "--resume")
+        assert code == 0 and rest["complete"] and rest["invoked"] == 1
+        assert rest["duplicates"] == len(small.convertible) - 1
+        assert {key for key, _ in accepted_keys(fc).values()} == small.convertible

@@ -119,3 +119,11 @@ def test_the_default_function_is_the_one_s_yaml_deploys():
     args = cli._parser().parse_args(["backfill", "oss://b/videos/"])
     assert args.function == spec["resources"]["on_upload"]["props"]["functionName"]
     assert spec["resources"]["on_upload"]["props"]["handler"] == "index.on_upload"
+
+
+@pytest.mark.parametrize("flags", [["--workers", "0"], ["--rate", "-1"], ["--limit", "0"], ["--resume"]])
+def test_bad_flags_are_refused_before_any_request(flags, capsys):
+    from autoanim import cli
+
+    assert cli.main(["backfill", "oss://b/videos/", "--progress", "off", *flags]) == 2
+    assert capsys.readouterr().err.startswith("autoanim: ")
