@@ -45,8 +45,8 @@ SIDECAR = json.dumps({"animations": [{"format": "webp", "duration": 2, "fps": 5}
 
 def serve(conn: Any) -> None:
     """Both emulators until told to stop; commands and answers go through ``conn`` (a Pipe end)."""
-    from autoanim.emulators.fc_server import FcEmulator
-    from autoanim.emulators.oss_server import OssEmulator
+    from tests.support.emulators.fc_server import FcEmulator
+    from tests.support.emulators.oss_server import OssEmulator
 
     with OssEmulator() as oss, FcEmulator() as fc:
         conn.send((oss.endpoint, fc.endpoint))

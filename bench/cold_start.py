@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from autoanim.emulators.imm_server import ImmEmulator
-from autoanim.emulators.oss_server import OssEmulator
+from tests.support.emulators.imm_server import ImmEmulator
+from tests.support.emulators.oss_server import OssEmulator
 
 TAGS = {"anim-format": "webp", "anim-start": "5", "anim-duration": "25", "anim-fps": "15", "anim-interval": "1",
         "anim-width": "0.5", "anim-height": "0.5", "anim-scale": "fit"}

@@ -50,7 +50,7 @@ from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # the package, and tests/support (the emulators)
 
 BUCKET = "bench-bucket"
 PREFIX = "animated/"
@@ -67,8 +67,8 @@ SIDECAR = json.dumps({"animations": [{"name": "intro", "duration": 2, "fps": 10}
 
 def serve(conn: Any, imm_options: dict[str, Any]) -> None:
     """Run both emulators until told to stop; commands and answers go through ``conn`` (a Pipe end)."""
-    from autoanim.emulators.imm_server import ImmEmulator
-    from autoanim.emulators.oss_server import OssEmulator
+    from tests.support.emulators.imm_server import ImmEmulator
+    from tests.support.emulators.oss_server import OssEmulator
 
     with ImmEmulator(**imm_options) as imm, OssEmulator() as oss:
         conn.send((imm.endpoint, oss.endpoint))

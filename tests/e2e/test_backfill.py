@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("alibabacloud_fc20230330", reason="the FC SDK is the backfill extra")
 
 from autoanim import cli
-from autoanim.emulators.fc_server import FcEmulator
-from autoanim.emulators.oss_server import OssEmulator
+from tests.support.emulators.fc_server import FcEmulator
+from tests.support.emulators.oss_server import OssEmulator
 from autoanim.events import parse_oss_event
 from autoanim.fc_events import oss_event
 from tests.wire.conftest import SECRET, STS, TOKEN
@@ -266,7 +266,7 @@ def test_once_the_functions_ran_a_second_run_sends_nothing_at_all(monkeypatch, c
     from autoanim.adapters.oss import OssObjectStore
     from autoanim.bootstrap import local_context
     from autoanim.config import Settings
-    from autoanim.emulators.imm_server import ImmEmulator
+    from tests.support.emulators.imm_server import ImmEmulator
     from autoanim.service import App
 
     small = make_bucket(total=120, seed=3)
@@ -306,7 +306,7 @@ def test_once_the_functions_ran_a_second_run_sends_nothing_at_all(monkeypatch, c
 
 def test_via_direct_runs_on_upload_here_against_oss_and_imm(monkeypatch, capsys, tmp_path):
     """`--via direct`: no FC at all; this process claims and submits to IMM, once."""
-    from autoanim.emulators.imm_server import ImmEmulator
+    from tests.support.emulators.imm_server import ImmEmulator
 
     small = make_bucket(total=80, seed=5)
     with OssEmulator() as oss, ImmEmulator(seed=1) as imm:

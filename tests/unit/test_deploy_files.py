@@ -262,8 +262,14 @@ def test_no_secrets_in_s_yaml() -> None:
 def test_fcignore_leaves_offline_code_and_caches_out() -> None:
     rules = {line.strip() for line in (REPO / "src" / ".fcignore").read_text(encoding="utf-8").splitlines()
              if line.strip() and not line.startswith("#")}
-    assert {"autoanim/engine", "autoanim/emulators", "__pycache__", "tests", ".env"} <= rules
+    assert {"autoanim/engine", "__pycache__", "tests", ".env"} <= rules
     assert not {"python", "autoanim", "index.py"} & rules
+
+
+def test_no_test_support_is_shipped_to_fc() -> None:
+    """The loopback emulators are test support: nothing under src/ (FC's code) imports or holds them."""
+    shipped = [p for p in (REPO / "src").rglob("*.py") if "engine" not in p.parts]
+    assert not [p for p in shipped if "emulator" in p.name or "tests.support" in p.read_text(encoding="utf-8")]
 
 
 # --- events/ ------------------------------------------------------------------

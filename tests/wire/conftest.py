@@ -11,8 +11,8 @@ import pytest
 
 from autoanim.adapters.credentials import Credentials
 from autoanim.convert_request import ConvertRequest
-from autoanim.emulators.imm_server import ImmEmulator
-from autoanim.emulators.oss_server import OssEmulator
+from tests.support.emulators.imm_server import ImmEmulator
+from tests.support.emulators.oss_server import OssEmulator
 
 # Recognisable values: a test fails if any of them shows up where it must not.
 SECRET = "sEcReT-DO-NOT-LEAK-9f2c"

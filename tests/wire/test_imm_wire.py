@@ -322,7 +322,7 @@ def test_one_sdk_client_per_service_instance(imm_emulator, sts, convert_request)
 
 
 def test_on_task_hook_sees_each_created_task(sts, convert_request):
-    from autoanim.emulators.imm_server import ImmEmulator
+    from tests.support.emulators.imm_server import ImmEmulator
 
     delivered = []
     done = threading.Event()
@@ -338,7 +338,7 @@ def test_on_task_hook_sees_each_created_task(sts, convert_request):
 
 
 def test_qps_limit_throttles_a_burst(sts, convert_request):
-    from autoanim.emulators.imm_server import ImmEmulator
+    from tests.support.emulators.imm_server import ImmEmulator
 
     with ImmEmulator(qps_limit=0.01, burst=1) as emulator:
         svc = service(emulator, sts, attempts=1)
