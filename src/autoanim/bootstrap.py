@@ -5,10 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import handlers
 from .config import Settings
+from .errors import ConfigError
 from .service import App
+
+if TYPE_CHECKING:
+    from .local import LocalApp
 
 LOCAL_TOPIC = "autoanim-local-results"
 # Stop retrying IMM this long before FC's own timeout, so the handler can still answer.
@@ -20,7 +25,7 @@ def build(settings: Settings, context: Any = None) -> App:
     check(settings)
     if settings.backend == "imm":
         return _imm(settings, context)
-    return _local(settings)
+    return build_local(settings)
 
 
 def check(settings: Settings) -> None:
@@ -31,7 +36,7 @@ def check(settings: Settings) -> None:
     dead-letter topic) until the configuration is fixed.
     """
     from . import planner, rules
-    from .errors import ConfigError, RuleError
+    from .errors import RuleError
 
     names = rules.profile_names(settings)
     if settings.default_profile != "none" and settings.default_profile not in names:
@@ -86,22 +91,62 @@ def local_context(name: str = "autoanim-local") -> Any:
                            function=SimpleNamespace(name=name, handler="index", memory=0, timeout=0))
 
 
-def _local(settings: Settings) -> App:
+def build_local(settings: Settings) -> LocalApp:
+    """The local backend: a folder of buckets, the engine in this process, results to ``handlers.result``."""
     from .adapters.local_media import LocalMediaService
+    from .adapters.local_probe import LocalStartPicker
     from .adapters.local_store import LocalObjectStore
+    from .local import LocalApp
 
     settings = local_settings(settings)
     store = LocalObjectStore(settings.local_root)
-    app = App(settings=settings, store=store, media=None)  # type: ignore[arg-type]
+    app: LocalApp | None = None
 
-    def deliver(event: bytes) -> None:
-        import index  # the same FC handler the MNS trigger calls in the cloud
+    def deliver(event: bytes) -> None:  # what the MNS trigger does in the cloud
+        handlers.result(app, event)  # (bound below; a result only comes after a submit)
 
-        index.on_task_result(event, local_context("on_task_result"), app=app)
-
-    app.media = LocalMediaService(store, notify=deliver, workers=settings.local_workers,
-                                  project=settings.imm_project or "local", timeout=settings.local_timeout)
-    from .adapters.local_probe import LocalStartPicker
-
-    app.starts = LocalStartPicker(store, settings, timeout=settings.local_timeout)
+    media = LocalMediaService(store, notify=deliver, workers=settings.local_workers,
+                              project=settings.imm_project or "local", timeout=settings.local_timeout)
+    app = LocalApp(settings=settings, store=store, media=media,
+                   starts=LocalStartPicker(store, settings, timeout=settings.local_timeout))
     return app
+
+
+class _NoMedia:
+    """The media of an app that only lists and plans (a dry run, or hand-overs to the deployed function)."""
+
+    def submit(self, request: Any) -> str:
+        raise ConfigError("this command submits nothing from here (a dry run, or --via fc)")
+
+    def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
+        return None
+
+
+def build_operator(settings: Settings, *, region: str | None = None, imm: bool = False) -> App:
+    """An app on an operator's machine against the cloud (``autoanim backfill``): OSS on the public
+    endpoint, credentials from the default chain; IMM only when it is to submit from here."""
+    from .adapters.credentials import resolve_credentials
+    from .adapters.imm import ImmMediaService
+    from .adapters.oss import OssObjectStore
+
+    credentials = resolve_credentials(None)  # ALIBABA_CLOUD_* if set, else the SDKs' default chain
+    store = OssObjectStore(region=region or settings.oss_region, endpoint=settings.oss_endpoint,
+                           credentials=credentials, public=True)
+    if not imm:
+        return App(settings=settings, store=store, media=_NoMedia())
+    if not settings.imm_project:
+        raise ConfigError("--via direct submits to IMM from here: set IMM_PROJECT (and IMM_NOTIFY_TOPIC)")
+    media = ImmMediaService(project=settings.imm_project, region=region or settings.imm_region,
+                            endpoint=settings.imm_endpoint, credentials=credentials, attempts=settings.imm_attempts)
+    return App(settings=settings, store=store, media=media)
+
+
+def fc_invoker(settings: Settings, *, function: str, region: str | None, qualifier: str | None) -> tuple[Any, str]:
+    """The deployed upload function, for asynchronous invocations (``autoanim backfill --submit``)."""
+    from .adapters.credentials import resolve_credentials
+    from .adapters.fc import FcInvoker
+
+    region = region or settings.imm_region or settings.oss_region
+    invoker = FcInvoker(function=function, region=region, endpoint=settings.fc_endpoint,
+                        credentials=resolve_credentials(None), qualifier=qualifier)
+    return invoker, region or ""

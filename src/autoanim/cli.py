@@ -8,22 +8,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
-from . import bootstrap, log, planner, rules
+from . import bootstrap, handlers, local, log, planner, render, rules
 from .config import Settings
 from .errors import AutoanimError, ConfigError, RuleError
+from .local import LocalApp
 
 EXIT_OK, EXIT_USAGE, EXIT_MEDIA, EXIT_SERVICE = 0, 2, 3, 4
 DEFAULT_BUCKET = "local-bucket"
+JSON_HELP = "print one exact JSON object (default: a short summary for people)"
 
 
 def _print(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """The exact JSON with ``--json``, else the short human summary (logs go to stderr either way)."""
+    if args.json:
+        _print(data)
+    else:
+        print(text)
 
 
 def _read_event(path: str) -> bytes:
@@ -38,8 +48,6 @@ def _read_event(path: str) -> bytes:
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     """Run the real upload service on in-memory adapters: the exact requests, no network."""
-    import index
-
     from .adapters.memory import MemoryObjectStore, RecordingMediaService
     from .events import parse_oss_event
     from .service import App, RetryLater
@@ -62,23 +70,27 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         store.add(record.bucket, record.key, b"", tags, etag=record.etag)
         if sidecar is not None and planner.is_video_key(record.key):
             store.add(record.bucket, record.key + rules.SIDECAR_SUFFIX, sidecar)
+    if not settings.imm_project:  # shown as what it stands for, not as a project named "local"
+        settings = settings.model_copy(update={"imm_project": "<IMM_PROJECT>"})
     media = RecordingMediaService()
     app = App(settings=settings, store=store, media=media)
+    log.setup(max(logging.WARNING, log.level()))  # the plan is the output; the service's lines are not
     try:
-        report = index.on_upload(raw, bootstrap.local_context("plan"), app=app)
+        report = handlers.upload(app, raw)
     except RetryLater as exc:  # cannot happen on memory adapters, but never hide it
-        report = exc.report.as_dict()
+        report = exc.report
     tasks = [
         {"output": r.animation.uri, "billed_frames": r.animation.number, "request": r.wire()}
         for r in media.requests
     ]
     summary = {"tasks": tasks, "billed_frames_total": sum(t["billed_frames"] for t in tasks),
-               "skipped": report["skipped"], "rejected": report["rejected"]}
+               "skipped": [s.model_dump() for s in report.skipped],
+               "rejected": [r.model_dump(exclude_none=True) for r in report.rejected]}
     probes = _auto_probes(app, batch)
     if probes:  # start: auto: the probe each such clip needs first (its StartTime comes from it)
         summary["probes"] = probes
-    _print(summary)
-    return EXIT_USAGE if report["rejected"] else EXIT_OK
+    _emit(args, summary, render.plan(summary))
+    return EXIT_USAGE if report.rejected else EXIT_OK
 
 
 def _auto_probes(app: Any, batch: Any) -> list[dict[str, Any]]:
@@ -134,13 +146,7 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
                "bytes": result.bytes, "duration": round(result.duration, 3), "seconds": round(result.elapsed, 3),
                "imm_billed_frames": result.frames, "start": request.source.start_time or 0.0,
                "start_auto": rule.auto.model_dump(exclude={"sheet"}) if rule.auto else None}
-    if args.json:
-        _print(summary)
-    else:
-        print(f"{out}: {result.frames} frames, {result.width}x{result.height}, {result.bytes} bytes, "
-              f"{result.duration:.3g} s from {summary['start']:g} s")
-        if rule.auto:
-            print(f"start: auto picked {rule.auto.start:g} s (score {rule.auto.score:g}): {rule.auto.why}")
+    _emit(args, summary, render.converted(summary, rule.auto))
     return EXIT_OK
 
 
@@ -195,140 +201,46 @@ def cmd_sample_video(args: argparse.Namespace, settings: Settings) -> int:
 # --- local pipeline: upload / watch / invoke ---------------------------------------------
 
 
-def local_app(settings: Settings):
+def local_app(settings: Settings) -> LocalApp:
     if settings.backend != "local":
         raise ConfigError("this command runs the local backend: unset AUTOANIM_BACKEND or set it to 'local'")
-    return bootstrap.build(settings)
+    bootstrap.check(settings)
+    return bootstrap.build_local(settings)
 
 
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
-    app = local_app(settings)
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
-    try:
-        result = local_upload(app, Path(args.file), args.bucket, args.key, tags)
-    finally:
-        app.media.close()
-    _print(result)
-    return _upload_status(result)
-
-
-def _upload_status(result: dict[str, Any]) -> int:
-    """2 for a refused rule, 3 when the media could not be converted, 4 for another failure."""
-    if result["rejected"]:
-        return EXIT_USAGE
-    codes = {r.get("code") for r in result["results"] if r["status"] != "Succeeded"}
-    if "InvalidMedia" in codes:
-        return EXIT_MEDIA
-    return EXIT_SERVICE if codes else EXIT_OK
-
-
-def local_upload(app: Any, src: Path, bucket: str, key: str, tags: dict[str, str]) -> dict[str, Any]:
-    """Put a file in a local bucket as OSS would, run ``on_upload`` on its event, wait for the results."""
-    import index
-
-    from .fc_events import oss_event
-
-    rules.check_tags(tags, "--tags")
-    if not src.is_file():
-        raise ConfigError(f"{src}: no such file")
-    info = app.store.put_file(bucket, key, src, tags=tags)
-    report = index.on_upload(oss_event(bucket, key, size=info.size, etag=info.etag),
-                             bootstrap.local_context("on_upload"), app=app)
-    app.media.wait()
-    return {"upload": f"oss://{bucket}/{key}", **report, "results": _results(app, report)}
-
-
-def _results(app: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifests of the outputs this upload submitted, as the result function wrote them."""
-    found = []
-    for item in report["submitted"] + report["duplicates"]:  # duplicates: made by an earlier run
-        bucket, key = item["output"][len("oss://"):].split("/", 1)
-        manifest_key = key + planner.MANIFEST_SUFFIX
-        try:
-            manifest = json.loads(app.store.read(bucket, manifest_key, 1 << 20))
-        except AutoanimError:
-            found.append({"output": item["output"], "status": "no manifest yet"})
-            continue
-        found.append({"output": str(app.store.path(bucket, key)), "manifest": str(app.store.path(bucket, manifest_key)),
-                      "status": manifest["status"], "code": manifest["code"], "message": manifest["message"],
-                      "bytes": manifest["output"]["bytes"], "billed_frames": manifest["billed_frames_estimate"]})
-    return found
+    with local_app(settings) as app:
+        result = local.upload(app, Path(args.file), args.bucket, args.key, tags)
+    _emit(args, result.model_dump(mode="json", exclude_none=True), render.local_upload(result))
+    return result.exit_code
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     if args.root:
         settings = settings.model_copy(update={"local_root": args.root})
-    app = local_app(settings)
-    print(f"watching {Path(settings.local_root).resolve()} (one folder per bucket; Ctrl-C stops)", file=sys.stderr)
-    try:
-        run_watch(app, grace=args.grace)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.media.close()
+    with local_app(settings) as app:
+        print(f"watching {Path(settings.local_root).resolve()} (one folder per bucket; Ctrl-C stops)",
+              file=sys.stderr)
+        try:
+            local.watch(app, grace=args.grace)
+        except KeyboardInterrupt:
+            pass
     return EXIT_OK
 
 
-def run_watch(app: Any, *, grace: float, stop: threading.Event | None = None,
-              ready: threading.Event | None = None) -> None:
-    """Every new complete file under the local root becomes an ``on_upload`` event."""
-    import index
-
-    from .watch import watch
-
-    context = bootstrap.local_context("on_upload")
-    handle = _sidecar_grace(lambda event: index.on_upload(event, context, app=app), app, grace)
-    watch(app.store, handle, stop=stop, ready=ready, ignore_prefixes=(app.settings.output_prefix,),
-          on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
-
-
-def _sidecar_grace(handle, app, grace: float):
-    """A dropped video waits ``grace`` seconds for its sidecar before it is handled.
-
-    Files dropped in a folder carry no tags, so a video that arrives before its
-    sidecar would otherwise get the default profile as well. With the grace, either
-    order gives exactly the sidecar's clips (the sidecar's own event then finds the
-    same claims). Uploads through OSS say the same with the tag ``anim=sidecar``.
-    """
-    from .events import parse_oss_event
-
-    def run(event: bytes) -> None:
-        try:
-            handle(event)
-        except AutoanimError as exc:
-            log.event("watch.error", 40, reason=exc.message, retryable=exc.retryable)
-
-    def on_event(event: bytes) -> None:
-        records = parse_oss_event(event).records
-        waits = any(planner.is_video_key(r.key) and not app.store.exists(r.bucket, r.key + rules.SIDECAR_SUFFIX)
-                    for _, r in records)
-        if waits and grace > 0:
-            timer = threading.Timer(grace, run, args=(event,))
-            timer.daemon = True
-            timer.start()
-        else:
-            run(event)
-
-    return on_event
-
-
 def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
-    import index
-
-    app = bootstrap.build(settings)
     raw = _read_event(args.event)
-    handler = index.on_upload if args.handler == "upload" else index.on_task_result
-    try:
-        answer = handler(raw, bootstrap.local_context(f"on_{args.handler}"), app=app)
-        wait = getattr(app.media, "wait", None)
-        if wait:
-            wait()
-    finally:
-        close = getattr(app.media, "close", None)
-        if close:
-            close()
-    _print(answer)
-    return EXIT_USAGE if answer.get("rejected") else EXIT_OK
+    with bootstrap.build(settings, bootstrap.local_context(f"on_{args.handler}")) as app:
+        if args.handler == "upload":
+            uploaded = handlers.upload(app, raw)
+            app.settle()
+            _emit(args, uploaded.model_dump(mode="json", exclude_none=True), render.upload_report(uploaded))
+            return EXIT_USAGE if uploaded.rejected else EXIT_OK
+        result = handlers.result(app, raw)
+        app.settle()
+    _emit(args, result.model_dump(mode="json", exclude_none=True), render.result_report(result))
+    return EXIT_USAGE if result.event == "rejected" else EXIT_OK
 
 
 # --- backfill --------------------------------------------------------------------------------
@@ -364,23 +276,17 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             start_after = checkpoint.load()
     bar = _BackfillBar(args.progress)
     try:
-        summary = backfill.run(app, bucket, prefix, source=source, via=via, submit=submit, workers=args.workers,
-                               rate=args.rate, limit=args.limit, start_after=start_after, checkpoint=checkpoint,
-                               keep_tasks=args.json, progress=bar.update)
-        if via == "local" and app.media is not None:
-            app.media.wait()
+        with app:
+            summary = backfill.run(app, bucket, prefix, source=source, via=via, submit=submit,
+                                   workers=args.workers, rate=args.rate, limit=args.limit, start_after=start_after,
+                                   checkpoint=checkpoint, keep_tasks=args.json, progress=bar.update)
+            app.settle()
     finally:
         bar.close()
-        close = getattr(app.media, "close", None)
-        if close:
-            close()
     data = summary.as_dict()
     data["function"] = args.function if via == "fc" else None
     data["checkpoint"] = str(checkpoint.path) if checkpoint else None
-    if args.json:
-        _print(data)
-    else:
-        print(_backfill_text(data))
+    _emit(args, data, _backfill_text(data))
     if summary.interrupted:
         return 130
     return EXIT_SERVICE if summary.failed else EXIT_OK
@@ -401,35 +307,19 @@ def _local_target(path: str, settings: Settings) -> tuple[str, str]:
 
 
 def _cloud_backfill(args: argparse.Namespace, settings: Settings, bucket: str, via: str):
-    """The OSS store on the public endpoint (this runs outside FC), and how videos are handed over."""
+    """The app against the cloud from this machine, and how videos are handed over."""
     from . import backfill
-    from .adapters.credentials import resolve_credentials
-    from .adapters.oss import OssObjectStore
-    from .service import App
 
     if not bucket:
         raise ConfigError(f"{args.source}: no bucket (give oss://BUCKET/PREFIX)")
-    credentials = resolve_credentials(None)  # ALIBABA_CLOUD_* if set, else the SDKs' default chain
-    store = OssObjectStore(region=args.region or settings.oss_region, endpoint=settings.oss_endpoint,
-                           credentials=credentials, public=True)
-    app = App(settings=settings, store=store, media=None)  # type: ignore[arg-type]
+    direct = args.submit and via == "direct"
+    app = bootstrap.build_operator(settings, region=args.region, imm=direct)
     if not args.submit:
         return app, None
-    if via == "direct":
-        from .adapters.imm import ImmMediaService
-
-        if not settings.imm_project:
-            raise ConfigError("--via direct submits to IMM from here: set IMM_PROJECT (and IMM_NOTIFY_TOPIC)")
-        app.media = ImmMediaService(project=settings.imm_project, region=args.region or settings.imm_region,
-                                    endpoint=settings.imm_endpoint, credentials=credentials,
-                                    attempts=settings.imm_attempts)
+    if direct:
         return app, backfill.in_process_submitter(app)
-    from .adapters.fc import FcInvoker
-
-    region = args.region or settings.imm_region or settings.oss_region
-    invoker = FcInvoker(function=args.function, region=region, endpoint=settings.fc_endpoint,
-                        credentials=credentials, qualifier=args.qualifier)
-    return app, backfill.fc_submitter(invoker, region or "")
+    return app, backfill.fc_submitter(*bootstrap.fc_invoker(settings, function=args.function, region=args.region,
+                                                            qualifier=args.qualifier))
 
 
 class _BackfillBar:
@@ -490,12 +380,15 @@ def _backfill_text(d: dict[str, Any]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoanim", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info",
+                        help="the JSON log lines on stderr (default info)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("plan", help="print the IMM requests and billed frames for an OSS event (no network)")
     p.add_argument("event", help="FC OSS trigger event JSON file")
     p.add_argument("--tags", help="object tags, 'anim-fps=15&anim-format=gif'")
     p.add_argument("--sidecar", help="a sidecar JSON file, as <key>.anim.json would hold")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(run=cmd_plan)
 
     p = sub.add_parser("convert", help="one local conversion with the engine")
@@ -510,7 +403,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, choices=range(1, 101), metavar="1-100",
                    help="local only (IMM has no quality setting)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
-    p.add_argument("--json", action="store_true", help="print one JSON object (default: a short summary)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(run=cmd_convert)
 
     p = sub.add_parser("sample-video", help="write a synthetic, colourful, moving test video")
@@ -523,6 +416,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("key")
     p.add_argument("--bucket", default=DEFAULT_BUCKET)
     p.add_argument("--tags", help="object tags, 'anim-format=gif&anim-duration=3'")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(run=cmd_upload)
 
     p = sub.add_parser("watch", help="local backend: every new file in a bucket folder is an upload")
@@ -533,6 +427,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("invoke", help="run a handler on an FC event file with the configured backend")
     p.add_argument("handler", choices=["upload", "result"])
     p.add_argument("event")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(run=cmd_invoke)
 
     p = sub.add_parser("backfill", help="the videos already in a bucket: the bill first, then --submit")
@@ -556,7 +451,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    log.setup()
+    log.setup(getattr(logging, args.log_level.upper()))
     try:
         settings = Settings.from_env()
         return args.run(args, settings)

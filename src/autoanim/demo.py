@@ -15,10 +15,8 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from . import bootstrap, log
-from .cli import local_app, local_upload
+from . import bootstrap, local, log, render
 from .config import Settings
 
 BUCKET = "demo-bucket"
@@ -36,42 +34,30 @@ def main() -> int:
 
     log.setup(30)  # the demo prints its own summary; warnings and errors still show
     settings = bootstrap.local_settings(Settings.from_env())
-    app = local_app(settings)
-    outputs: list[dict[str, Any]] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            video = engine.sample_video(Path(tmp) / "sample.mp4", seconds=8)
-            print(f"made a sample video: {video.stat().st_size:,} bytes, 8 s, 640x360")
-            for what, tags in UPLOADS:
-                print(f"\nuploading oss://{BUCKET}/{KEY} with tags {tags!r} ({what})")
-                result = local_upload(app, video, BUCKET, KEY, parse_tag_string(tags))
-                for problem in result["rejected"]:
-                    print(f"  rejected: {problem['reason']}")
-                for item in result["results"]:
-                    if item["status"] != "Succeeded":
-                        print(f"  {item['status']}: {item['output']}: {item.get('code')} {item.get('message')}")
-                        continue
-                    print(f"  {item['status']}: {item['output']} ({item['bytes']:,} bytes, "
-                          f"{item['billed_frames']} IMM frames)")
-                    print(f"    manifest: {item['manifest']}")
-                    outputs.append(item)
-    finally:
-        app.media.close()
+    outputs: list[local.Converted] = []
+    with bootstrap.build_local(settings) as app, tempfile.TemporaryDirectory() as tmp:
+        video = engine.sample_video(Path(tmp) / "sample.mp4", seconds=8)
+        print(f"made a sample video: {video.stat().st_size:,} bytes, 8 s, 640x360")
+        for what, tags in UPLOADS:
+            print(f"\nuploading oss://{BUCKET}/{KEY} with tags {tags!r} ({what})")
+            result = local.upload(app, video, BUCKET, KEY, parse_tag_string(tags))
+            print(render.local_upload(result))
+            outputs += [item for item in result.results if item.status == "Succeeded"]
     if len(outputs) != len(UPLOADS):
         print("demo failed: see the manifests above", file=sys.stderr)
         return 4
     page = write_index(app.store.path(BUCKET, settings.output_prefix + "index.html").parent, outputs)
-    total = sum(o["billed_frames"] for o in outputs)
+    total = sum(o.billed_frames or 0 for o in outputs)
     print(f"\n{len(outputs)} animations, {total} frames IMM would bill. Open {page} to look at them.")
     return 0
 
 
-def write_index(folder: Path, outputs: list[dict[str, Any]]) -> Path:
+def write_index(folder: Path, outputs: list[local.Converted]) -> Path:
     """An HTML page beside the outputs: each animation next to its rule, size and billed frames."""
     rows = []
     for item in outputs:
-        manifest = json.loads(Path(item["manifest"]).read_text())
-        out = Path(item["output"])
+        manifest = json.loads(Path(item.manifest or "").read_text())
+        out = Path(item.output)
         rule = {k: round(v, 4) if isinstance(v, float) else v
                 for k, v in manifest["rule"].items() if k not in ("origin", "notes")}
         size = manifest["output"]

@@ -11,6 +11,8 @@ import logging
 import sys
 from typing import Any
 
+from pydantic import BaseModel
+
 _logger = logging.getLogger("autoanim")
 
 
@@ -30,8 +32,16 @@ def setup(level: int | None = None) -> None:
         _logger.setLevel(level)
 
 
-def event(kind: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
-    """Log ``{"event": kind, **fields}`` as one JSON line and return it."""
+def level() -> int:
+    return _logger.level
+
+
+def event(kind: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log ``{"event": kind, **fields}`` as one JSON line (fields that are None left out)."""
     record = {"event": kind, **{k: v for k, v in fields.items() if v is not None}}
     _logger.log(level, json.dumps(record, ensure_ascii=False, default=str, sort_keys=False))
-    return record
+
+
+def report(kind: str, model: BaseModel, level: int = logging.INFO) -> None:
+    """Log one report model (``reports``) as the line of ``kind``."""
+    event(kind, level, **model.model_dump(exclude={"event"}))

@@ -9,11 +9,14 @@ described in ``claims``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus
+
+from pydantic import BaseModel
 
 from . import log, planner, rules
 from .claims import Claim, Claims, Held, Outcome, TaskRecord
@@ -24,6 +27,10 @@ from .fc_events import iso_ms
 from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
 from .planner import PlannedTask, SourceObject, TaskUserData
 from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
+from .reports import Clip, Problem, ResultReport, Skipped, UploadReport
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 STATUS_TAG = "autoanim-status"
 REJECTED_SUFFIX = ".rejected.json"
@@ -64,17 +71,19 @@ class App:
             return self.settings.claim_timeout
         return max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
 
+    # Lifecycle, for the entry points: in the cloud IMM does the work elsewhere, so there is nothing
+    # to wait for or to close; the local backend (``LocalApp``) runs it in this process.
+    def settle(self) -> None:
+        """Returns once every task submitted through this app has ended and its result is recorded."""
 
-@dataclass
-class UploadReport:
-    submitted: list[dict[str, Any]] = field(default_factory=list)
-    duplicates: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    retry: list[dict[str, Any]] = field(default_factory=list)
+    def close(self) -> None:
+        """Settles, then releases what the app holds."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class RetryLater(ServiceError):
@@ -95,7 +104,7 @@ def handle_upload(app: App, batch: OssBatch) -> UploadReport:
     """Handle every entry; permanent errors are recorded, retryable ones raised at the end."""
     report = UploadReport()
     for error in batch.errors:
-        report.rejected.append(log.event("event.rejected", index=error.index, reason=error.reason))
+        _add(report.rejected, "event.rejected", Problem(index=error.index, reason=error.reason, code="InvalidEvent"))
     first_retryable: AutoanimError | None = None
     for index, record in batch.records:
         try:
@@ -105,21 +114,26 @@ def handle_upload(app: App, batch: OssBatch) -> UploadReport:
                 log.event("upload.error", 40, index=index, error=type(exc).__name__, reason=str(exc)[:300])
                 exc = ServiceError(f"unexpected {type(exc).__name__}: {str(exc)[:200]}", retryable=True,
                                    code="Unexpected")
-            where = {"index": index, "bucket": record.bucket, "key": record.key, "code": exc.code}
+            where = {"index": index, "bucket": record.bucket, "key": record.key}
             if not exc.retryable:
-                report.rejected.append(log.event("upload.rejected", 30, **where, reason=exc.message))
+                _add(report.rejected, "upload.rejected", Problem(**where, code=exc.code, reason=exc.message), 30)
                 exc = _record_rejection(app, record, exc)
             if exc is not None and exc.retryable:
                 first_retryable = first_retryable or exc
-                report.retry.append(log.event("upload.retry", 30, **where, reason=exc.message))
+                _add(report.retry, "upload.retry", Problem(**where, code=exc.code, reason=exc.message), 30)
     if first_retryable is not None:
         raise RetryLater(report, first_retryable)
     return report
 
 
+def _add(items: list, kind: str, item: BaseModel, level: int = logging.INFO) -> None:
+    items.append(item)
+    log.report(kind, item, level)
+
+
 def _skip(report: UploadReport, record: OssRecord, reason: str) -> None:
-    report.skipped.append(log.event("upload.skipped", bucket=record.bucket, key=record.key,
-                                    event_name=record.event_name, reason=reason))
+    _add(report.skipped, "upload.skipped",
+         Skipped(bucket=record.bucket, key=record.key, event_name=record.event_name, reason=reason))
 
 
 def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
@@ -153,8 +167,8 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
             if exc.retryable:
                 retry = retry or exc
                 continue
-            report.rejected.append(log.event("upload.rejected", 30, source=task.source.uri, output=task.output_uri,
-                                             code=exc.code, reason=exc.message))
+            _add(report.rejected, "upload.rejected",
+                 Problem(source=task.source.uri, output=task.output_uri, code=exc.code, reason=exc.message), 30)
     if retry is not None:
         raise retry
 
@@ -243,17 +257,15 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
     """Claim, then submit attempt 0 once; a later delivery finds the claim's task and does nothing."""
     claims = app.claims
     claim, made = claims.open(task)
-    where = {"source": task.source.uri, "output": task.output_uri, "idempotency_key": task.idempotency_key}
+    clip = Clip(source=task.source.uri, output=task.output_uri, idempotency_key=task.idempotency_key)
     if not made and (claims.outcome(claim) is not None or claims.task(claim, 0) is not None):
-        report.duplicates.append(log.event("upload.duplicate", **where))
-        return
+        return _add(report.duplicates, "upload.duplicate", clip)
     held = claims.lease(claim, 0)
     if isinstance(held, TaskRecord):  # a holder before us submitted it
-        report.duplicates.append(log.event("upload.duplicate", **where, task_id=held.task_id))
-        return
+        return _add(report.duplicates, "upload.duplicate", clip.model_copy(update={"task_id": held.task_id}))
     recorded = submit_attempt(app, held)
-    report.submitted.append(log.event("upload.submitted", **where, task_id=recorded.task_id, how=recorded.how,
-                                      billed_frames=task.billed_frames))
+    _add(report.submitted, "upload.submitted", clip.model_copy(
+        update={"task_id": recorded.task_id, "how": recorded.how, "billed_frames": task.billed_frames}))
 
 
 def submit_attempt(app: App, held: Held) -> TaskRecord:
@@ -322,27 +334,27 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> Autoan
 # --- results -----------------------------------------------------------------------------
 
 
-def handle_result(app: App, result: ImmTaskResult) -> dict[str, Any]:
+def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
     """Record one IMM task result. Unknown, stale and duplicate notifications change nothing."""
     base = {"task_id": result.task_id, "status": result.status}
     data = TaskUserData.parse(result.user_data)
     if data is None:
-        return log.event("result.unknown", 30, **base, reason="no autoanim UserData in the notification")
+        return _said(ResultReport(event="unknown", **base, reason="no autoanim UserData in the notification"), 30)
     claims = app.claims
     claim = claims.load(*data.claim_location)
     if claim is None:
-        return log.event("result.unknown", 30, **base, reason=f"no claim at {data.claim}")
+        return _said(ResultReport(event="unknown", **base, reason=f"no claim at {data.claim}"), 30)
     if claims.outcome(claim) is not None:
-        return log.event("result.duplicate", **base, reason="already recorded")
+        return _said(ResultReport(event="duplicate", **base, reason="already recorded"))
     attempt = data.attempt
     # The attempt's task: recorded by its submit, or adopted here when the submitter died before
     # recording it (the first record made wins, so a late submitter finds this one).
     recorded = claims.task(claim, attempt) or claims.record_task(claim, attempt, result.task_id, "adopted")
     if recorded.task_id != result.task_id:
-        return log.event("result.stale", 30, **base, current_task=recorded.task_id,
-                         reason=f"not the task of attempt {attempt} of {claim.uri}")
+        return _said(ResultReport(event="stale", **base, current_task=recorded.task_id,
+                                  reason=f"not the task of attempt {attempt} of {claim.uri}"), 30)
     if result.status == "Running":
-        return log.event("result.running", **base)
+        return _said(ResultReport(event="running", **base))
     if result.status == "Failed" and _retryable_code(result.code) and attempt < app.settings.max_resubmits:
         return _resubmit(app, claim, result, attempt + 1)
     out_uri = claim.plan.output_uri
@@ -350,32 +362,36 @@ def handle_result(app: App, result: ImmTaskResult) -> dict[str, Any]:
         app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt,
         task_start=result.start_time, task_end=result.end_time,
         reported=next((a for a in result.animations() if a.get("URI") == out_uri), None))
-    return log.event("result.recorded", 20 if manifest.status == "Succeeded" else 30, **base,
-                     code=result.code or None, message=result.message or None, source=manifest.source.uri,
-                     output=manifest.output.uri, bytes=manifest.output.bytes,
-                     billed_frames=manifest.billed_frames_estimate)
+    return _said(ResultReport(event="recorded", **base, code=result.code or None, message=result.message or None,
+                              source=manifest.source.uri, output=manifest.output.uri, bytes=manifest.output.bytes,
+                              billed_frames=manifest.billed_frames_estimate),
+                 20 if manifest.status == "Succeeded" else 30)
+
+
+def _said(report: ResultReport, level: int = logging.INFO) -> ResultReport:
+    log.report(f"result.{report.event}", report, level)
+    return report
 
 
 def _retryable_code(code: str) -> bool:
     return any(code == c or code.startswith(c + ".") for c in RETRYABLE_TASK_CODES)
 
 
-def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int) -> dict[str, Any]:
+def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int) -> ResultReport:
     """A transient IMM failure: the same work again as the next attempt, under its own lease."""
     base = {"task_id": result.task_id, "status": result.status, "code": result.code}
     claims = app.claims
-    if claims.task(claim, attempt) is not None:
-        return log.event("result.duplicate", **base, reason=f"attempt {attempt} already submitted")
-    held = claims.lease(claim, attempt, reason={"code": result.code, "message": result.message[:300]})
-    if isinstance(held, TaskRecord):
-        return log.event("result.duplicate", **base, reason=f"attempt {attempt} already submitted")
+    held = None if claims.task(claim, attempt) is not None else \
+        claims.lease(claim, attempt, reason={"code": result.code, "message": result.message[:300]})
+    if not isinstance(held, Held):
+        return _said(ResultReport(event="duplicate", **base, reason=f"attempt {attempt} already submitted"))
     try:
         recorded = submit_attempt(app, held)
     except AutoanimError as exc:
         if exc.retryable:  # raised: the MNS trigger delivers the notification again
             raise
-        return log.event("result.recorded", 30, **base, reason=f"resubmit refused: {exc.message}")
-    return log.event("result.resubmitted", 30, **base, new_task_id=recorded.task_id, attempt=attempt)
+        return _said(ResultReport(event="recorded", **base, reason=f"resubmit refused: {exc.message}"), 30)
+    return _said(ResultReport(event="resubmitted", **base, new_task_id=recorded.task_id, attempt=attempt), 30)
 
 
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,

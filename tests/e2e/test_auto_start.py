@@ -95,7 +95,7 @@ def test_a_local_upload_tagged_auto_records_the_pick_in_its_manifest(still_move_
     root = tmp_path / "buckets"
     monkeypatch.setenv("AUTOANIM_LOCAL_ROOT", str(root))
     code = cli.main(["upload", str(still_move_still), "v/clip.mp4", "--tags",
-                     "anim-start=auto&anim-duration=3&anim-fps=5&anim-width=80"])
+                     "anim-start=auto&anim-duration=3&anim-fps=5&anim-width=80", "--json"])
     assert code == 0
     (item,) = json.loads(capsys.readouterr().out)["results"]
     manifest = json.loads(Path(item["manifest"]).read_text())

@@ -10,9 +10,9 @@ import pytest
 import index
 from autoanim import bootstrap, service
 from autoanim.config import Settings
+from autoanim.fc_events import oss_event
 from tests.support.emulators.imm_server import ImmEmulator
 from tests.support.emulators.oss_server import OssEmulator
-from autoanim.fc_events import oss_event
 
 pytestmark = pytest.mark.media
 

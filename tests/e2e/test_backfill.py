@@ -19,10 +19,10 @@ import pytest
 pytest.importorskip("alibabacloud_fc20230330", reason="the FC SDK is the backfill extra")
 
 from autoanim import cli
-from tests.support.emulators.fc_server import FcEmulator
-from tests.support.emulators.oss_server import OssEmulator
 from autoanim.events import parse_oss_event
 from autoanim.fc_events import oss_event
+from tests.support.emulators.fc_server import FcEmulator
+from tests.support.emulators.oss_server import OssEmulator
 from tests.wire.conftest import SECRET, STS, TOKEN
 
 BUCKET = "backfill-bucket"
@@ -177,7 +177,7 @@ def test_the_dry_run_bills_what_autoanim_plan_bills_object_by_object(env, capsys
             continue  # planned with its video
         event = env / "event.json"
         event.write_bytes(oss_event(BUCKET, key, size=len(data), etag=made.etag(key)))
-        args = ["plan", str(event)]
+        args = ["plan", str(event), "--json"]
         if tags:
             args += ["--tags", "&".join(f"{k}={v}" for k, v in tags.items())]
         if key in made.sidecars:
@@ -266,8 +266,8 @@ def test_once_the_functions_ran_a_second_run_sends_nothing_at_all(monkeypatch, c
     from autoanim.adapters.oss import OssObjectStore
     from autoanim.bootstrap import local_context
     from autoanim.config import Settings
-    from tests.support.emulators.imm_server import ImmEmulator
     from autoanim.service import App
+    from tests.support.emulators.imm_server import ImmEmulator
 
     small = make_bucket(total=120, seed=3)
     errors: list[BaseException] = []

@@ -58,3 +58,13 @@ def test_bad_flags_exit_2_naming_the_flag(clip, tmp_path, capsys, flags, field):
     assert cli.main(["convert", str(clip), "-o", str(tmp_path / "x.gif"), *flags]) == 2
     assert field in capsys.readouterr().err
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_convert_speaks_to_people_by_default(clip, tmp_path, capsys):
+    capsys.readouterr()
+    out = tmp_path / "people.webp"
+    assert cli.main(["convert", str(clip), "-o", str(out), "--duration", "1", "--fps", "4", "--progress", "off"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{out}: 4 frames") and "IMM would bill 4 frames" in text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)

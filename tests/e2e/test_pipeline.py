@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autoanim import bootstrap, cli
+from autoanim import bootstrap, cli, local
 from autoanim.config import Settings
 
 pytestmark = pytest.mark.media
@@ -33,7 +33,7 @@ def root(tmp_path, monkeypatch) -> Path:
 
 
 def run(capsys, *argv) -> tuple[int, dict]:
-    code = cli.main(list(argv))
+    code = cli.main([*argv, "--json"] if argv[0] in ("upload", "invoke", "plan", "convert") else list(argv))
     out = capsys.readouterr().out
     return code, (json.loads(out) if out.strip().startswith("{") else {})
 
@@ -104,7 +104,7 @@ def test_hostile_tags_exit_2_and_make_nothing(root, clip, capsys):
 def test_watched_folder_with_a_sidecar_makes_exactly_its_two_clips(root, clip, tmp_path, order):
     app = bootstrap.build(Settings.from_env())
     stop, ready = threading.Event(), threading.Event()
-    watcher = threading.Thread(target=cli.run_watch, kwargs={"app": app, "grace": 1.5, "stop": stop, "ready": ready})
+    watcher = threading.Thread(target=local.watch, kwargs={"app": app, "grace": 1.5, "stop": stop, "ready": ready})
     watcher.start()
     try:
         assert ready.wait(10)
@@ -129,3 +129,14 @@ def test_watched_folder_with_a_sidecar_makes_exactly_its_two_clips(root, clip, t
         stop.set()
         watcher.join(10)
         app.media.close()
+
+
+def test_upload_speaks_to_people_by_default(root, clip, capsys):
+    code = cli.main(["upload", str(clip), "videos/people.mp4", "--tags", "anim-duration=1&anim-fps=4&anim-width=64"])
+    out = capsys.readouterr().out
+    assert code == 0 and not out.lstrip().startswith("{")
+    assert "uploaded oss://local-bucket/videos/people.mp4" in out
+    assert "converted" in out and "people.webp" in out and "4 billed frames" in out
+    code = cli.main(["upload", str(clip), "videos/people.mp4", "--tags", "anim-fps=1000"])
+    out = capsys.readouterr().out
+    assert code == 2 and "rejected: " in out and "anim-fps='1000'" in out

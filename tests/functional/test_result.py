@@ -63,7 +63,7 @@ def test_success_writes_a_manifest_beside_the_output(app, store, submitted, shap
     request, task_id = submitted
     store.put("test-bucket", OUT, b"RIFF....WEBP")
     outcome = index.on_task_result(result_event(shape, request, task_id), None, app=app)
-    assert outcome["event"] == "result.recorded"
+    assert outcome["event"] == "recorded"
     m = manifest(store)
     assert m["status"] == "Succeeded" and m["task_id"] == task_id
     assert m["source"] == {"uri": f"oss://test-bucket/{KEY}", "etag": store.head("test-bucket", KEY).etag}
@@ -79,7 +79,7 @@ def test_duplicate_notification_changes_nothing(app, store, submitted):
     index.on_task_result(event, None, app=app)
     before = dict(store.objects)
     outcome = index.on_task_result(event, None, app=app)
-    assert outcome["event"] == "result.duplicate" and store.objects == before
+    assert outcome["event"] == "duplicate" and store.objects == before
 
 
 def test_failed_task_gets_a_manifest_that_says_why(app, store, media, submitted):
@@ -103,7 +103,7 @@ def test_retryable_failure_is_resubmitted_a_bounded_number_of_times(app, store, 
     for attempt in range(app.settings.max_resubmits):
         current = media.requests[-1]
         outcome = index.on_task_result(result_event("mns-imm-failed-retryable.json", current, task_id), None, app=app)
-        assert outcome["event"] == "result.resubmitted"
+        assert outcome["event"] == "resubmitted"
         task_id = outcome["new_task_id"]
         resent = media.requests[-1]
         assert resent.model_dump(exclude=same_work) == request.model_dump(exclude=same_work)
@@ -111,7 +111,7 @@ def test_retryable_failure_is_resubmitted_a_bounded_number_of_times(app, store, 
     # A second task for an attempt (not ours) is stale; the last failure is recorded.
     last = media.requests[-1]
     stale = index.on_task_result(result_event("mns-imm-succeeded.json", last, "MediaConvert-old"), None, app=app)
-    assert stale["event"] == "result.stale"
+    assert stale["event"] == "stale"
     index.on_task_result(result_event("mns-imm-failed-retryable.json", last, task_id), None, app=app)
     assert len(media.requests) == 1 + app.settings.max_resubmits
     m = manifest(store)
@@ -122,16 +122,16 @@ def test_unknown_notifications_change_nothing(app, store):
     event = event_json("mns-imm-succeeded.json")
     before = dict(store.objects)
     outcome = index.on_task_result(json.dumps(event).encode(), None, app=app)
-    assert outcome["event"] == "result.unknown" and store.objects == before
+    assert outcome["event"] == "unknown" and store.objects == before
     other = json.loads(event["Message"])
     other["content"] = json.dumps({**json.loads(other["content"]), "UserData": "from someone else"})
     outcome = index.on_task_result(json.dumps({**event, "Message": json.dumps(other)}).encode(), None, app=app)
-    assert outcome["event"] == "result.unknown"
+    assert outcome["event"] == "unknown"
 
 
 def test_not_an_imm_message_is_rejected(app):
     outcome = index.on_task_result(b'{"TopicName": "t", "Message": "hello topic"}', None, app=app)
-    assert outcome["event"] == "result.rejected"
+    assert outcome["event"] == "rejected"
 
 
 def test_status_tag_is_merged_within_the_limit(store, media, clock, submitted):
@@ -168,7 +168,7 @@ def test_a_result_for_a_claim_whose_submit_was_never_recorded_is_adopted(app, st
     (request,) = media.requests
     store.put("test-bucket", "animated/video-demo/Winemaking.webp", b"x")
     outcome = index.on_task_result(result_event("mns-imm-succeeded.json", request, task["id"]), None, app=app)
-    assert outcome["event"] == "result.recorded" and manifest(store)["task_id"] == task["id"]
+    assert outcome["event"] == "recorded" and manifest(store)["task_id"] == task["id"]
     assert manifest(store)["attempts"][0]["how"] == "adopted"
     app.clock.now += app.settings.claim_timeout + 1  # the FC retry after the crash, past the lease
     report = index.on_upload(oss_event(KEY), None, app=app)
@@ -182,7 +182,7 @@ def test_a_resubmit_refused_for_good_is_recorded_not_raised(app, store, media, s
     request, task_id = submitted
     media.fail = lambda r: ServiceError("refused", retryable=False, code="InvalidArgument")
     outcome = index.on_task_result(result_event("mns-imm-failed-retryable.json", request, task_id), None, app=app)
-    assert outcome["event"] == "result.recorded" and manifest(store)["code"] == "InvalidArgument"
+    assert outcome["event"] == "recorded" and manifest(store)["code"] == "InvalidArgument"
 
 
 def test_two_copies_of_a_failure_resubmit_once(app, store, media, submitted):
@@ -197,6 +197,6 @@ def test_two_copies_of_a_failure_resubmit_once(app, store, media, submitted):
             outcomes.append("busy")
 
     media.fail = deliver_the_copy_mid_flight
-    assert index.on_task_result(event, None, app=app)["event"] == "result.resubmitted"
-    assert index.on_task_result(event, None, app=app)["event"] == "result.duplicate"  # the copy, redelivered
+    assert index.on_task_result(event, None, app=app)["event"] == "resubmitted"
+    assert index.on_task_result(event, None, app=app)["event"] == "duplicate"  # the copy, redelivered
     assert outcomes == ["busy"] and len(media.requests) == 2  # the upload's task and one resubmit

@@ -223,7 +223,7 @@ def test_an_unexpected_error_in_one_entry_is_retried_after_the_others(app, media
     store.get_tags = broken
     with pytest.raises(RetryLater) as err:
         index.on_upload(oss_event("videos/a.mp4", "videos/b.mp4"), None, app=app)
-    assert err.value.report.retry[0]["code"] == "Unexpected" and len(media.requests) == 1
+    assert err.value.report.retry[0].code == "Unexpected" and len(media.requests) == 1
 
 
 def test_a_clip_refused_for_good_does_not_stop_the_videos_other_clips(store, settings, clock):

@@ -36,7 +36,7 @@ def run_plan(monkeypatch, capsys, *args) -> tuple[int, dict]:
             monkeypatch.delenv(var)
     monkeypatch.setenv("IMM_PROJECT", "test-project")
     monkeypatch.setenv("IMM_NOTIFY_TOPIC", "test-mns-topic")
-    code = cli.main(["plan", *args])
+    code = cli.main(["plan", *args, "--json"])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -169,3 +169,16 @@ def test_plan_argument_problems_exit_2_with_one_line(monkeypatch, capsys, args, 
     monkeypatch.setenv("IMM_PROJECT", "p")
     assert cli.main(["plan", str(EVENTS / args[0]), *args[1:]]) == 2
     assert match in capsys.readouterr().err
+
+
+def test_plan_prints_only_the_plan_for_people_and_exact_json_on_request(monkeypatch, capsys):
+    for var in list(os.environ):
+        if var.startswith(("IMM_", "OUTPUT_", "AUTOANIM_", "DEFAULT_PROFILE", "FC_")):
+            monkeypatch.delenv(var)
+    assert cli.main(["plan", str(EVENTS / "oss-put-tagged.json"), "--tags", CASES["guide-time-range"]]) == 0
+    captured = capsys.readouterr()
+    assert "1 IMM task, 25 billed frames in all" in captured.out and "every 1 s at 15 fps" in captured.out
+    assert "upload.submitted" not in captured.err  # no network, no task: the plan is the only output
+    assert cli.main(["plan", str(EVENTS / "oss-put-tagged.json"), "--json"]) == 0
+    (task,) = json.loads(capsys.readouterr().out)["tasks"]
+    assert task["request"]["ProjectName"] == "<IMM_PROJECT>"  # unset: shown as what it stands for

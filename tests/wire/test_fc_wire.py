@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("alibabacloud_fc20230330", reason="the FC SDK is the backfill extra (not in FC's runtime set)")
 
 from autoanim.adapters.fc import FcInvoker
-from tests.support.emulators.fc_server import FcEmulator
 from autoanim.errors import ConfigError, NotFound, ServiceError
 from autoanim.events import parse_oss_event
 from autoanim.fc_events import oss_event
+from tests.support.emulators.fc_server import FcEmulator
 
 
 @pytest.fixture

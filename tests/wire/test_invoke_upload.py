@@ -38,7 +38,7 @@ def cloud_env(monkeypatch, imm_emulator, oss_emulator):
 
 
 def invoke(capsys, event: str) -> tuple[int, dict, str]:
-    code = cli.main(["invoke", "upload", str(EVENTS / event)])
+    code = cli.main(["invoke", "upload", str(EVENTS / event), "--json"])
     captured = capsys.readouterr()
     return code, json.loads(captured.out), captured.out + captured.err
 
@@ -171,3 +171,20 @@ def test_a_bare_task_notification_is_recorded(cloud_env, capsys, tmp_path):
     assert cli.main(["invoke", "result", str(event)]) == 0
     manifest = json.loads(oss.objects[("test-bucket", "animated/video-demo/Winemaking.webp.manifest.json")])
     assert manifest["status"] == "Succeeded" and manifest["task_id"] == task_id
+
+
+def test_invoke_speaks_to_people_by_default(cloud_env, capsys, tmp_path):
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags=TAGS)
+    assert cli.main(["invoke", "upload", str(EVENTS / "oss-put-tagged.json")]) == 0
+    out = capsys.readouterr().out
+    (task_id,) = imm.tasks
+    assert f"submitted oss://test-bucket/animated/video-demo/Winemaking.webp (25 billed frames; task {task_id})" in out
+    assert "1 submitted (25 billed frames), 0 already submitted, 0 skipped, 0 rejected" in out
+    event = tmp_path / "result.json"
+    oss.put_object("test-bucket", "animated/video-demo/Winemaking.webp", b"RIFF webp")
+    event.write_bytes(result_event("mns-imm-succeeded.json", SimpleNamespace(user_data=imm.tasks[task_id]["UserData"]),
+                                   task_id))
+    assert cli.main(["invoke", "result", str(event)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("recorded Succeeded for oss://test-bucket/animated/video-demo/Winemaking.webp, 9 bytes")

@@ -1,0 +1,83 @@
+"""Short summaries for people of what the commands did; ``--json`` prints the reports themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .local import LocalUpload
+from .reports import ResultReport, UploadReport
+
+
+def _frames(n: int | None) -> str:
+    return f"{n:,} billed frame{'s' if n != 1 else ''}" if n is not None else "billed frames unknown"
+
+
+def upload_report(report: UploadReport) -> str:
+    lines = []
+    for clip in report.submitted:
+        lines.append(f"submitted {clip.output} ({_frames(clip.billed_frames)}; task {clip.task_id}"
+                     + (", found after an ambiguous answer" if clip.how == "found" else "") + ")")
+    lines += [f"already submitted: {clip.output}" for clip in report.duplicates]
+    lines += [f"skipped {item.key}: {item.reason}" for item in report.skipped]
+    lines += [f"rejected {item.key or item.source or f'entry {item.index}'}: {item.reason}" for item in report.rejected]
+    lines += [f"to retry {item.key}: {item.reason}" for item in report.retry]
+    total = sum(c.billed_frames or 0 for c in report.submitted)
+    lines.append(f"{len(report.submitted)} submitted ({_frames(total)}), {len(report.duplicates)} already "
+                 f"submitted, {len(report.skipped)} skipped, {len(report.rejected)} rejected")
+    return "\n".join(lines)
+
+
+def result_report(report: ResultReport) -> str:
+    if report.event == "recorded":
+        size = f", {report.bytes:,} bytes" if report.bytes is not None else ""
+        why = f": {report.code} {report.message or report.reason or ''}".rstrip() if report.status != "Succeeded" else ""
+        return (f"recorded {report.status} for {report.output or report.task_id}{size}"
+                f" ({_frames(report.billed_frames)}){why}")
+    if report.event == "resubmitted":
+        return f"task {report.task_id} failed ({report.code}): resubmitted as {report.new_task_id} (attempt {report.attempt})"
+    return f"{report.event}: task {report.task_id or '?'}" + (f": {report.reason}" if report.reason else "")
+
+
+def local_upload(result: LocalUpload) -> str:
+    lines = [f"uploaded {result.upload}"]
+    for item in result.results:
+        if item.status == "Succeeded":
+            lines.append(f"  converted {item.output} ({item.bytes or 0:,} bytes, {_frames(item.billed_frames)})")
+        else:
+            lines.append(f"  {item.status}: {item.output}" + (f": {item.code} {item.message}" if item.code else ""))
+    lines += [f"  skipped: {item.reason}" for item in result.skipped]
+    lines += [f"  rejected: {item.reason}" for item in result.rejected]
+    lines += [f"  to retry: {item.reason}" for item in result.retry]
+    if not result.results and not result.skipped and not result.rejected:
+        lines.append("  nothing to convert")
+    return "\n".join(lines)
+
+
+def plan(summary: dict[str, Any]) -> str:
+    lines = []
+    for task in summary["tasks"]:
+        animation = task["request"]["Targets"][0]["Image"]["Animations"][0]
+        source = task["request"]["Sources"][0]
+        size = "x".join(str(animation.get(k, "source")) for k in ("Width", "Height"))
+        clip = f"from {source.get('StartTime', 0):g} s" + (f" for {source['Duration']:g} s" if "Duration" in source else
+                                                          " to the end")
+        lines.append(f"{task['output']}: {animation['Format']} {size} {animation['ScaleType']}, {clip}, "
+                     f"every {animation['Interval']:g} s at {animation['FrameRate']:g} fps, "
+                     f"{_frames(task['billed_frames'])} at most")
+    for probe in summary.get("probes", []):
+        lines.append(f"start: auto for {probe['for']}: first a probe sheet {probe['sheet']}"
+                     + (f" ({probe['sampled_frames']} sampled frames)" if "sampled_frames" in probe else ""))
+    lines += [f"skipped {item['key']}: {item['reason']}" for item in summary["skipped"]]
+    lines += [f"rejected: {item['reason']}" for item in summary["rejected"]]
+    lines.append(f"{len(summary['tasks'])} IMM task{'s' if len(summary['tasks']) != 1 else ''}, "
+                 f"{_frames(summary['billed_frames_total'])} in all (--json prints the requests)")
+    return "\n".join(lines)
+
+
+def converted(summary: dict[str, Any], auto: Any) -> str:
+    text = (f"{summary['output']}: {summary['frames']} frames, {summary['width']}x{summary['height']}, "
+            f"{summary['bytes']:,} bytes, {summary['duration']:.3g} s from {summary['start']:g} s "
+            f"({summary['seconds']:.2f} s; IMM would bill {summary['imm_billed_frames']} frames)")
+    if auto:
+        text += f"\nstart: auto picked {auto.start:g} s (score {auto.score:g}): {auto.why}"
+    return text
