@@ -47,7 +47,7 @@ FOOTAGE = OUT / "footage"
 FPS = 10
 WIDTH = 320
 
-from autoanim import planner, probe, rules
+from autoanim import objects, probe, rules
 from autoanim.config import Settings
 from autoanim.engine.probe import sprite_sheet
 from autoanim.engine.segments import active_range, segments_video
@@ -207,7 +207,7 @@ def hit(start: float, window: float, label: tuple[float, float]) -> bool:
 def auto_start(path: Path, window: float, settings: Settings) -> tuple[float, float, float]:
     spec = rules.RuleSpec.model_validate({"start": "auto", "duration": window, "fps": 10})
     (rule,) = rules.resolve([spec], origin="bench", source="bench", settings=settings)
-    planned = probe.plan_probe(planner.SourceObject(bucket="b", key=path.name, etag=""), rule, settings)
+    planned = probe.plan_probe(objects.SourceObject(bucket="b", key=path.name, etag=""), rule, settings)
     with tempfile.TemporaryDirectory() as tmp:
         sheet = Path(tmp) / "sheet.jpg"
         began = time.perf_counter()

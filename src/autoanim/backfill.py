@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import claims, log, planner, rules, service
+from . import claims, log, objects, planner, service
 from .errors import AutoanimError, ConfigError
 from .fc_events import iso_ms, oss_event
 from .planner import PlannedTask
@@ -70,7 +70,7 @@ class Listed:
     sidecar: bool | None = None  # for a video: whether ``<key>.anim.json`` is in the listing
 
 
-def with_sidecars(objects: Iterable[ObjectInfo]) -> Iterator[Listed]:
+def with_sidecars(listing: Iterable[ObjectInfo]) -> Iterator[Listed]:
     """The listing in its own order, each video told whether its sidecar was listed (no probe).
 
     A sidecar key extends its video's key, so it sorts after it. A video is held
@@ -83,16 +83,16 @@ def with_sidecars(objects: Iterable[ObjectInfo]) -> Iterator[Listed]:
     def release(now: str | None) -> Iterator[Listed]:
         while held:
             head = held[0]
-            video = planner.is_video_key(head.key)
-            if video and now is not None and now < head.key + rules.SIDECAR_SUFFIX:
+            video = objects.is_video_key(head.key)
+            if video and now is not None and now < head.key + objects.SIDECAR_SUFFIX:
                 return
             held.popleft()
-            if planner.is_sidecar_key(head.key):
+            if objects.is_sidecar_key(head.key):
                 sidecars.discard(head.key)
-            yield Listed(head, (head.key + rules.SIDECAR_SUFFIX) in sidecars if video else None)
+            yield Listed(head, (head.key + objects.SIDECAR_SUFFIX) in sidecars if video else None)
 
-    for info in objects:
-        if planner.is_sidecar_key(info.key):
+    for info in listing:
+        if objects.is_sidecar_key(info.key):
             sidecars.add(info.key)
         yield from release(info.key)
         held.append(info)
@@ -216,13 +216,13 @@ def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | Non
           rate: RateLimit) -> Outcome:
     """Plan one listed object with on_upload's own planning; hand it over when asked and needed."""
     info, settings = item.info, app.settings
-    if planner.is_ours(info.key, settings):
+    if objects.is_ours(info.key, settings.output_prefix):
         return Outcome(info.key, "skipped", "autoanim's own output, manifest or claim", video=False)
-    if planner.is_sidecar_key(info.key):
-        video_key = info.key[: -len(rules.SIDECAR_SUFFIX)]
-        return Outcome(info.key, "skipped", SIDECAR_HELD if planner.is_video_key(video_key)
+    if objects.is_sidecar_key(info.key):
+        video_key = objects.video_of_sidecar(info.key)
+        return Outcome(info.key, "skipped", SIDECAR_HELD if objects.is_video_key(video_key)
                        else "sidecar of something that is not a video", video=False)
-    if not planner.is_video_key(info.key):
+    if not objects.is_video_key(info.key):
         return Outcome(info.key, "skipped", "not a video (by extension)", video=False)
     if info.storage_class in ARCHIVED and not info.restored:
         return Outcome(info.key, "skipped", f"storage class {info.storage_class}: restore it first "

@@ -7,7 +7,7 @@ import uuid
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from . import handlers
+from . import handlers, objects
 from .config import Settings
 from .errors import ConfigError
 from .service import App
@@ -47,7 +47,7 @@ def check(settings: Settings) -> None:
         # limit only fails the uploads that ask for it, with that limit named.
         for name in {*settings.profiles, settings.default_profile} - {"none"}:
             rules.profile(settings, name)
-        example = planner.SourceObject(bucket="example-bucket", key="videos/example.mp4", etag="")
+        example = objects.SourceObject(bucket="example-bucket", key="videos/example.mp4", etag="")
         tiny = rules.RuleSpec(format="webp", frames=1, width=1, height=1)  # within any limits
         (rule,) = rules.resolve([tiny], origin="check", source="check", settings=settings)
         planner.output_key(example, rule, settings)

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import log
 from .errors import AutoanimError, NotFound, ServiceError
+from .objects import uri
 from .planner import PlannedTask
 
 MAX_RECORD_BYTES = 256 * 1024
@@ -111,7 +112,7 @@ class Claim:
 
     @property
     def uri(self) -> str:
-        return f"oss://{self.bucket}/{self.key}"
+        return uri(self.bucket, self.key)
 
     def part(self, name: str) -> str:
         return part_key(self.key, name)
@@ -175,7 +176,7 @@ class Claims:
             return Claim(bucket, key, record), True
         stored = self._read(bucket, key, ClaimRecord)
         if stored is None:
-            raise ServiceError(f"claim oss://{bucket}/{key} exists but cannot be read", retryable=True,
+            raise ServiceError(f"claim {uri(bucket, key)} exists but cannot be read", retryable=True,
                                code="ClaimUnreadable")
         return Claim(bucket, key, stored), False
 
@@ -265,7 +266,7 @@ class Claims:
             return record
         stored = self._read(claim.bucket, key, type(record))
         if stored is None:
-            raise ServiceError(f"oss://{claim.bucket}/{key} exists but cannot be read", retryable=True,
+            raise ServiceError(f"{uri(claim.bucket, key)} exists but cannot be read", retryable=True,
                                code="ClaimUnreadable")
         return stored
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import bootstrap, handlers, local, log, planner, render, rules
+from . import bootstrap, handlers, local, log, objects, planner, render, rules
 from .config import Settings
 from .errors import AutoanimError, ConfigError, RuleError
 from .local import LocalApp
@@ -61,15 +61,15 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read sidecar file {args.sidecar}: {exc.strerror}") from exc
     for _, record in batch.records:  # each object as the event describes it, with the given rules
-        if planner.is_sidecar_key(record.key):  # a sidecar's event: its video is there too
+        if objects.is_sidecar_key(record.key):  # a sidecar's event: its video is there too
             if sidecar is None:
                 raise ConfigError(f"{args.event} uploads the sidecar {record.key}: give its content with --sidecar")
-            store.add(record.bucket, record.key[: -len(rules.SIDECAR_SUFFIX)], b"", tags)
+            store.add(record.bucket, objects.video_of_sidecar(record.key), b"", tags)
             store.add(record.bucket, record.key, sidecar)
             continue
         store.add(record.bucket, record.key, b"", tags, etag=record.etag)
-        if sidecar is not None and planner.is_video_key(record.key):
-            store.add(record.bucket, record.key + rules.SIDECAR_SUFFIX, sidecar)
+        if sidecar is not None and objects.is_video_key(record.key):
+            store.add(record.bucket, record.key + objects.SIDECAR_SUFFIX, sidecar)
     if not settings.imm_project:  # shown as what it stands for, not as a project named "local"
         settings = settings.model_copy(update={"imm_project": "<IMM_PROJECT>"})
     media = RecordingMediaService()
@@ -99,10 +99,10 @@ def _auto_probes(app: Any, batch: Any) -> list[dict[str, Any]]:
 
     found = []
     for _, record in batch.records:
-        key = record.key[: -len(rules.SIDECAR_SUFFIX)] if planner.is_sidecar_key(record.key) else record.key
-        if not planner.is_video_key(key) or planner.is_ours(key, app.settings):
+        key = objects.video_of_sidecar(record.key) if objects.is_sidecar_key(record.key) else record.key
+        if not objects.is_video_key(key) or objects.is_ours(key, app.settings.output_prefix):
             continue
-        source = planner.SourceObject(bucket=record.bucket, key=key, etag=record.etag)
+        source = objects.SourceObject(bucket=record.bucket, key=key, etag=record.etag)
         try:
             clips = service.rules_for(app, source)
         except AutoanimError:  # already in the report's rejections
@@ -127,15 +127,15 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     fields = {f: getattr(args, f) for f in _CONVERT_FLAGS if getattr(args, f) is not None}
     out = Path(args.output)
     if "format" not in fields:
-        ext = planner.extension(out.name)
-        if ext not in planner.OUTPUT_EXTENSIONS:
+        ext = objects.extension(out.name)
+        if ext not in objects.OUTPUT_EXTENSIONS:
             raise RuleError("command line", "--format", None, "give --format gif|webp or an output ending .gif/.webp")
         fields["format"] = ext
     spec = rules.validate_spec(fields, settings.limits, "command line", "--")
     (rule,) = rules.resolve([spec], origin="cli", source="command line", settings=settings)
     for note in rule.notes:
         print(f"note: {note}", file=sys.stderr)
-    source = planner.SourceObject(bucket="local", key=Path(args.source).name or "video.mp4", etag="")
+    source = objects.SourceObject(bucket="local", key=Path(args.source).name or "video.mp4", etag="")
     if rule.start_auto:
         rule = _auto_start(Path(args.source), source, rule, settings)
     request = planner.plan(source, [rule], settings)[0].request
@@ -150,7 +150,7 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _auto_start(src: Path, source: planner.SourceObject, rule: rules.Rule, settings: Settings) -> rules.Rule:
+def _auto_start(src: Path, source: objects.SourceObject, rule: rules.Rule, settings: Settings) -> rules.Rule:
     """``--start auto``: the probe the cloud would run, made by the local engine in a temporary folder."""
     import tempfile
 
@@ -255,8 +255,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--resume continues a --submit run; a dry run keeps no checkpoint")
     if args.workers < 1 or args.rate < 0 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--workers and --limit must be at least 1, --rate at least 0 (0: no bound)")
-    if args.source.startswith("oss://"):
-        bucket, _, prefix = args.source[len("oss://"):].partition("/")
+    if args.source.startswith(objects.SCHEME):
+        bucket, prefix = dict(objects.ObjectRef.parse(args.source, key_optional=True)).values() \
+            if args.source != objects.SCHEME else ("", "")
         via = args.via or "fc"
         app, submit = _cloud_backfill(args, settings, bucket, via)
     else:
@@ -266,7 +267,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         via = "local"
         app = local_app(settings)
         submit = backfill.in_process_submitter(app) if args.submit else None
-    source = f"oss://{bucket}/{prefix}" if via != "local" else args.source
+    source = objects.uri(bucket, prefix) if via != "local" else args.source
     checkpoint = None
     start_after = ""
     if args.submit:

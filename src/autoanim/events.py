@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import EventError
+from .objects import MAX_KEY_BYTES
 
 # The ObjectCreated kinds that mean "a complete object now exists".
 # AppendObject is left out: an appendable object is incomplete after each append and
@@ -30,7 +31,6 @@ COMPLETE_OBJECT_EVENTS = frozenset(
 )
 
 MAX_EVENT_BYTES = 1024 * 1024
-MAX_KEY_BYTES = 1023  # OSS object keys are 1..1023 bytes of UTF-8
 
 
 class _Lenient(BaseModel):

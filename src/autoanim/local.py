@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from . import handlers, log, planner, rules
+from . import handlers, log, objects, rules
 from .errors import AutoanimError, ConfigError
 from .fc_events import oss_event
 from .reports import UploadReport
@@ -76,15 +76,15 @@ def upload(app: LocalApp, src: Path, bucket: str, key: str, tags: dict[str, str]
     info = app.store.put_file(bucket, key, src, tags=tags)
     report = handlers.upload(app, oss_event(bucket, key, size=info.size, etag=info.etag))
     app.settle()
-    return LocalUpload(upload=f"oss://{bucket}/{key}", **dict(report), results=results(app, report))
+    return LocalUpload(upload=objects.uri(bucket, key), **dict(report), results=results(app, report))
 
 
 def results(app: LocalApp, report: UploadReport) -> list[Converted]:
     """The manifests of the outputs an upload submitted (or found made by an earlier run)."""
     found = []
     for clip in report.submitted + report.duplicates:
-        bucket, key = clip.output[len("oss://"):].split("/", 1)
-        manifest_key = key + planner.MANIFEST_SUFFIX
+        out = objects.ObjectRef.parse(clip.output)
+        bucket, key, manifest_key = out.bucket, out.key, out.key + objects.MANIFEST_SUFFIX
         try:
             manifest = json.loads(app.store.read(bucket, manifest_key, 1 << 20))
         except AutoanimError:
@@ -125,7 +125,7 @@ def _sidecar_grace(handle, app: LocalApp, grace: float):
 
     def on_event(event: bytes) -> None:
         records = parse_oss_event(event).records
-        waits = any(planner.is_video_key(r.key) and not app.store.exists(r.bucket, r.key + rules.SIDECAR_SUFFIX)
+        waits = any(objects.is_video_key(r.key) and not app.store.exists(r.bucket, r.key + objects.SIDECAR_SUFFIX)
                     for _, r in records)
         if waits and grace > 0:
             timer = threading.Timer(grace, run, args=(event,))

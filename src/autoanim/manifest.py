@@ -10,8 +10,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-MANIFEST_SUFFIX = ".manifest.json"
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")

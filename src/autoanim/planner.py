@@ -26,30 +26,12 @@ from .convert_request import (
     TargetImage,
 )
 from .errors import ConfigError, RuleError
-from .events import MAX_KEY_BYTES
-from .manifest import MANIFEST_SUFFIX
-from .rules import SIDECAR_SUFFIX, Rule
+from .objects import MANIFEST_SUFFIX, MAX_KEY_BYTES, ObjectRef, SourceObject, extension, uri
+from .rules import Rule
 
 CLAIMS_FOLDER = ".autoanim/claims/"
 
-# What IMM and FFmpeg read as video. Everything else is not ours to convert.
-VIDEO_EXTENSIONS = frozenset(
-    ["mp4", "m4v", "mov", "qt", "mkv", "webm", "avi", "flv", "f4v", "ts", "mts", "m2ts", "m3u8", "wmv", "asf", "rm", "rmvb", "vob", "mpg", "mpeg", "mpe", "3gp", "3g2", "mxf", "ogv", "dv"]
-)
-OUTPUT_EXTENSIONS = {"gif": "gif", "webp": "webp"}
 _TEMPLATE_FIELDS = {"prefix", "bucket", "key", "dirname", "barename", "basename", "srcext", "name", "ext"}
-
-
-class SourceObject(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    bucket: str
-    key: str
-    etag: str
-
-    @property
-    def uri(self) -> str:
-        return f"oss://{self.bucket}/{self.key}"
 
 
 # The IMM task tags that carry the claim (ListTasks finds a task by them). IMM documents no
@@ -84,14 +66,15 @@ class TaskUserData(BaseModel):
             data = cls.model_validate_json(text) if text else None
         except ValidationError:
             return None
-        if data is None or not data.claim.startswith("oss://") or "/" not in data.claim[6:]:
+        try:
+            return data if data is not None and ObjectRef.parse(data.claim) else None
+        except ValueError:
             return None
-        return data
 
     @property
     def claim_location(self) -> tuple[str, str]:
-        bucket, key = self.claim[6:].split("/", 1)
-        return bucket, key
+        claim = ObjectRef.parse(self.claim)
+        return claim.bucket, claim.key
 
 
 class PlannedTask(BaseModel):
@@ -110,7 +93,7 @@ class PlannedTask(BaseModel):
 
     @property
     def output_uri(self) -> str:
-        return f"oss://{self.output_bucket}/{self.output_key}"
+        return uri(self.output_bucket, self.output_key)
 
     @property
     def manifest_key(self) -> str:
@@ -118,7 +101,7 @@ class PlannedTask(BaseModel):
 
     @property
     def claim_uri(self) -> str:
-        return f"oss://{self.output_bucket}/{self.claim_key}"
+        return uri(self.output_bucket, self.claim_key)
 
     def request_for(self, attempt: int) -> ConvertRequest:
         """The request of the ``attempt``-th submit (0 first, n for the n-th resubmit): same work,
@@ -134,26 +117,6 @@ class PlannedTask(BaseModel):
 
 def task_tags(idempotency_key: str, attempt: int) -> dict[str, str]:
     return {TAG_CLAIM: idempotency_key, TAG_ATTEMPT: str(attempt)}
-
-
-def is_video_key(key: str) -> bool:
-    return extension(key) in VIDEO_EXTENSIONS
-
-
-def is_sidecar_key(key: str) -> bool:
-    return key.endswith(SIDECAR_SUFFIX) and len(key) > len(SIDECAR_SUFFIX)
-
-
-def extension(key: str) -> str:
-    base = posixpath.basename(key)
-    return base.rsplit(".", 1)[1].lower() if "." in base else ""
-
-
-def is_ours(key: str, settings: Settings) -> bool:
-    """Keys autoanim writes or must never act on: outputs, manifests, claims."""
-    return key.startswith(settings.output_prefix) or key.endswith(MANIFEST_SUFFIX) or (
-        extension(key) in OUTPUT_EXTENSIONS.values()
-    )
 
 
 def idempotency_key(source: SourceObject, rule: Rule) -> str:
@@ -174,7 +137,7 @@ def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
         "basename": basename,
         "srcext": extension(source.key),
         "name": f"-{rule.name}" if rule.name else "",
-        "ext": OUTPUT_EXTENSIONS[rule.format],
+        "ext": rule.format,
     }
     template = settings.output_template
     unknown = {f for _, f, _, _ in string.Formatter().parse(template) if f} - _TEMPLATE_FIELDS
@@ -209,14 +172,14 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
         claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
         animation = Animation(
             Format=rule.format, FrameRate=rule.fps, Interval=rule.interval, Number=rule.frames,
-            Width=rule.width, Height=rule.height, ScaleType=rule.scale, URI=f"oss://{out_bucket}/{key}",
+            Width=rule.width, Height=rule.height, ScaleType=rule.scale, URI=uri(out_bucket, key),
         )
         request = ConvertRequest(
             ProjectName=settings.imm_project or "local",
             Sources=[Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)],
             Targets=[Target(Image=TargetImage(Animations=[animation]))],
             Notification=notification,
-            UserData=TaskUserData(claim=f"oss://{out_bucket}/{claim}", src=source.uri, etag=source.etag,
+            UserData=TaskUserData(claim=uri(out_bucket, claim), src=source.uri, etag=source.etag,
                                   rule=rule.name or rule.origin).dump(),
             Tags=task_tags(idem, 0),
         )

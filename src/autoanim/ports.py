@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from .convert_request import ConvertRequest
 
 if TYPE_CHECKING:
-    from .planner import SourceObject
+    from .objects import SourceObject
     from .rules import Rule
 
 

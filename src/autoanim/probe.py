@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from .config import Settings
 from .convert_request import MNS, ConvertRequest, Notification, Source, Sprite, Target, TargetImage
-from .planner import CLAIMS_FOLDER, MAX_USER_DATA, SourceObject, idempotency_key
+from .objects import SourceObject
+from .planner import CLAIMS_FOLDER, MAX_USER_DATA, idempotency_key
 from .rules import AutoStart, Rule
 
 PROBES_FOLDER = ".autoanim/probes/"

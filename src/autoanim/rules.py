@@ -33,7 +33,6 @@ Mode = Literal["on", "off", "sidecar"]
 ScaleType = Literal["stretch", "crop", "fill", "fit"]
 OutputFormat = Literal["webp", "gif"]
 
-SIDECAR_SUFFIX = ".anim.json"
 TAG_PREFIX = "anim-"
 MAX_SECONDS = 24 * 3600.0
 MAX_INTERVAL = 3600.0

@@ -14,18 +14,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, unquote_plus
 
 from pydantic import BaseModel
 
-from . import log, planner, rules
+from . import log, objects, planner, rules
 from .claims import Claim, Claims, Held, Outcome, TaskRecord
 from .config import Settings
 from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
 from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
 from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
-from .planner import PlannedTask, SourceObject, TaskUserData
+from .objects import SourceObject
+from .planner import PlannedTask, TaskUserData
 from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
 from .reports import Clip, Problem, ResultReport, Skipped, UploadReport
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 STATUS_TAG = "autoanim-status"
-REJECTED_SUFFIX = ".rejected.json"
 # IMM result codes worth a resubmit (transient on IMM's side).
 RETRYABLE_TASK_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "RequestTimeout", "Timeout")
 # FC ends an invocation at its timeout; a lease lasts past that by this much (clock skew between instances).
@@ -140,16 +139,16 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
     settings = app.settings
     if not record.creates_object:
         return _skip(report, record, f"event kind {record.event_name} does not create a complete object")
-    if planner.is_ours(record.key, settings):
+    if objects.is_ours(record.key, settings.output_prefix):
         return _skip(report, record, "autoanim's own output (loop guard)")
-    if planner.is_sidecar_key(record.key):
-        video_key = record.key[: -len(rules.SIDECAR_SUFFIX)]
-        if not planner.is_video_key(video_key):
+    if objects.is_sidecar_key(record.key):
+        video_key = objects.video_of_sidecar(record.key)
+        if not objects.is_video_key(video_key):
             return _skip(report, record, "sidecar of something that is not a video")
         video = locate_object(app.store, record.bucket, video_key)
         if video is None:
             return _skip(report, record, "sidecar uploaded before its video: the video's upload will convert")
-    elif planner.is_video_key(record.key):
+    elif objects.is_video_key(record.key):
         video = locate_object(app.store, record.bucket, record.key)
         if video is None:
             return _skip(report, record, "object no longer exists")
@@ -181,7 +180,7 @@ def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> l
     caller already knows (a listing); None reads it to find out. Raises ``RuleError``
     for rules that cannot be honoured.
     """
-    if planner.is_ours(video.key, app.settings):  # the key as it really is (it may have arrived encoded)
+    if objects.is_ours(video.key, app.settings.output_prefix):  # the key as it really is (it may have arrived encoded)
         return "autoanim's own output (loop guard)"
     source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)
     clips = rules_for(app, source, sidecar=sidecar)
@@ -193,19 +192,10 @@ def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> l
 
 
 def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | None:
-    """Head the object an event names. The one place where keys are decoded.
-
-    FC's samples carry plain keys. If the plain key is absent, the key may have
-    arrived encoded: URL-decoded (``+`` stays ``+``), then form-decoded (``+`` is
-    a space, as S3 and OBS encode event keys).
-    """
-    tried = set()
-    for candidate in (key, unquote(key), unquote_plus(key)):
-        if candidate in tried:
-            continue
-        tried.add(candidate)
+    """Head the object an event names, as delivered or decoded (``objects.key_forms``)."""
+    for form in objects.key_forms(key):
         try:
-            return store.head(bucket, candidate)
+            return store.head(bucket, form)
         except NotFound:
             continue
     return None
@@ -214,7 +204,7 @@ def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | Non
 def read_sidecar(app: App, source: SourceObject, *, exists: bool | None = None) -> list[rules.RuleSpec] | None:
     if exists is False:  # known absent (from a listing): no probe
         return None
-    key = source.key + rules.SIDECAR_SUFFIX
+    key = source.key + objects.SIDECAR_SUFFIX
     where = f"sidecar oss://{source.bucket}/{key}"
     limit = app.settings.limits.max_sidecar_bytes
     try:
@@ -239,7 +229,7 @@ def rules_for(app: App, source: SourceObject, *, sidecar: bool | None = None) ->
     default = None if settings.default_profile == "none" else settings.default_profile
     specs = read_sidecar(app, source, exists=sidecar)
     if specs is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
-        where = f"sidecar {source.uri}{rules.SIDECAR_SUFFIX}"
+        where = f"sidecar {source.uri}{objects.SIDECAR_SUFFIX}"
         return rules.resolve(specs, origin="sidecar", source=where, settings=settings, base_profile=default)
     tags = rules.parse_tags(raw_tags, tag_source, settings.limits)
     if tags.mode == "sidecar":
@@ -317,10 +307,10 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> Autoan
     Returns the store's error when the record could not be written for now (the
     entry is then retried, so the rejection is recorded on a later delivery).
     """
-    if not planner.is_video_key(record.key) and not planner.is_sidecar_key(record.key):
+    if not objects.is_video_key(record.key) and not objects.is_sidecar_key(record.key):
         return None
-    key = f"{app.settings.output_prefix}{record.key}{REJECTED_SUFFIX}"
-    body = {"source": f"oss://{record.bucket}/{record.key}", "etag": record.etag, "status": "Rejected",
+    key = f"{app.settings.output_prefix}{record.key}{objects.REJECTED_SUFFIX}"
+    body = {"source": objects.uri(record.bucket, record.key), "etag": record.etag, "status": "Rejected",
             **exc.as_dict(), "recorded_at": iso_ms(app.clock())}
     try:
         _put_json(app, app.settings.output_bucket or record.bucket, key, body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from autoanim import backfill, planner
+from autoanim import backfill, objects
 
 SIDECAR = json.dumps({"animations": [{"format": "gif", "duration": 2, "fps": 5}, {"profile": "sticker"}]}).encode()
 
@@ -86,4 +86,4 @@ def test_a_dry_run_writes_nothing(app, store, media):
     assert store.objects == before and not media.requests
     assert not [c for c in store.calls if c[0] in ("put", "create")]
     reads = [c for c in store.calls if c[0] == "read"]  # sidecars only where the listing showed one
-    assert {c[2] for c in reads} <= {k for _, k in store.objects if planner.is_sidecar_key(k)}
+    assert {c[2] for c in reads} <= {k for _, k in store.objects if objects.is_sidecar_key(k)}

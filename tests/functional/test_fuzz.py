@@ -25,12 +25,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 import index
-from autoanim import planner, rules
+from autoanim import objects, planner, rules
 from autoanim.adapters.memory import MemoryObjectStore, RecordingMediaService
 from autoanim.config import Limits, Settings
 from autoanim.convert_request import ConvertRequest
 from autoanim.errors import AutoanimError, RuleError, ServiceError
-from autoanim.events import MAX_KEY_BYTES
+from autoanim.objects import MAX_KEY_BYTES
 from autoanim.service import App
 from tests.conftest import Clock
 
@@ -135,7 +135,7 @@ def uploads(draw):
         if draw(st.booleans()):
             store.add(BUCKET, key, VIDEO, draw(tag_dicts) if draw(st.booleans()) else None)
         if draw(st.booleans()):
-            store.add(BUCKET, key + rules.SIDECAR_SUFFIX, draw(sidecar_bytes()))
+            store.add(BUCKET, key + objects.SIDECAR_SUFFIX, draw(sidecar_bytes()))
         delivered = quote(key, safe="/") if draw(st.integers(0, 4)) == 0 else key
         entries.append(draw(oss_entries(delivered)))
     event = {"events": entries}
@@ -170,8 +170,8 @@ def assert_within_limits(request: ConvertRequest, settings: Settings) -> None:
         assert seconds is None or 0 <= seconds <= rules.MAX_SECONDS
     out_bucket, _, out_key = animation.uri.removeprefix("oss://").partition("/")
     assert out_bucket == (settings.output_bucket or BUCKET)
-    assert out_key.startswith(settings.output_prefix) and planner.is_ours(out_key, settings)
-    assert planner.extension(out_key) == animation.format and not planner.is_video_key(out_key)
+    assert out_key.startswith(settings.output_prefix) and objects.is_ours(out_key, settings.output_prefix)
+    assert objects.extension(out_key) == animation.format and not objects.is_video_key(out_key)
     assert not any(part in (".", "..") for part in out_key.split("/"))
     assert len(out_key.encode()) <= MAX_KEY_BYTES
     assert request.user_data is not None and len(request.user_data.encode()) <= 2048
@@ -200,7 +200,7 @@ def run_upload(store: MemoryObjectStore, event: bytes, settings: Settings = SETT
 
 def plan_or_refuse(specs_of, settings: Settings) -> None:
     """rules + planner directly: a typed ``RuleError`` or tasks within every limit."""
-    source = planner.SourceObject(bucket=BUCKET, key="videos/clip.mp4", etag="E")
+    source = objects.SourceObject(bucket=BUCKET, key="videos/clip.mp4", etag="E")
     try:
         specs = specs_of()
         clips = rules.resolve(specs, origin="fuzz", source="fuzz", settings=settings,

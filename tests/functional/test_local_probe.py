@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autoanim import planner, probe, rules
+from autoanim import objects, planner, probe, rules
 from autoanim.activity import PARAMS, make_sheet
 from autoanim.adapters.local_media import LocalMediaService
 from autoanim.adapters.local_probe import LocalStartPicker
@@ -18,7 +18,7 @@ from autoanim.errors import MediaError
 from tests.functional.test_local_media import Recorder, parse
 from tests.unit.test_activity import clip
 
-SOURCE = planner.SourceObject(bucket="videos", key="in/clip.mp4", etag="E")
+SOURCE = objects.SourceObject(bucket="videos", key="in/clip.mp4", etag="E")
 
 
 @dataclass(frozen=True)

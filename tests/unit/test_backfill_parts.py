@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoanim import backfill
+from autoanim import backfill, objects
 from autoanim.adapters.fc import TASK_ID
 from autoanim.errors import ConfigError
 from autoanim.ports import ObjectInfo
@@ -26,7 +26,7 @@ def test_every_video_learns_whether_its_sidecar_was_listed_and_the_order_is_kept
     out = list(backfill.with_sidecars(info(k) for k in listing))
     assert [o.info.key for o in out] == listing
     for item in out:
-        if backfill.planner.is_video_key(item.info.key):
+        if backfill.objects.is_video_key(item.info.key):
             assert item.sidecar is ((item.info.key + ".anim.json") in keys)
         else:
             assert item.sidecar is None
@@ -52,7 +52,7 @@ def test_task_ids_change_with_the_planned_clips():
 
     settings = Settings()
     video = ObjectInfo(bucket="b", key="v/a.mp4", etag="E1", size=1)
-    source = planner.SourceObject(bucket="b", key="v/a.mp4", etag="E1")
+    source = objects.SourceObject(bucket="b", key="v/a.mp4", etag="E1")
 
     def clips(**fields):
         return planner.plan(source, rules.resolve([rules.RuleSpec(**fields)], origin="tags", source="t",

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from autoanim import cli, planner, rules
+from autoanim import cli, objects, planner, rules
 from autoanim.config import Settings
 from autoanim.errors import ConfigError, RuleError
 from tests.conftest import EVENTS
@@ -90,7 +90,7 @@ def test_nothing_to_do_sends_nothing(monkeypatch, capsys, event, tags):
 
 # --- keys ---------------------------------------------------------------------------------
 
-SRC = planner.SourceObject(bucket="b", key="videos/My Trip/clip.final.MOV", etag="E")
+SRC = objects.SourceObject(bucket="b", key="videos/My Trip/clip.final.MOV", etag="E")
 
 
 def rule(**kw) -> rules.Rule:
@@ -102,7 +102,7 @@ def test_output_keys_follow_the_template_and_stay_under_the_prefix():
     s = Settings()
     assert planner.output_key(SRC, rule(), s) == "animated/videos/My Trip/clip.final.webp"
     assert planner.output_key(SRC, rule(name="hl", format="gif"), s) == "animated/videos/My Trip/clip.final-hl.gif"
-    top = planner.SourceObject(bucket="b", key="x.mp4", etag="E")
+    top = objects.SourceObject(bucket="b", key="x.mp4", etag="E")
     assert planner.output_key(top, rule(), s) == "animated/x.webp"
     flat = Settings(output_template="{prefix}{barename}{name}.{ext}")
     assert planner.output_key(SRC, rule(), flat) == "animated/clip.final.webp"
@@ -110,7 +110,7 @@ def test_output_keys_follow_the_template_and_stay_under_the_prefix():
         planner.output_key(SRC, rule(), Settings(output_template="{dirname}/{barename}.{ext}"))
     with pytest.raises(ConfigError, match="unknown variable"):
         planner.output_key(SRC, rule(), Settings(output_template="{prefix}{secret}.{ext}"))
-    sneaky = planner.SourceObject(bucket="b", key="a/../../etc/passwd.mp4", etag="E")
+    sneaky = objects.SourceObject(bucket="b", key="a/../../etc/passwd.mp4", etag="E")
     with pytest.raises(RuleError, match="'..'"):
         planner.output_key(sneaky, rule(), s)
 
@@ -122,12 +122,12 @@ def test_output_keys_follow_the_template_and_stay_under_the_prefix():
 def test_any_key_gives_an_output_under_the_prefix_or_a_rule_error(key, name):
     s = Settings()
     try:
-        (task,) = planner.plan(planner.SourceObject(bucket="bkt", key=key, etag="E"), [rule(name=name)], s)
+        (task,) = planner.plan(objects.SourceObject(bucket="bkt", key=key, etag="E"), [rule(name=name)], s)
     except RuleError:
         return
     assert task.output_key.startswith("animated/") and task.output_key.endswith(".webp")
     assert ".." not in task.output_key.split("/") and len(task.output_key.encode()) <= 1023
-    assert planner.is_ours(task.output_key, s) and not planner.is_video_key(task.output_key)
+    assert objects.is_ours(task.output_key, s.output_prefix) and not objects.is_video_key(task.output_key)
     assert len(task.request.user_data.encode()) <= 2048
     assert json.loads(task.request.user_data)["claim"] == f"oss://bkt/{task.claim_key}"
 
@@ -142,7 +142,7 @@ def test_idempotency_key_is_per_object_version_and_rule():
 
 def test_user_data_drops_the_source_when_too_long():
     long_key = "v/" + "é" * 500 + ".mp4"
-    (task,) = planner.plan(planner.SourceObject(bucket="b", key=long_key, etag="E"), [rule()], Settings())
+    (task,) = planner.plan(objects.SourceObject(bucket="b", key=long_key, etag="E"), [rule()], Settings())
     data = json.loads(task.request.user_data)
     assert len(task.request.user_data.encode()) <= 2048 and "claim" in data
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import index
-from autoanim import planner, probe, rules
+from autoanim import objects, planner, probe, rules
 from autoanim.activity import PARAMS, make_sheet
 from autoanim.config import Settings
 from autoanim.errors import RuleError
@@ -19,7 +19,7 @@ from tests.unit.test_activity import clip
 from tests.unit.test_planner import run_plan
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-SOURCE = planner.SourceObject(bucket="test-bucket", key="videos/clip.mp4", etag="E1")
+SOURCE = objects.SourceObject(bucket="test-bucket", key="videos/clip.mp4", etag="E1")
 
 
 def auto_rule(settings: Settings, **fields) -> rules.Rule:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from autoanim import planner, probe, rules
+from autoanim import objects, probe, rules
 from autoanim.adapters.imm import ImmMediaService
 
 
@@ -53,7 +53,7 @@ def capture():
 def test_the_probe_request_arrives_field_for_field(capture, sts, settings):
     spec = rules.RuleSpec.model_validate({"start": "auto", "duration": 3, "fps": 10})
     (rule,) = rules.resolve([spec], origin="tags", source="tags", settings=settings)
-    source = planner.SourceObject(bucket="bkt", key="v/clip.mp4", etag="E")
+    source = objects.SourceObject(bucket="bkt", key="v/clip.mp4", etag="E")
     planned = probe.plan_probe(source, rule, settings)
     media = ImmMediaService(project="test-project", region="cn-hangzhou", endpoint=capture, credentials=sts)
     assert media.submit(planned.request) == "MediaConvert-probe-1"

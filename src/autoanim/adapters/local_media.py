@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..convert_request import Animation, ConvertRequest
 from ..errors import AutoanimError, MediaError, NotFound, ServiceError
 from ..fc_events import LOCAL_ACCOUNT, iso_ms, mns_json_event
+from ..objects import ObjectRef
 from ..ports import FIND_SLACK
 from .local_store import LocalObjectStore
 
@@ -265,9 +266,10 @@ class LocalMediaService:
         return sheet(src, out, sprite, start=start, duration=duration, timeout=self._timeout)
 
     def _locate(self, uri: str) -> Path:
-        if not uri.startswith("oss://"):
-            raise _TaskFailed("InvalidArgument", f"URI {uri!r} is not an oss://bucket/key URI")
-        bucket, _, key = uri[len("oss://") :].partition("/")
+        try:
+            bucket, key = dict(ObjectRef.parse(uri, key_optional=True)).values()
+        except ValueError as exc:
+            raise _TaskFailed("InvalidArgument", str(exc)) from None
         path = self._store.path(bucket, key)  # a bad bucket or key: ServiceError → InvalidArgument
         if not (self._store.root / bucket).is_dir():
             raise _TaskFailed(

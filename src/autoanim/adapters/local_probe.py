@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import MediaError
-from ..planner import SourceObject
+from ..objects import SourceObject
 from ..probe import PlannedProbe, pick_start, plan_probe, with_start
 from ..rules import AutoStart, Rule
 from .local_store import LocalObjectStore

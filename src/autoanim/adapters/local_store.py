@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import NotFound, RuleError, ServiceError, TooLarge
 from ..fc_events import iso_ms
+from ..objects import MAX_KEY_BYTES
 from ..ports import ObjectInfo
 from ..rules import check_tags
 
@@ -40,7 +41,6 @@ except ImportError:  # pragma: no cover - Windows
 META_DIR = ".autoanim"
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
-MAX_KEY_BYTES = 1023  # OSS object keys are 1..1023 bytes of UTF-8
 MAX_SEGMENT_BYTES = 250  # a file name is at most 255 bytes; the metadata file adds ".json"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _CHUNK = 1024 * 1024

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from ..convert_request import ConvertRequest
 from ..errors import NotFound, TooLarge
+from ..objects import uri
 from ..ports import FIND_SLACK, ObjectInfo
 
 
@@ -30,7 +31,7 @@ class MemoryObjectStore:
         try:
             return self.objects[(bucket, key)]
         except KeyError:
-            raise NotFound(f"oss://{bucket}/{key} does not exist") from None
+            raise NotFound(f"{uri(bucket, key)} does not exist") from None
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         self.calls.append(("head", bucket, key))
@@ -53,7 +54,7 @@ class MemoryObjectStore:
         self.calls.append(("read", bucket, key))
         data = self._get(bucket, key)
         if len(data) > max_bytes:
-            raise TooLarge(f"oss://{bucket}/{key} is {len(data)} bytes, over {max_bytes}")
+            raise TooLarge(f"{uri(bucket, key)} is {len(data)} bytes, over {max_bytes}")
         return data
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:

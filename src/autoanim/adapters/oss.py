@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError, NotFound, ServiceError, TooLarge
+from ..objects import uri
 from ..ports import ObjectInfo
 from .credentials import Credentials
 
@@ -93,7 +94,7 @@ class OssObjectStore:
         try:
             size = _total_size(result.content_range, result.content_length)
             if size > max_bytes:
-                raise TooLarge(f"oss://{bucket}/{key} is {size} bytes, over the limit of {max_bytes}")
+                raise TooLarge(f"{uri(bucket, key)} is {size} bytes, over the limit of {max_bytes}")
             # Reading the body is part of the call: a reset mid-stream is translated too.
             return self._call("GetObject", bucket, key, lambda _: result.body.read())
         finally:
@@ -236,7 +237,7 @@ def translate(operation: str, bucket: str, key: str, exc: BaseException) -> Serv
     """An OSS SDK exception as a ``ServiceError`` / ``NotFound``; messages name the object, never credentials."""
     import alibabacloud_oss_v2 as oss
 
-    where = f"oss://{bucket}/{key}"
+    where = uri(bucket, key)
     inner = exc.unwrap() if isinstance(exc, oss.exceptions.OperationError) else exc
     if isinstance(inner, oss.exceptions.ServiceError):
         status, code = inner.status_code, inner.code or "Unknown"
