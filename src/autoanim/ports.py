@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .convert_request import ConvertRequest
+from .objects import SourceObject
 
 if TYPE_CHECKING:
-    from .objects import SourceObject
     from .rules import Rule
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    bucket: str
-    key: str
-    etag: str
+class ObjectInfo(SourceObject):
+    """What a store knows of an object (a HEAD, or a listing): the version, and more."""
+
     size: int
     content_type: str = ""
     last_modified: str = ""

@@ -182,7 +182,7 @@ def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> l
     """
     if objects.is_ours(video.key, app.settings.output_prefix):  # the key as it really is (it may have arrived encoded)
         return "autoanim's own output (loop guard)"
-    source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)
+    source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)  # the version, as claims keep it
     clips = rules_for(app, source, sidecar=sidecar)
     if isinstance(clips, str):
         return clips
