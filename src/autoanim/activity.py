@@ -8,8 +8,9 @@ local preview picks what IMM would. Every tunable number is in ``Params``;
 docs/engine.md ("start: auto") explains them.
 
 The score of a window is its mean motion energy (how much the picture changes
-from one tile to the next, brightness and contrast changes removed) times the
-share of good tiles in it. A tile is bad when it is black or flat (one colour:
+from one tile to the next, brightness and contrast changes removed; the median
+pair weighs three times the mean, so sustained motion beats one burst) times
+the share of good tiles in it. A tile is bad when it is black or flat (one colour:
 a blank card); a pair of tiles that only gets brighter or darker (a fade)
 counts no motion; a pair whose colours change wholesale is a shot boundary,
 and a window that spans one keeps a quarter of its score per boundary, so it
@@ -52,6 +53,7 @@ class Params:
     histogram_bins: int = 4  # per RGB channel (4 x 4 x 4 joint bins)
     noise: float = 1.0  # mean per-pixel change (levels) that is codec noise, not motion
     cross_penalty: float = 0.25  # a window's score is multiplied by this for each shot boundary inside it
+    sustain: float = 0.75  # weight of the window's median pair motion against its mean (1 - sustain)
 
 
 PARAMS = Params()
@@ -211,8 +213,10 @@ def choose_window(
         inner = [j for j in range(i, len(steps)) if times[j + 1] <= times[i] + duration + 1e-6]
         bad = sum(1 for j in inside if flags[j])
         crosses = sum(1 for j in inner if steps[j].cut)
-        mean_energy = sum(energy[j] for j in inner) / len(inner) if len(inner) else 0.0
-        score = mean_energy * (1 - bad / len(inside)) * params.cross_penalty**crosses
+        values = [energy[j] for j in inner]
+        motion = ((1 - params.sustain) * float(np.mean(values)) + params.sustain * float(np.median(values))
+                  if values else 0.0)  # sustained motion beats one burst in a still window
+        score = motion * (1 - bad / len(inside)) * params.cross_penalty**crosses
         key = (round(score, 9), -crosses, -bad, -i)
         if best is None or key > best[0]:
             best = (key, i, inside, score, bad, crosses)

@@ -118,6 +118,14 @@ def test_a_clip_of_short_shots_still_gets_a_window_and_says_it_crosses_one():
     assert choice.start >= 9.5 and "crosses 1 shot boundary" in choice.why
 
 
+def test_sustained_motion_across_a_cut_beats_one_burst_in_a_still_shot():
+    # A montage of 2 s shots (every 3 s window crosses a cut) after a still shot with a 1 s burst.
+    tiles, times = clip([("still", 8), ("move", 1), ("still", 3), ("cut-move", 2), ("cut-move", 2),
+                         ("cut-move", 2)])
+    choice = choose_window(tiles, times, 3.0)
+    assert choice.start >= 11.5 and "crosses" in choice.why
+
+
 def test_a_still_clip_scores_zero_and_avoids_black():
     tiles, times = clip([("black", 4), ("still", 10)])
     choice = choose_window(tiles, times, 3.0)
