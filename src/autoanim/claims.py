@@ -12,11 +12,14 @@ and only by its holder:
                                  or expired lease M
     <base>.a<N>.task.json        attempt N's task, once known: submitted, found by
                                  ListTasks, or adopted from its own result
+    <base>.probe.*.json          the same for a ``start: auto`` clip's probe (before a0)
+    <base>.pick.json             the start its probe picked (the animation's StartTime)
     <base>.done.json             the outcome, after the manifest: the claim is final
 
 The state is which of them exist; one machine, driven by ``service``:
 
     planned ──lease a0──▶ submitting(0) ──task──▶ running(0) ──result──▶ done
+      └─start: auto─▶ lease probe ─▶ probing ──result: pick──▶ lease a0 ─▶ submitting(0) ...
                  ▲  released / expired lease: the next lease looks the task up first
                  └──┘
     running(N) ──retryable task failure, N < max──▶ submitting(N+1) ──task──▶ running(N+1)
@@ -45,7 +48,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from . import log
 from .errors import AutoanimError, NotFound, ServiceError
 from .objects import uri
-from .planner import PlannedTask
+from .planner import PROBE, PlannedTask, step
+from .rules import AutoStart
 
 MAX_RECORD_BYTES = 256 * 1024
 # A busy lease is polled this often (doubling) while the holder may still finish.
@@ -125,7 +129,7 @@ def part_key(claim_key: str, name: str) -> str:
 
 def handled(claim_key: str, existing: set[str]) -> bool:
     """Whether a claim, among ``existing`` keys (a listing), already has a task or an outcome."""
-    return part_key(claim_key, "done") in existing or part_key(claim_key, "a0.task") in existing
+    return any(part_key(claim_key, part) in existing for part in ("done", "a0.task", f"{step(PROBE)}.task"))
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class Held:
 
     @property
     def key(self) -> str:
-        return self.claim.part(f"a{self.attempt}.lease{self.index}")
+        return self.claim.part(f"{step(self.attempt)}.lease{self.index}")
 
 
 class ClaimBusy(ServiceError):
@@ -188,17 +192,27 @@ class Claims:
         return self._read(claim.bucket, claim.part("done"), Outcome)
 
     def task(self, claim: Claim, attempt: int) -> TaskRecord | None:
-        return self._read(claim.bucket, claim.part(f"a{attempt}.task"), TaskRecord)
+        return self._read(claim.bucket, claim.part(f"{step(attempt)}.task"), TaskRecord)
 
     def tasks(self, claim: Claim, upto: int) -> list[TaskRecord]:
-        """The recorded tasks of attempts 0..upto (a missing one is skipped)."""
-        return [t for t in (self.task(claim, n) for n in range(upto + 1)) if t is not None]
+        """The recorded tasks of the probe (if any) and attempts 0..upto (a missing one is skipped)."""
+        steps = range(claim.plan.first_attempt, upto + 1)
+        return [t for t in (self.task(claim, n) for n in steps) if t is not None]
+
+    def pick(self, claim: Claim) -> AutoStart | None:
+        """The start the probe picked for a ``start: auto`` clip."""
+        return self._read(claim.bucket, claim.part("pick"), AutoStart)
+
+    def record_pick(self, claim: Claim, pick: AutoStart) -> AutoStart:
+        """The start for the animation's attempts; the first pick made wins (all of them score the
+        same sheet the same way, so they agree anyway)."""
+        return self._create_once(claim, "pick", pick)
 
     def record_task(self, claim: Claim, attempt: int, task_id: str, how: str,
                     reason: dict[str, str] | None = None) -> TaskRecord:
         """Attempt ``attempt``'s task; the first record made wins and is returned."""
         record = TaskRecord(attempt=attempt, task_id=task_id, at=self._clock(), how=how, reason=reason)
-        return self._create_once(claim, f"a{attempt}.task", record)
+        return self._create_once(claim, f"{step(attempt)}.task", record)
 
     def finish(self, claim: Claim, outcome: Outcome) -> Outcome:
         """The outcome; the first one made wins and is returned."""
@@ -219,7 +233,7 @@ class Claims:
         while True:
             now = self._clock()
             lease = Lease(at=now, expires_at=now + self._lease_seconds, reason=reason)
-            key = claim.part(f"a{attempt}.lease{index}")
+            key = claim.part(f"{step(attempt)}.lease{index}")
             if self._store.create(claim.bucket, key, _dump(lease)):
                 return Held(claim, attempt, index, lease, must_look_up)
             current = self._read(claim.bucket, key, Lease)

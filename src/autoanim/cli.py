@@ -18,6 +18,7 @@ from . import bootstrap, handlers, local, log, objects, planner, render, rules
 from .config import Settings
 from .errors import AutoanimError, ConfigError, RuleError
 from .local import LocalApp
+from .planner import TaskUserData
 
 EXIT_OK, EXIT_USAGE, EXIT_MEDIA, EXIT_SERVICE = 0, 2, 3, 4
 DEFAULT_BUCKET = "local-bucket"
@@ -79,40 +80,26 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         report = handlers.upload(app, raw)
     except RetryLater as exc:  # cannot happen on memory adapters, but never hide it
         report = exc.report
-    tasks = [
-        {"output": r.animation.uri, "billed_frames": r.animation.number, "request": r.wire()}
-        for r in media.requests
-    ]
+    tasks, probes = [], []
+    for request in media.requests:  # what on_upload sent: animations, and the probes of start: auto clips
+        if request.targets[0].image.sprites:
+            claim = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location)
+            sprite = request.targets[0].image.sprites[0]
+            probes.append({"for": claim.plan.output_uri, "start": "auto", "sheet": sprite.uri,
+                           "sampled_frames": sprite.number, "request": request.wire()})
+            # then, after the probe's result: the animation from the start it picks (worst case billed)
+            tasks.append({"output": claim.plan.output_uri, "billed_frames": claim.plan.billed_frames,
+                          "start": "auto", "request": claim.plan.request.wire()})
+        else:
+            tasks.append({"output": request.animation.uri, "billed_frames": request.animation.number,
+                          "request": request.wire()})
     summary = {"tasks": tasks, "billed_frames_total": sum(t["billed_frames"] for t in tasks),
                "skipped": [s.model_dump() for s in report.skipped],
                "rejected": [r.model_dump(exclude_none=True) for r in report.rejected]}
-    probes = _auto_probes(app, batch)
-    if probes:  # start: auto: the probe each such clip needs first (its StartTime comes from it)
+    if probes:
         summary["probes"] = probes
     _emit(args, summary, render.plan(summary))
     return EXIT_USAGE if report.rejected else EXIT_OK
-
-
-def _auto_probes(app: Any, batch: Any) -> list[dict[str, Any]]:
-    """For each ``start: auto`` clip of the event's videos: the probe request and what it costs."""
-    from . import probe, service
-
-    found = []
-    for _, record in batch.records:
-        key = objects.video_of_sidecar(record.key) if objects.is_sidecar_key(record.key) else record.key
-        if not objects.is_video_key(key) or objects.is_ours(key, app.settings.output_prefix):
-            continue
-        source = objects.SourceObject(bucket=record.bucket, key=key, etag=record.etag)
-        try:
-            clips = service.rules_for(app, source)
-        except AutoanimError:  # already in the report's rejections
-            continue
-        for rule in clips if isinstance(clips, list) else []:
-            if rule.start_auto:
-                planned = probe.plan_probe(source, rule, app.settings)
-                found.append({"for": rule.name or rule.origin, "start": "auto", "sheet": planned.sheet_uri,
-                              **planned.cost(), "request": planned.request.wire()})
-    return found
 
 
 # --- convert / sample-video ------------------------------------------------------------------

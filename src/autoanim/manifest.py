@@ -31,11 +31,13 @@ class OutputInfo(_Model):
 class Attempt(_Model):
     """One IMM task of the clip: the first submit, or a resubmit after a transient failure."""
 
-    attempt: int
+    attempt: int  # -1 for a start: auto clip's probe
+    step: str = "animation"  # or probe
     task_id: str
     how: str  # submitted | found (ListTasks, after an ambiguous answer) | adopted (from its result)
     reason: dict[str, str] | None = None  # why it was resubmitted: the previous task's failure
     billed_frames_estimate: int
+    unit: str = "output frames"
 
 
 class Timings(_Model):

@@ -38,7 +38,13 @@ _TEMPLATE_FIELDS = {"prefix", "bucket", "key", "dirname", "barename", "basename"
 # limit for task tags; these stay within OSS's object-tag limits (key <= 128, value <= 256
 # characters of letters, digits and - .), the strictest Alibaba tag rules we know.
 TAG_CLAIM = "autoanim-claim"  # the idempotency key: 64 hex characters
-TAG_ATTEMPT = "autoanim-attempt"  # 0 for the first submit, n for the n-th resubmit
+TAG_ATTEMPT = "autoanim-attempt"  # probe, then 0 for the first animation submit, n for the n-th resubmit
+PROBE = -1  # the attempt of a ``start: auto`` clip's probe, before its animation's attempt 0
+
+
+def step(attempt: int) -> str:
+    """An attempt's name in tags and claim records: ``probe``, ``a0``, ``a1``..."""
+    return "probe" if attempt == PROBE else f"a{attempt}"
 
 
 class TaskUserData(BaseModel):
@@ -90,6 +96,8 @@ class PlannedTask(BaseModel):
     billed_frames: int
     idempotency_key: str
     claim_key: str
+    # ``start: auto``: the probe (a sprite sheet of the clip range) that picks the animation's start
+    probe: ConvertRequest | None = None
 
     @property
     def output_uri(self) -> str:
@@ -103,20 +111,28 @@ class PlannedTask(BaseModel):
     def claim_uri(self) -> str:
         return uri(self.output_bucket, self.claim_key)
 
-    def request_for(self, attempt: int) -> ConvertRequest:
-        """The request of the ``attempt``-th submit (0 first, n for the n-th resubmit): same work,
-        its own ``UserData`` and ``Tags`` so that its result and its task can be told apart."""
-        if attempt == 0:
-            return self.request
+    @property
+    def first_attempt(self) -> int:
+        return PROBE if self.probe is not None else 0
+
+    def request_for(self, attempt: int, start: float | None = None) -> ConvertRequest:
+        """The request of one attempt: the probe, or the animation (0 first, n for the n-th resubmit)
+        from ``start`` when the probe picked it; each with its own ``UserData`` and ``Tags``, so that
+        its result and its task can be told apart."""
+        base = self.probe if attempt == PROBE else self.request
+        if base is None:
+            raise ValueError(f"{self.claim_key} has no probe")
+        if start is not None and attempt != PROBE:
+            base = base.model_copy(update={"sources": [base.source.model_copy(update={"start_time": start})]})
         user_data = TaskUserData.model_validate_json(self.request.user_data or "{}")
-        return self.request.model_copy(update={
+        return base.model_copy(update={
             "user_data": user_data.model_copy(update={"attempt": attempt}).dump(),
             "tags": task_tags(self.idempotency_key, attempt),
         })
 
 
 def task_tags(idempotency_key: str, attempt: int) -> dict[str, str]:
-    return {TAG_CLAIM: idempotency_key, TAG_ATTEMPT: str(attempt)}
+    return {TAG_CLAIM: idempotency_key, TAG_ATTEMPT: step(attempt).removeprefix("a")}
 
 
 def idempotency_key(source: SourceObject, rule: Rule) -> str:
@@ -165,8 +181,6 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
     )
     tasks = []
     for rule in rules:
-        if rule.start_auto and rule.auto is None:
-            raise auto_unavailable(source, rule)
         key = output_key(source, rule, settings)
         idem = idempotency_key(source, rule)
         claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
@@ -183,14 +197,12 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
                                   rule=rule.name or rule.origin).dump(),
             Tags=task_tags(idem, 0),
         )
+        probe = None
+        if rule.start_auto and rule.auto is None:  # nothing picked the start yet: IMM's probe will
+            from .probe import plan_probe
+
+            probe = plan_probe(source, rule, settings).request
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
-                                 output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim))
+                                 output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim,
+                                 probe=probe))
     return tasks
-
-
-def auto_unavailable(source: SourceObject, rule: Rule) -> RuleError:
-    """An ``auto`` start that nothing picked: the probe step is not wired into the IMM path yet."""
-    field = {"tags": "anim-start", "cli": "--start"}.get(rule.origin.split("+")[0], "start")
-    return RuleError(f"{rule.origin} rule for {source.uri}", field, "auto",
-                     "auto start is not available on the imm backend yet "
-                     "(the local backend and `autoanim convert` pick it)")

@@ -59,14 +59,14 @@ def plan(summary: dict[str, Any]) -> str:
         animation = task["request"]["Targets"][0]["Image"]["Animations"][0]
         source = task["request"]["Sources"][0]
         size = "x".join(str(animation.get(k, "source")) for k in ("Width", "Height"))
-        clip = f"from {source.get('StartTime', 0):g} s" + (f" for {source['Duration']:g} s" if "Duration" in source else
-                                                          " to the end")
+        start = "an auto start" if task.get("start") == "auto" else f"{source.get('StartTime', 0):g} s"
+        clip = f"from {start}" + (f" for {source['Duration']:g} s" if "Duration" in source else " to the end")
         lines.append(f"{task['output']}: {animation['Format']} {size} {animation['ScaleType']}, {clip}, "
                      f"every {animation['Interval']:g} s at {animation['FrameRate']:g} fps, "
                      f"{_frames(task['billed_frames'])} at most")
     for probe in summary.get("probes", []):
-        lines.append(f"start: auto for {probe['for']}: first a probe sheet {probe['sheet']}"
-                     + (f" ({probe['sampled_frames']} sampled frames)" if "sampled_frames" in probe else ""))
+        lines.append(f"start: auto for {probe['for']}: first a probe, one sprite sheet of "
+                     f"{probe['sampled_frames']} sampled frames ({probe['sheet']})")
     lines += [f"skipped {item['key']}: {item['reason']}" for item in summary["skipped"]]
     lines += [f"rejected: {item['reason']}" for item in summary["rejected"]]
     lines.append(f"{len(summary['tasks'])} IMM task{'s' if len(summary['tasks']) != 1 else ''}, "

@@ -56,7 +56,8 @@ class UploadReport(_Report):
     retry: list[Problem] = []
 
 
-ResultEvent = Literal["recorded", "resubmitted", "duplicate", "stale", "unknown", "running", "rejected"]
+# submitted: a start: auto probe ended and its animation was submitted
+ResultEvent = Literal["recorded", "resubmitted", "submitted", "duplicate", "stale", "unknown", "running", "rejected"]
 
 
 class ResultReport(_Report):

@@ -25,9 +25,10 @@ from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
 from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
 from .objects import SourceObject
-from .planner import PlannedTask, TaskUserData
+from .planner import PROBE, PlannedTask, TaskUserData
 from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
 from .reports import Clip, Problem, ResultReport, Skipped, UploadReport
+from .rules import AutoStart
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -248,9 +249,10 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
     claims = app.claims
     claim, made = claims.open(task)
     clip = Clip(source=task.source.uri, output=task.output_uri, idempotency_key=task.idempotency_key)
-    if not made and (claims.outcome(claim) is not None or claims.task(claim, 0) is not None):
+    first = task.first_attempt  # the probe of a start: auto clip, else the animation's attempt 0
+    if not made and (claims.outcome(claim) is not None or claims.task(claim, first) is not None):
         return _add(report.duplicates, "upload.duplicate", clip)
-    held = claims.lease(claim, 0)
+    held = claims.lease(claim, first)
     if isinstance(held, TaskRecord):  # a holder before us submitted it
         return _add(report.duplicates, "upload.duplicate", clip.model_copy(update={"task_id": held.task_id}))
     recorded = submit_attempt(app, held)
@@ -269,7 +271,10 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
     """
     claims = app.claims
     claim, attempt = held.claim, held.attempt
-    request = claim.plan.request_for(attempt)
+    pick = claims.pick(claim) if claim.plan.probe is not None and attempt != PROBE else None
+    if claim.plan.probe is not None and attempt != PROBE and pick is None:
+        raise ServiceError(f"{claim.uri}: attempt {attempt} before its probe picked a start", retryable=True)
+    request = claim.plan.request_for(attempt, start=pick.start if pick else None)
     look_up = held.must_look_up
     for last_try in (False, True):
         looking = look_up
@@ -321,6 +326,9 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> Autoan
     return None
 
 
+# The probe's sprite sheet is read whole, at most this big (a 10x10 sheet of 64x48 JPEG tiles is ~100 KiB).
+PROBE_SHEET_BYTES = 2 * 1024 * 1024
+
 # --- results -----------------------------------------------------------------------------
 
 
@@ -345,6 +353,8 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
                                   reason=f"not the task of attempt {attempt} of {claim.uri}"), 30)
     if result.status == "Running":
         return _said(ResultReport(event="running", **base))
+    if attempt == PROBE:
+        return _after_probe(app, claim, result)
     if result.status == "Failed" and _retryable_code(result.code) and attempt < app.settings.max_resubmits:
         return _resubmit(app, claim, result, attempt + 1)
     out_uri = claim.plan.output_uri
@@ -361,6 +371,50 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
 def _said(report: ResultReport, level: int = logging.INFO) -> ResultReport:
     log.report(f"result.{report.event}", report, level)
     return report
+
+
+def _after_probe(app: App, claim: Claim, result: ImmTaskResult) -> ResultReport:
+    """The probe of a ``start: auto`` clip ended: score its sheet, then submit the animation from there.
+
+    A failed probe, or a sheet that cannot be read or split, does not lose the clip: it
+    starts at 0, and the manifest says why. A store that fails for now is raised (retried).
+    """
+    base = {"task_id": result.task_id, "status": result.status}
+    claims = app.claims
+    if claims.task(claim, 0) is not None:
+        return _said(ResultReport(event="duplicate", **base, reason="the animation was already submitted"))
+    pick = claims.pick(claim) or claims.record_pick(claim, _score_probe(app, claim, result))
+    held = claims.lease(claim, 0, reason={"after": "probe", "start": f"{pick.start:g}"})
+    if not isinstance(held, Held):
+        return _said(ResultReport(event="duplicate", **base, reason="the animation was already submitted"))
+    try:
+        recorded = submit_attempt(app, held)
+    except AutoanimError as exc:
+        if exc.retryable:
+            raise
+        return _said(ResultReport(event="recorded", **base, reason=f"the animation was refused: {exc.message}"), 30)
+    return _said(ResultReport(event="submitted", **base, new_task_id=recorded.task_id, attempt=0,
+                              reason=f"start {pick.start:g} s: {pick.why}"))
+
+
+def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
+    from .probe import score_sheet
+
+    plan = claim.plan
+    sprite = plan.probe.targets[0].image.sprites[0]
+    fallback = "started at 0 s: the probe {}"
+    if result.status != "Succeeded":
+        return AutoStart(start=0.0, score=0.0, why=fallback.format(f"failed ({result.code}: {result.message})"),
+                         tiles=0)
+    sheet = objects.ObjectRef.parse(sprite.uri)
+    try:
+        data = app.store.read(sheet.bucket, sheet.key, PROBE_SHEET_BYTES)
+        return score_sheet(data, sprite, plan.rule.duration or sprite.interval, uri=sprite.uri,
+                           max_bytes=PROBE_SHEET_BYTES)
+    except (NotFound, TooLarge, ValueError) as exc:
+        reason = exc.message if isinstance(exc, AutoanimError) else str(exc)
+        return AutoStart(start=0.0, score=0.0, why=fallback.format(f"sheet could not be used ({reason})"),
+                         tiles=0, sheet=sprite.uri)
 
 
 def _retryable_code(code: str) -> bool:
@@ -397,18 +451,18 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
             status, code = "Failed", "OutputMissing"
             message = f"IMM reported success but {plan.output_uri} does not exist"
     tasks = app.claims.tasks(claim, attempt)
+    pick = app.claims.pick(claim) if plan.probe is not None else None
     reported = reported or {}
     manifest = Manifest(
         status=status, code=code, message=message,
         task_id=tasks[-1].task_id if tasks and tasks[-1].attempt == attempt else "",
         task_ids=[t.task_id for t in tasks],
-        attempts=[Attempt(attempt=t.attempt, task_id=t.task_id, how=t.how, reason=t.reason,
-                          billed_frames_estimate=plan.billed_frames) for t in tasks],
+        attempts=[_attempt(plan, t) for t in tasks],
         source=SourceRef(uri=plan.source.uri, etag=plan.source.etag),
-        rule=plan.rule.model_dump(exclude_none=True),
+        rule=(plan.rule.model_copy(update={"auto": pick}) if pick else plan.rule).model_dump(exclude_none=True),
         output=OutputInfo(uri=plan.output_uri, bytes=size, frames=reported.get("Frames"),
                           width=reported.get("Width"), height=reported.get("Height")),
-        billed_frames_estimate=plan.billed_frames * len(tasks),
+        billed_frames_estimate=plan.billed_frames * len([t for t in tasks if t.attempt != PROBE]),
         timings=Timings(claimed_at=iso_ms(claim.record.created_at), task_start=task_start or None,
                         task_end=task_end or None, recorded_at=iso_ms(app.clock())),
         request=plan.request.wire(),
@@ -419,6 +473,15 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
     if app.settings.status_tag:
         _tag_source(app, plan.source, status)
     return manifest
+
+
+def _attempt(plan: PlannedTask, task: TaskRecord) -> Attempt:
+    if task.attempt == PROBE:  # a sprite sheet: IMM's billing unit for it is not documented
+        tiles = plan.probe.targets[0].image.sprites[0].number if plan.probe else 0
+        return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
+                       billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
+    return Attempt(attempt=task.attempt, task_id=task.task_id, how=task.how, reason=task.reason,
+                   billed_frames_estimate=plan.billed_frames)
 
 
 def _put_json(app: App, bucket: str, key: str, body: dict[str, Any]) -> None:

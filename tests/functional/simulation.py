@@ -41,7 +41,8 @@ from autoanim.config import Settings
 from autoanim.convert_request import ConvertRequest
 from autoanim.errors import AutoanimError, ServiceError
 from autoanim.fc_events import mns_json_event, oss_event
-from autoanim.planner import TAG_ATTEMPT, TAG_CLAIM, TaskUserData
+from autoanim.objects import ObjectRef
+from autoanim.planner import PROBE, TAG_ATTEMPT, TAG_CLAIM, TaskUserData
 from autoanim.service import App
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,8 +142,10 @@ class SimTask:
 class SimImm:
     """IMM as the protocol sees it: tasks with tags, ListTasks, results published to MNS."""
 
-    def __init__(self, world: World, *, fail_first: bool, copies: int, delay: float, early: bool):
+    def __init__(self, world: World, *, fail_first: bool, copies: int, delay: float, early: bool,
+                 fail_probe: bool = False):
         self._world = world
+        self.fail_probe = fail_probe
         self.tasks: dict[str, SimTask] = {}
         self.fail_first = fail_first  # attempt 0 fails with a transient code, later attempts succeed
         self.copies, self.delay, self.early = copies, delay, early
@@ -153,10 +156,14 @@ class SimImm:
         self.tasks[task_id] = SimTask(task_id, request, world.clock)
         data = TaskUserData.parse(request.user_data or "")
         failed = self.fail_first and data is not None and data.attempt == 0
-        if not failed:  # IMM writes the output of a successful task
-            uri = request.animation.uri
-            bucket, key = uri[6:].split("/", 1)
-            world.store.put(bucket, key, b"GIF89a animation")
+        sprites = request.targets[0].image.sprites
+        failed = failed or bool(sprites and self.fail_probe)
+        if sprites and not failed:  # a start: auto probe: IMM writes the sprite sheet
+            out = ObjectRef.parse(sprites[0].uri)
+            world.store.put(out.bucket, out.key, probe_sheet(sprites[0]))
+        elif not failed:  # IMM writes the output of a successful task
+            out = ObjectRef.parse(request.animation.uri)
+            world.store.put(out.bucket, out.key, b"GIF89a animation")
         status, code = ("Failed", "InternalError") if failed else ("Succeeded", "")
         event = result_event(request, task_id, status, code)
         for copy in range(self.copies):
@@ -172,11 +179,29 @@ class SimImm:
         return None
 
 
+MOVING_TILES = range(40, 50)  # where the probe's sheet shows motion: tiles 40-49
+
+
+def probe_sheet(sprite: Any) -> bytes:
+    """A sheet whose tiles are still but for ``MOVING_TILES`` (noise that changes every tile)."""
+    import numpy as np
+
+    from autoanim import activity
+
+    rng = np.random.RandomState(7)
+    still = np.full((int(sprite.scale_height), int(sprite.scale_width), 3), 90, np.uint8)
+    tiles = [rng.randint(0, 255, still.shape).astype(np.uint8) if k in MOVING_TILES else still
+             for k in range(sprite.number)]
+    return activity.make_sheet(tiles, columns=sprite.tile_width, margin=sprite.margin, pad=sprite.pad)
+
+
 def result_event(request: ConvertRequest, task_id: str, status: str, code: str) -> bytes:
+    image = request.targets[0].image
+    outputs = {"Sprites": [{"URI": s.uri} for s in image.sprites]} if image.sprites else \
+        {"Animations": [{"URI": request.animation.uri}]}
     content = {"ProjectName": request.project_name, "TaskId": task_id, "TaskType": "MediaConvert",
                "Status": status, "Code": code, "Message": "injected" if code else "",
-               "UserData": request.user_data, "StartTime": "", "EndTime": "",
-               "Targets": [{"Image": {"Animations": [{"URI": request.animation.uri}]}}]}
+               "UserData": request.user_data, "StartTime": "", "EndTime": "", "Targets": [{"Image": outputs}]}
     envelope = {"id": task_id, "source": "acs.imm", "type": "imm:Task:MediaConvert", "subject": "sim",
                 "time": "0", "content": json.dumps(content)}
     return mns_json_event(json.dumps(envelope), topic="sim-topic")
@@ -193,6 +218,8 @@ class Flow:
     attempts: int = 1  # tasks each clip must end with (a failed first task is resubmitted once)
     fail_first: bool = False
     rejected: tuple[str, ...] = ()  # keys whose rules are refused: nothing may be submitted for them
+    auto: bool = False  # start: auto: a probe task first, then the animation from the start it picks
+    probe_fails: bool = False  # the probe task fails: the animation starts at 0, and says why
 
 
 SIDECAR = json.dumps({"animations": [{"name": "intro", "duration": 2, "fps": 5},
@@ -207,6 +234,10 @@ FLOWS = {
                     ("videos/c.mp4", "videos/c.mp4.anim.json"), clips=2),
     "resubmit": Flow("resubmit", {"videos/d.mp4": (VIDEO, {"anim-duration": "2"})}, ("videos/d.mp4",),
                      clips=1, attempts=2, fail_first=True),
+    "auto": Flow("auto", {"videos/g.mp4": (VIDEO, {"anim-start": "auto", "anim-duration": "2"})},
+                 ("videos/g.mp4",), clips=1, auto=True),
+    "auto-probe-fails": Flow("auto-probe-fails", {"videos/h.mp4": (VIDEO, {"anim-start": "auto"})},
+                             ("videos/h.mp4",), clips=1, auto=True, probe_fails=True),
     "rejected": Flow("rejected", {"videos/e.mp4": (VIDEO, {"anim-fps": "1000"}),
                                   "videos/f.mp4": (VIDEO, {"anim-duration": "1"})},
                      ("videos/e.mp4", "videos/f.mp4"), clips=1, rejected=("videos/e.mp4",)),
@@ -220,7 +251,8 @@ class World:
         self.faults = Faults(dict(script or {}))
         self.clock = 1_764_000_000.0
         self.store = MemoryObjectStore()
-        self.imm = SimImm(self, fail_first=flow.fail_first, copies=copies, delay=delay, early=early)
+        self.imm = SimImm(self, fail_first=flow.fail_first, copies=copies, delay=delay, early=early,
+                          fail_probe=flow.probe_fails)
         self.settings = Settings(backend="imm", imm_project="sim-project", imm_notify_topic="sim-topic",
                                  max_resubmits=2)
         self.queue: list[tuple[float, int, str, bytes, int]] = []
@@ -309,12 +341,14 @@ class World:
         by_attempt: dict[tuple[str, int], list[str]] = defaultdict(list)
         for task in self.imm.tasks.values():
             tags = task.request.tags or {}
-            by_attempt[(tags[TAG_CLAIM], int(tags[TAG_ATTEMPT]))].append(task.task_id)
+            attempt = PROBE if tags[TAG_ATTEMPT] == "probe" else int(tags[TAG_ATTEMPT])
+            by_attempt[(tags[TAG_CLAIM], attempt)].append(task.task_id)
             assert not any(task.request.source.uri.endswith(key) for key in flow.rejected), "refused rule submitted"
         for key, claim in claims.items():
             plan = claim.plan
             attempts = {n: ids for (idem, n), ids in by_attempt.items() if idem == plan.idempotency_key}
-            assert sorted(attempts) == list(range(flow.attempts)), f"{key}: attempts {sorted(attempts)}"
+            steps = ([PROBE] if flow.auto else []) + list(range(flow.attempts))
+            assert sorted(attempts) == steps, f"{key}: attempts {sorted(attempts)}"
             for n, ids in attempts.items():
                 assert len(ids) == 1, f"{key}: attempt {n} has {len(ids)} tasks {ids}"
             done = self.store.objects.get((BUCKET, key.removesuffix(".json") + ".done.json"))
@@ -324,6 +358,12 @@ class World:
             assert manifest["status"] == outcome.status == "Succeeded", f"{key}: {manifest['status']}"
             final = attempts[flow.attempts - 1][0]
             assert manifest["task_id"] == outcome.task_id == final, f"{key}: manifest names {manifest['task_id']}"
-            assert manifest["task_ids"] == [attempts[n][0] for n in range(flow.attempts)]
+            assert manifest["task_ids"] == [attempts[n][0] for n in steps]
+            if flow.auto:  # the animation starts where the sheet moves, as the probe picked
+                pick = manifest["rule"]["auto"]
+                start = self.imm.tasks[final].request.source.start_time
+                interval = plan.probe.targets[0].image.sprites[0].interval
+                moving = (0.0, 1e-9) if flow.probe_fails else (MOVING_TILES.start * interval, MOVING_TILES.stop * interval)
+                assert start == pick["start"] and moving[0] <= start < moving[1], f"{key}: started at {start} ({pick})"
         for key in flow.rejected:
             assert (BUCKET, f"{self.settings.output_prefix}{key}.rejected.json") in self.store.objects

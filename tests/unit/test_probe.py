@@ -80,11 +80,12 @@ def test_the_plan_of_an_auto_upload_is_golden(monkeypatch, capsys):
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
     assert plan == json.loads(golden.read_text())
-    assert code == 2 and plan["tasks"] == []  # not wired into the IMM path yet: refused, with the reason
-    (rejected,) = plan["rejected"]
-    assert "anim-start='auto' is not allowed: auto start is not available on the imm backend yet" in rejected["reason"]
+    assert code == 0 and not plan["rejected"]
+    (animation,) = plan["tasks"]  # made after the probe's result, from the start it picks
+    assert animation["start"] == "auto" and animation["billed_frames"] == plan["billed_frames_total"] == 30
+    assert "StartTime" not in animation["request"]["Sources"][0]
     (entry,) = plan["probes"]
-    assert entry["start"] == "auto" and entry["sampled_frames"] == 100 and entry["images"] == 1
+    assert entry["start"] == "auto" and entry["sampled_frames"] == 100
     request = entry["request"]
     (target,) = request["Targets"]
     assert set(target) == {"Image"} and target["Image"]["Animations"] == []  # no Container, no URI
@@ -95,7 +96,8 @@ def test_the_plan_of_an_auto_upload_is_golden(monkeypatch, capsys):
     assert request["Sources"] == [{"URI": "oss://test-bucket/video-demo/Winemaking.mov", "Duration": 50}]
     assert request["Notification"] == {"MNS": {"TopicName": "test-mns-topic"}}
     user_data = json.loads(request["UserData"])
-    assert user_data["step"] == "probe" and probe.is_probe_user_data(request["UserData"])
+    assert user_data["attempt"] == -1 and request["Tags"]["autoanim-attempt"] == "probe"
+    assert user_data["claim"] == json.loads(animation["request"]["UserData"])["claim"]  # one claim, two steps
 
 
 def test_probe_and_animation_share_one_claim_and_the_pick_becomes_the_start_time(settings):
@@ -120,11 +122,12 @@ def test_probe_and_animation_share_one_claim_and_the_pick_becomes_the_start_time
     assert again == auto
 
 
-def test_an_unpicked_auto_rule_is_refused_by_the_planner(settings):
-    with pytest.raises(RuleError) as caught:
-        planner.plan(SOURCE, [auto_rule(settings, duration=3)], settings)
-    assert (caught.value.field, caught.value.value) == ("anim-start", "auto")
-    assert caught.value.limit.startswith("auto start is not available on the imm backend yet")
+def test_an_unpicked_auto_rule_is_planned_with_its_probe(settings):
+    (task,) = planner.plan(SOURCE, [auto_rule(settings, duration=3)], settings)
+    assert task.first_attempt == planner.PROBE and task.probe.targets[0].image.sprites
+    assert task.request.source.start_time is None  # the probe's pick gives it
+    picked = task.request_for(0, start=12.5)
+    assert picked.source.start_time == 12.5 and picked.tags["autoanim-attempt"] == "0"
     with pytest.raises(ValueError, match="start is auto"):
         probe.plan_probe(SOURCE, rules.Rule(format="webp", fps=1, interval=1, frames=1, origin="x"), settings)
 
@@ -153,10 +156,11 @@ def test_on_upload_with_a_start_picker_submits_the_picked_start_and_records_it(a
     assert claim["plan"]["rule"]["auto"] == {"start": 7.5, "score": 1.5, "why": "fake", "tiles": 3, "sheet": ""}
 
 
-def test_on_upload_without_a_start_picker_refuses_auto_and_says_why(app, store, media):
+def test_on_upload_without_a_start_picker_submits_the_probe_first(app, store, media):
     from tests.functional.test_upload import oss_event
 
     store.add("test-bucket", "v/a.mp4", b"video", {"anim-profile": "highlight"})
     report = index.on_upload(oss_event("v/a.mp4"), None, app=app)
-    assert media.requests == [] and len(report["rejected"]) == 1
-    assert "auto start is not available on the imm backend yet" in report["rejected"][0]["reason"]
+    (request,) = media.requests
+    assert request.targets[0].image.sprites and not report["rejected"] and report["submitted"]
+

@@ -188,3 +188,45 @@ def test_invoke_speaks_to_people_by_default(cloud_env, capsys, tmp_path):
     assert cli.main(["invoke", "result", str(event)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("recorded Succeeded for oss://test-bucket/animated/video-demo/Winemaking.webp, 9 bytes")
+
+
+def test_an_auto_start_makes_one_probe_then_one_animation_from_its_pick(cloud_env, capsys, tmp_path):
+    """anim-start=auto through the real SDKs: a Sprites probe first; its result picks the StartTime."""
+    from tests.functional.simulation import MOVING_TILES, probe_sheet
+
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags={"anim-start": "auto", "anim-duration": "3"})
+    code, report, _ = invoke(capsys, "oss-put-tagged.json")
+    (probe_id,) = imm.tasks
+    probe = imm.tasks[probe_id]["Request"]
+    (sprite,) = probe["Targets"][0]["Image"]["Sprites"]
+    assert code == 0 and report["submitted"] and probe["Tags"]["autoanim-attempt"] == "probe"
+    assert not probe["Targets"][0]["Image"].get("Animations")
+    invoke(capsys, "oss-put-tagged.json")  # a second delivery: still one probe
+    assert len(imm.tasks) == 1
+
+    # IMM writes the sheet and announces the probe's result.
+    sheet_key = sprite["URI"].split("/", 3)[3]
+    oss.put_object("test-bucket", sheet_key, probe_sheet(SimpleNamespace(
+        scale_width=sprite["ScaleWidth"], scale_height=sprite["ScaleHeight"], number=sprite["Number"],
+        tile_width=sprite["TileWidth"], margin=sprite["Margin"], pad=sprite["Pad"])), content_type="image/jpeg")
+    event = tmp_path / "probe.json"
+    event.write_bytes(result_event("mns-imm-succeeded.json", SimpleNamespace(user_data=probe["UserData"]), probe_id))
+    for _ in range(2):  # the probe's result delivered twice: one animation
+        assert cli.main(["invoke", "result", str(event)]) == 0
+    capsys.readouterr()
+    (animation_id,) = [t for t in imm.tasks if t != probe_id]
+    animation = imm.tasks[animation_id]["Request"]
+    start = animation["Sources"][0]["StartTime"]
+    assert MOVING_TILES.start * sprite["Interval"] <= start < MOVING_TILES.stop * sprite["Interval"]
+    assert animation["Sources"][0]["Duration"] == 3 and animation["Tags"]["autoanim-attempt"] == "0"
+
+    oss.put_object("test-bucket", "animated/video-demo/Winemaking.webp", b"RIFF webp")
+    event.write_bytes(result_event("mns-imm-succeeded.json", SimpleNamespace(user_data=animation["UserData"]),
+                                   animation_id))
+    assert cli.main(["invoke", "result", str(event)]) == 0
+    manifest = json.loads(oss.objects[("test-bucket", "animated/video-demo/Winemaking.webp.manifest.json")])
+    assert manifest["status"] == "Succeeded" and manifest["task_ids"] == [probe_id, animation_id]
+    assert [a["step"] for a in manifest["attempts"]] == ["probe", "animation"]
+    assert manifest["rule"]["auto"]["start"] == start and manifest["attempts"][0]["unit"].startswith("one sprite")
+    assert len(imm.tasks) == 2

@@ -239,13 +239,17 @@ class ImmEmulator(LoopbackServer):
             raise ImmError(400, "InvalidArgument", "Sources must be a non-empty list of objects with a URI.")
         targets = params.get("Targets") or []
         animations = [a for t in targets for a in ((t.get("Image") or {}).get("Animations") or [])]
-        if not animations:
-            raise ImmError(400, "InvalidArgument", "Targets[].Image.Animations must not be empty.")
+        sprites = [a for t in targets for a in ((t.get("Image") or {}).get("Sprites") or [])]
+        if not animations and not sprites:
+            raise ImmError(400, "InvalidArgument", "Targets[].Image needs Animations or Sprites.")
         for index, animation in enumerate(animations):
             if animation.get("Format") not in ("gif", "webp") or not animation.get("URI"):
                 raise ImmError(
                     400, "InvalidArgument", f"Animations[{index}] needs Format gif|webp and a URI."
                 )
+        for index, sprite in enumerate(sprites):
+            if sprite.get("Format") not in ("jpg", "png") or not sprite.get("URI"):
+                raise ImmError(400, "InvalidArgument", f"Sprites[{index}] needs Format jpg|png and a URI.")
         task_id = f"MediaConvert-{uuid.uuid4()}"
         event_id = f"{uuid.uuid4().hex[:3].upper()}-{uuid.uuid4().hex[:27]}"
         with self.lock:
