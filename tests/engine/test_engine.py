@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import signal
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -17,6 +21,7 @@ pytestmark = pytest.mark.media
 
 engine = pytest.importorskip("autoanim.engine")
 av = pytest.importorskip("av")
+from autoanim.engine import job, worker
 
 
 def anim(fmt="gif", fps=10.0, interval=0.1, number=0, width=None, height=None, scale="fit", start=None):
@@ -323,19 +328,65 @@ def test_corrupt_packets_are_skipped(clips, tmp_path):
     assert convert(damaged, tmp_path / "a.gif", anim(interval=0.5)).frames == 6
 
 
-def test_worker_reports_progress_across_the_process_boundary(gray_clip, tmp_path):
+def in_thread(call):
+    """Run ``call()`` in a second thread: the worker then forks from the fork server, not the caller."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def direct(call):
+    return call()
+
+
+WORKERS = pytest.mark.parametrize("run", [direct, in_thread], ids=["fork", "forkserver"])
+
+
+def test_the_worker_forks_from_a_single_threaded_caller_and_uses_the_fork_server_otherwise():
+    assert worker.start_method() == "fork"
+    assert in_thread(worker.start_method) == "forkserver"
+
+
+@WORKERS
+def test_worker_reports_progress_across_the_process_boundary(gray_clip, tmp_path, run):
     seen = []
-    result = convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True,
-                     progress=lambda done, total: seen.append((done, total)))
+    result = run(lambda: convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True,
+                                 progress=lambda done, total: seen.append((done, total))))
     assert result.frames == 20 and seen[-1] == (20, 20)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
-def test_worker_timeout_is_retryable_and_leaves_nothing(gray_clip, tmp_path):
+@WORKERS
+def test_worker_timeout_is_retryable_and_leaves_nothing(gray_clip, tmp_path, run):
     with pytest.raises(ServiceError) as caught:
-        convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True, timeout=0.01)
+        run(lambda: convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True, timeout=0.01))
     assert caught.value.retryable
     assert list(tmp_path.iterdir()) == []
+
+
+def _crash(*args):
+    faulthandler.disable()  # pytest's traceback dump would only be noise here
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def test_a_worker_that_crashes_is_a_media_error_and_the_caller_lives_on(gray_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "run", _crash)  # the forked child inherits it
+    with pytest.raises(MediaError, match="died on this file \\(signal 11\\)"):
+        convert(gray_clip, tmp_path / "a.gif", anim(number=3), isolate=True)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert convert(gray_clip, tmp_path / "a.gif", anim(number=3), isolate=True).frames == 3
 
 
 def test_long_intervals_seek_per_sample(clips, tmp_path):
