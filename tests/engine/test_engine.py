@@ -131,6 +131,40 @@ def test_still_share_counts_unchanged_blocks():
 
 
 @pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_frames_coded_on_several_threads_are_the_frames_coded_on_one(tmp_path, monkeypatch, fmt):
+    from autoanim.engine import encode
+
+    src = engine.sample_video(tmp_path / "s.mp4", 2.0, width=160, height=90, fps=10)  # a pan: WebP whole frames
+    outputs = []
+    for threads in (1, 3):
+        monkeypatch.setattr(encode, "THREADS", threads)
+        outputs.append(tmp_path / f"{threads}.{fmt}")
+        convert(src, outputs[-1], anim(fmt, interval=0.1))
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    assert len(read_animation(outputs[0])[0]) == 20
+    if fmt == "webp":
+        assert all((w, h) == (160, 90) for _, _, w, h, _ in webp_frames(outputs[0]))  # whole frames
+
+
+def test_gif_keeps_a_pixel_until_its_source_drifts_past_keep(tmp_path):
+    from autoanim.engine.encode import GifWriter
+
+    base = frame_image(0, (64, 48), "still").astype(int)
+    noisy = base + np.random.default_rng(1).integers(-2, 3, base.shape)  # sensor noise, within KEEP
+    moved = base.copy()
+    moved[:16, :16] = 255 - moved[:16, :16]  # a real change in one corner
+    out = tmp_path / "k.gif"
+    writer = GifWriter(str(out), 64, 48, 10.0, None)
+    for img in (base, noisy, moved):
+        writer.add(av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24"))
+    writer.finish(lambda: None)
+    frames, _, _ = read_animation(out)
+    assert np.array_equal(frames[0], frames[1])  # the noise is not coded
+    changed = np.abs(frames[2].astype(int) - frames[1]).max(axis=2) > 0
+    assert changed[:16, :16].mean() > 0.9 and not changed[16:, :].any() and not changed[:, 16:].any()
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
 def test_colourful_footage_is_reproduced_within_tolerance(tmp_path, fmt):
     src = engine.sample_video(tmp_path / "s.mp4", 1.0, width=160, height=90, fps=10)
     out = tmp_path / f"s.{fmt}"

@@ -10,11 +10,52 @@ WebP is one pass through libwebp: its animation encoder, or whole frames for foo
 
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spool goes to disk
 PALETTE_PIXELS = 120_000  # pass 1 looks at every frame, scaled down to about this many pixels
+
+
+THREADS = max(1, min(4, os.cpu_count() or 1))  # frames coded whole are independent: one coder a core
+WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
+
+
+class Ordered:
+    """Runs calls on ``threads`` threads and hands their results back in the order they were given.
+
+    At most ``threads * WINDOW`` calls are in flight: ``submit`` returns the results that had to be
+    collected to make room, ``drain`` the rest. Each thread may keep state of its own in ``local``
+    (a filter graph, an encoder: PyAV releases the GIL while FFmpeg works).
+    """
+
+    def __init__(self, threads: int | None = None):
+        threads = threads or THREADS
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="autoanim-encode")
+        self.local = threading.local()
+        self.window = threads * WINDOW
+        self.pending: deque[tuple[Future, object]] = deque()
+
+    def submit(self, call, *args, tag=None) -> list:
+        self.pending.append((self.pool.submit(call, *args), tag))
+        return [self._next() for _ in range(len(self.pending) - self.window)]
+
+    def drain(self) -> list:
+        return [self._next() for _ in range(len(self.pending))]
+
+    def _next(self):
+        future, tag = self.pending.popleft()
+        return future.result(), tag
+
+    def close(self) -> None:
+        for future, _ in self.pending:
+            future.cancel()
+        self.pending.clear()
+        self.pool.shutdown(wait=True)
 
 
 def _rate(frame_rate: float) -> Fraction:
@@ -60,6 +101,16 @@ class _Output:
         frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
         self.count += duration
         self._mux(self.stream.encode(frame), duration)
+
+    def mux_coded(self, packets, duration: int = 1) -> None:
+        """Mux the packets of one picture coded elsewhere (by an encoder with this stream's settings)."""
+        time_base = self.stream.codec_context.time_base
+        for packet in packets:
+            packet.stream, packet.time_base = self.stream, time_base
+            packet.pts = packet.dts = self.count
+            packet.duration = duration
+            self.container.mux(packet)
+        self.count += duration
 
     def _mux(self, packets, duration: int = 1) -> None:
         for packet in packets:
@@ -117,6 +168,8 @@ class WebpWriter:
         self.quality = 75 if quality is None else quality
         self.out = None
         self.whole = False
+        self.options: dict[str, str] = {}
+        self.coders: Ordered | None = None  # whole frames: coded on every core, muxed in order
         self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
 
     def add(self, frame) -> None:
@@ -133,12 +186,29 @@ class WebpWriter:
         self.whole = whole
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
         codec = "libwebp" if whole else "libwebp_anim"
-        self.out = _Output(self.path, "webp", codec, *self.size, self.frame_rate, "yuv420p",
-                           {"quality": str(quality), "compression_level": "4"}, {"loop": "0"})
+        self.options = {"quality": str(quality), "compression_level": "4"}
+        self.out = _Output(self.path, "webp", codec, *self.size, self.frame_rate, "yuv420p", self.options,
+                           {"loop": "0"})
+        if whole:
+            self.coders = Ordered()
+
+    def _code_whole(self, frame) -> list:
+        """One picture as one WebP key frame, by this thread's own encoder."""
+        local = self.coders.local
+        if not hasattr(local, "codec"):
+            import av
+
+            codec = av.CodecContext.create("libwebp", "w")
+            codec.width, codec.height = self.size
+            codec.pix_fmt, codec.time_base = "yuv420p", self.out.stream.codec_context.time_base
+            codec.options = dict(self.options)
+            local.codec = codec
+        return local.codec.encode(frame)
 
     def _flush(self) -> None:
         if self.whole:
-            self.out.write(self.pending, self.repeats)
+            for packets, repeats in self.coders.submit(self._code_whole, self.pending, tag=self.repeats):
+                self.out.mux_coded(packets, repeats)
         else:  # libwebp_anim merges repeated pictures itself, and only so gets the last one's time right
             for _ in range(self.repeats):
                 self.out.write(self.pending)
@@ -147,9 +217,15 @@ class WebpWriter:
         if self.out is None:
             self._open(whole=False)
         self._flush()
+        if self.coders is not None:
+            for packets, repeats in self.coders.drain():
+                self.out.mux_coded(packets, repeats)
+            self.coders.close()
         self.out.close()
 
     def abort(self) -> None:
+        if self.coders is not None:
+            self.coders.close()
         if self.out is not None:
             self.out.abort()
 
@@ -166,54 +242,104 @@ def _drain(sink) -> None:
 
 
 class GifWriter:
+    """Two passes over the frames, decoded once: palette statistics, then dither and code.
+
+    Pass 1 feeds ``palettegen`` (on a thread of its own, beside decoding) and spools the frames as
+    raw rgb24. Pass 2 maps every frame onto the palette with an ordered dither (the same pixels
+    give the same indices wherever the frame falls, so frames are mapped on every core at once) and
+    then, in order: where the source has not moved by more than ``KEEP`` levels since a pixel was
+    last coded, the previous index is kept, so the gif encoder (``offsetting+transdiff``) stores
+    it as transparent; noise in still areas neither flickers nor costs bytes.
+    """
+
     pix_fmt = "rgb24"
+    DITHER = "bayer:bayer_scale=4"
+    KEEP = 4  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
+    STATS = "full"
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.frame_rate = path, (width, height), frame_rate
         q = 90 if quality is None else quality
-        colours = max(8, min(256, round(256 - 5.6 * (100 - q))))  # 200 at q90: gifski's SSIM and fewer bytes
-        self.dither = "dither=bayer:bayer_scale=5:diff_mode=rectangle"  # mild ordered dither: small, no crawl
+        self.colours = max(8, min(256, round(256 - 6 * (90 - q))))  # 256 from the default 90 up
         scale = min(1.0, (PALETTE_PIXELS / (width * height)) ** 0.5)
         sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
         chain = f"scale={sw}:{sh}:flags=area," if scale < 1 else ""
-        self.palettegen = graph(chain + f"palettegen=max_colors={colours}:stats_mode=full", width, height, "rgb24")
+        self.palettegen = graph(chain + f"palettegen=max_colors={self.colours}:stats_mode={self.STATS}",
+                                width, height, "rgb24")
+        self.stats = Ordered(1)  # palettegen works beside the decoder
         # Open across add() calls and closed by finish(): a with-block cannot span them.
         self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self.count = 0
 
-    def add(self, frame) -> None:
+    def _gather(self, frame) -> None:
         _, src, _, sink = self.palettegen
         src.push(frame)
         _drain(sink)  # a pushed frame waits in the buffer source until the graph is pulled
+
+    def add(self, frame) -> None:
+        self.stats.submit(self._gather, frame)
         self.spool.write(frame.to_ndarray().tobytes())
         self.count += 1
 
+    def _map(self, rgb, palette):
+        """rgb24 → palette indices, by this thread's own paletteuse graph."""
+        import av
+
+        local = self.mappers.local
+        if not hasattr(local, "graph"):
+            local.graph = graph("paletteuse=dither=" + self.DITHER, *self.size, "rgb24", palette)
+            _, _, pal_src, _ = local.graph
+            pal_src.push(palette)
+            pal_src.push(None)
+        _, src, _, sink = local.graph
+        src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
+        return sink.pull().to_ndarray()[0]
+
     def finish(self, tick) -> None:
-        """Pass 2: the palette, then every frame through paletteuse and the encoder; ``tick()`` per frame."""
+        """Pass 2: the palette, then every frame mapped, kept where still, and coded; ``tick()`` per frame."""
         import av
         import numpy as np
 
+        self.stats.drain()
+        self.stats.close()
         _, src, _, sink = self.palettegen
         src.push(None)  # end of pass 1
-        palette = sink.pull()
+        palette_frame = sink.pull()
+        argb = palette_frame.to_ndarray().reshape(256, 4)[:, [3, 2, 1, 0]]  # bgra in memory
+        palette = np.ascontiguousarray(argb)
         w, h = self.size
-        mapper = graph("paletteuse=" + self.dither, w, h, "rgb24", palette)
-        _, src, pal_src, sink = mapper
-        pal_src.push(palette)
-        pal_src.push(None)
         out = _Output(self.path, "gif", "gif", w, h, self.frame_rate, "pal8", {}, {"loop": "0"})
+        self.mappers = Ordered()
+        coded = kept = None  # what each pixel was last coded from, and its index
+
+        def emit(indices, rgb) -> None:
+            nonlocal coded, kept
+            if coded is not None:
+                still = (np.abs(rgb - coded) <= self.KEEP).all(axis=2)
+                indices = np.where(still, kept, indices)
+                coded = np.where(still[..., None], coded, rgb)
+            else:
+                coded = rgb
+            kept = indices
+            out.write(av.VideoFrame.from_ndarray((indices, palette), format="pal8"))
+            tick()
+
         try:
             with self.spool:
                 self.spool.seek(0)
                 for _ in range(self.count):
                     rgb = np.frombuffer(self.spool.read(w * h * 3), np.uint8).reshape(h, w, 3)
-                    src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
-                    out.write(sink.pull())
-                    tick()
+                    for indices, source in self.mappers.submit(self._map, rgb, palette_frame, tag=rgb):
+                        emit(indices, source.astype(np.int16))
+                for indices, source in self.mappers.drain():
+                    emit(indices, source.astype(np.int16))
         except BaseException:
             out.abort()
             raise
+        finally:
+            self.mappers.close()
         out.close()
 
     def abort(self) -> None:
+        self.stats.close()
         self.spool.close()
