@@ -18,7 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spool goes to disk
-PALETTE_PIXELS = 120_000  # pass 1 looks at every frame, scaled down to about this many pixels
+PALETTE_PIXELS = 60_000  # palettegen looks at every frame, scaled down to about this many pixels
+SAMPLE_PIXELS = 2_000  # pixels of each frame kept for refining the palette
+SAMPLE_CAP = 200_000  # at most this many (more frames: every other one dropped, and so on)
+REFINE_ROUNDS = 4  # k-means rounds from palettegen's palette
 
 
 THREADS = max(1, min(4, os.cpu_count() or 1))  # frames coded whole are independent: one coder a core
@@ -98,9 +101,13 @@ class _Output:
 
     def write(self, frame, duration: int = 1) -> None:
         """Encode ``frame`` to be shown for ``duration`` frame periods."""
+        self.mux(*self.encode(frame, duration))
+
+    def encode(self, frame, duration: int = 1) -> tuple[list, int]:
+        """The packets that coding ``frame`` gives (possibly of earlier frames), to be passed to ``_mux``."""
         frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
         self.count += duration
-        self._mux(self.stream.encode(frame), duration)
+        return self.stream.encode(frame), duration
 
     def mux_coded(self, packets, duration: int = 1) -> None:
         """Mux the packets of one picture coded elsewhere (by an encoder with this stream's settings)."""
@@ -112,14 +119,14 @@ class _Output:
             self.container.mux(packet)
         self.count += duration
 
-    def _mux(self, packets, duration: int = 1) -> None:
+    def mux(self, packets, duration: int = 1) -> None:
         for packet in packets:
             packet.duration = packet.duration or duration  # the last frame's delay comes from here
             self.container.mux(packet)
 
     def close(self) -> None:
         try:
-            self._mux(self.stream.encode(None))
+            self.mux(self.stream.encode(None))
         finally:
             self.container.close()
 
@@ -130,7 +137,7 @@ class _Output:
 
 STILL_SHARE = 0.5  # share of unchanged 16x16 luma blocks from which libwebp's sub-frames pay off
 STILL_DIFF = 5  # a block is unchanged when no luma sample moved more than this (libwebp's own tolerance at q75)
-WHOLE_QUALITY_OFFSET = 18  # whole frames at quality q-18 match libwebp_anim's SSIM at q (measured at q75)
+WHOLE_QUALITY_OFFSET = 15  # whole frames at q-15: SSIM and SSIMULACRA2 >= libwebp_anim at q on real footage (q75)
 
 
 def still_share(a, b) -> float:
@@ -189,8 +196,9 @@ class WebpWriter:
         self.options = {"quality": str(quality), "compression_level": "4"}
         self.out = _Output(self.path, "webp", codec, *self.size, self.frame_rate, "yuv420p", self.options,
                            {"loop": "0"})
-        if whole:
-            self.coders = Ordered()
+        # Whole frames: one encoder per core. Sub-frames depend on the previous frame: one encoder on
+        # a thread of its own, so that decoding goes on meanwhile.
+        self.coders = Ordered() if whole else Ordered(1)
 
     def _code_whole(self, frame) -> list:
         """One picture as one WebP key frame, by this thread's own encoder."""
@@ -211,16 +219,19 @@ class WebpWriter:
                 self.out.mux_coded(packets, repeats)
         else:  # libwebp_anim merges repeated pictures itself, and only so gets the last one's time right
             for _ in range(self.repeats):
-                self.out.write(self.pending)
+                for packets_duration, _ in self.coders.submit(self.out.encode, self.pending):
+                    self.out.mux(*packets_duration)
 
     def finish(self, tick) -> None:
         if self.out is None:
             self._open(whole=False)
         self._flush()
-        if self.coders is not None:
-            for packets, repeats in self.coders.drain():
-                self.out.mux_coded(packets, repeats)
-            self.coders.close()
+        for result, repeats in self.coders.drain():
+            if self.whole:
+                self.out.mux_coded(result, repeats)
+            else:
+                self.out.mux(*result)
+        self.coders.close()
         self.out.close()
 
     def abort(self) -> None:
@@ -241,6 +252,27 @@ def _drain(sink) -> None:
     raise AssertionError("palettegen produced a palette before the end of its input")
 
 
+def refine(palette, samples, rounds: int):
+    """Lloyd's k-means from ``palette`` (k x 3 rgb) over ``samples`` (n x 3 rgb): each colour moves to
+    the mean of the samples nearest to it. Returns the new palette as uint8."""
+    import numpy as np
+
+    centres = palette.astype(np.float32)
+    x = samples.astype(np.float32)
+    xx = (x * x).sum(axis=1)
+    for _ in range(rounds):
+        nearest = np.empty(len(x), np.int64)
+        for i in range(0, len(x), 16384):  # bounded memory: 16k x k distances at a time
+            part = x[i : i + 16384]
+            d = xx[i : i + 16384, None] - 2 * part @ centres.T + (centres * centres).sum(axis=1)[None, :]
+            nearest[i : i + 16384] = d.argmin(axis=1)
+        counts = np.bincount(nearest, minlength=len(centres))
+        sums = np.stack([np.bincount(nearest, weights=x[:, c], minlength=len(centres)) for c in range(3)], axis=1)
+        moved = counts > 0
+        centres[moved] = (sums[moved] / counts[moved, None]).astype(np.float32)
+    return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
+
+
 class GifWriter:
     """Two passes over the frames, decoded once: palette statistics, then dither and code.
 
@@ -256,6 +288,7 @@ class GifWriter:
     DITHER = "bayer:bayer_scale=4"
     KEEP = 4  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
     STATS = "full"
+    REFINE = REFINE_ROUNDS
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.frame_rate = path, (width, height), frame_rate
@@ -267,6 +300,8 @@ class GifWriter:
         self.palettegen = graph(chain + f"palettegen=max_colors={self.colours}:stats_mode={self.STATS}",
                                 width, height, "rgb24")
         self.stats = Ordered(1)  # palettegen works beside the decoder
+        self.samples: list = []  # rgb24 pixels sampled from every frame
+        self.sampled = 0
         # Open across add() calls and closed by finish(): a with-block cannot span them.
         self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self.count = 0
@@ -278,7 +313,15 @@ class GifWriter:
 
     def add(self, frame) -> None:
         self.stats.submit(self._gather, frame)
-        self.spool.write(frame.to_ndarray().tobytes())
+        rgb = frame.to_ndarray()
+        self.spool.write(rgb.tobytes())
+        pixels = rgb.reshape(-1, 3)
+        stride = max(1, len(pixels) // SAMPLE_PIXELS)
+        self.samples.append(pixels[self.count % stride :: stride])
+        self.sampled += len(self.samples[-1])
+        if self.sampled > SAMPLE_CAP:
+            self.samples = [s[::2] for s in self.samples]
+            self.sampled = sum(map(len, self.samples))
         self.count += 1
 
     def _map(self, rgb, palette):
@@ -293,7 +336,7 @@ class GifWriter:
             pal_src.push(None)
         _, src, _, sink = local.graph
         src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
-        return sink.pull().to_ndarray()[0]
+        return sink.pull().to_ndarray()  # (indices, the argb palette they index: paletteuse's own order)
 
     def finish(self, tick) -> None:
         """Pass 2: the palette, then every frame mapped, kept where still, and coded; ``tick()`` per frame."""
@@ -305,14 +348,22 @@ class GifWriter:
         _, src, _, sink = self.palettegen
         src.push(None)  # end of pass 1
         palette_frame = sink.pull()
-        argb = palette_frame.to_ndarray().reshape(256, 4)[:, [3, 2, 1, 0]]  # bgra in memory
-        palette = np.ascontiguousarray(argb)
+        bgra = palette_frame.to_ndarray().reshape(256, 4).copy()  # bgra in memory
+        if self.REFINE and self.samples:
+            used = bgra[:, 3] == 255  # the transparent entry stays as it is
+            rgb = refine(bgra[used][:, [2, 1, 0]], np.concatenate(self.samples), self.REFINE)
+            bgra[np.flatnonzero(used), :3] = rgb[:, ::-1]
+            refined = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format=palette_frame.format.name)
+            refined.pts, refined.time_base = palette_frame.pts, palette_frame.time_base  # paletteuse syncs on pts
+            palette_frame = refined
+        self.samples = []
         w, h = self.size
         out = _Output(self.path, "gif", "gif", w, h, self.frame_rate, "pal8", {}, {"loop": "0"})
         self.mappers = Ordered()
         coded = kept = None  # what each pixel was last coded from, and its index
 
-        def emit(indices, rgb) -> None:
+        def emit(mapped, rgb) -> None:
+            indices, palette = mapped
             nonlocal coded, kept
             if coded is not None:
                 still = (np.abs(rgb - coded) <= self.KEEP).all(axis=2)
@@ -329,10 +380,10 @@ class GifWriter:
                 self.spool.seek(0)
                 for _ in range(self.count):
                     rgb = np.frombuffer(self.spool.read(w * h * 3), np.uint8).reshape(h, w, 3)
-                    for indices, source in self.mappers.submit(self._map, rgb, palette_frame, tag=rgb):
-                        emit(indices, source.astype(np.int16))
-                for indices, source in self.mappers.drain():
-                    emit(indices, source.astype(np.int16))
+                    for mapped, source in self.mappers.submit(self._map, rgb, palette_frame, tag=rgb):
+                        emit(mapped, source.astype(np.int16))
+                for mapped, source in self.mappers.drain():
+                    emit(mapped, source.astype(np.int16))
         except BaseException:
             out.abort()
             raise
