@@ -93,7 +93,7 @@ def engine_cmd(job: dict, fmt: str, out: Path, frames: int | None = None) -> lis
 
 def ffmpeg_head(exe: str, job: dict, frames: int | None = None) -> list[str]:
     cut = ["-frames:v", str(frames)] if frames else ["-t", str(job["seconds"])]
-    return [exe, "-v", "error", "-y", "-ss", str(job["start"]), *cut, "-i", job["src"]]
+    return [exe, "-v", "error", "-y", "-ss", str(job["start"]), "-i", job["src"], *cut]
 
 
 def variants(job: dict, stem: Path, gifski: bool) -> dict[str, tuple[list[str], Path]]:

@@ -164,6 +164,22 @@ def test_gif_keeps_a_pixel_until_its_source_drifts_past_keep(tmp_path):
     assert changed[:16, :16].mean() > 0.9 and not changed[16:, :].any() and not changed[:, 16:].any()
 
 
+def test_gif_palette_refinement_moves_each_colour_to_the_mean_of_its_pixels():
+    from autoanim.engine.encode import refine
+
+    bgra = np.zeros((256, 4), np.uint8)
+    bgra[:, 3] = 255
+    bgra[0, :3], bgra[1, :3] = (0, 0, 100), (0, 200, 0)  # red 100, green 200 (bgr); the rest black
+    bgra[255] = (0, 255, 0, 0)  # the transparent entry
+    palette = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format="bgra")
+    palette.pts, palette.time_base = 0, Fraction(1, 1000)
+    samples = np.array([(110, 0, 0), (130, 0, 0), (0, 190, 0), (0, 180, 0)], np.uint8)  # rgb
+    refined = refine(palette, samples, 2).to_ndarray().reshape(256, 4)
+    colours = {tuple(int(v) for v in c[2::-1]) for c in refined if c[3] == 255}
+    assert {(120, 0, 0), (0, 185, 0)} <= colours
+    assert (0, 255, 0, 0) in {tuple(int(v) for v in c) for c in refined}  # the transparent entry stays
+
+
 @pytest.mark.parametrize("fmt", ["gif", "webp"])
 def test_colourful_footage_is_reproduced_within_tolerance(tmp_path, fmt):
     src = engine.sample_video(tmp_path / "s.mp4", 1.0, width=160, height=90, fps=10)

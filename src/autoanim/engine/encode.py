@@ -20,8 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spool goes to disk
-PALETTE_PIXELS = 60_000  # palettegen looks at every frame, scaled down to about this many pixels
-SAMPLE_PIXELS = 2_000  # pixels of each frame kept for refining the palette
+SAMPLE_PIXELS = 4_000  # pixels of each frame kept for making the palette
 SAMPLE_CAP = 200_000  # at most this many (more frames: every other one dropped, and so on)
 REFINE_ROUNDS = 8  # k-means rounds from palettegen's palette (paletteuse does the nearest-colour search)
 
@@ -243,17 +242,6 @@ class WebpWriter:
             self.out.abort()
 
 
-def _drain(sink) -> None:
-    """Run the graph on what was pushed. palettegen answers only at the end, so nothing comes out yet."""
-    import av
-
-    try:
-        sink.pull()
-    except (av.error.BlockingIOError, av.error.EOFError):
-        return
-    raise AssertionError("palettegen produced a palette before the end of its input")
-
-
 def refine(palette, samples, rounds: int):
     """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24 pixels).
 
@@ -271,7 +259,8 @@ def refine(palette, samples, rounds: int):
     image = image.reshape(rows, width, 3)
     x = samples.astype(np.float64)
     for _ in range(rounds):
-        _, src, pal_src, sink = graph("paletteuse=dither=none", width, rows, "rgb24", palette)
+        mapper = graph("paletteuse=dither=none", width, rows, "rgb24", palette)
+        _, src, pal_src, sink = mapper  # the graph itself must stay referenced while it runs
         pal_src.push(palette)
         pal_src.push(None)
         src.push(av.VideoFrame.from_ndarray(image, format="rgb24"))
@@ -290,60 +279,64 @@ def refine(palette, samples, rounds: int):
 
 
 class GifWriter:
-    """Two passes over the frames, decoded once: palette statistics, then dither and code.
+    """Two passes over the frames, decoded once: a palette for the clip, then dither and code.
 
-    Pass 1 feeds ``palettegen`` (on a thread of its own, beside decoding), spools the frames as
-    raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each; palettegen's palette is then moved by
-    ``REFINE`` rounds of k-means over those pixels (a palette closer to the clip's colours: +2 to +5
-    SSIMULACRA2 on real footage, for the same bytes). Pass 2 maps every frame onto the palette with an ordered dither (the same pixels
-    give the same indices wherever the frame falls, so frames are mapped on every core at once) and
-    then, in order: where the source has not moved by more than ``KEEP`` levels since a pixel was
-    last coded, the previous index is kept, so the gif encoder (``offsetting+transdiff``) stores
-    it as transparent; noise in still areas neither flickers nor costs bytes.
+    Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each. The palette
+    is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means over them (closer to
+    the clip's colours: +2 to +5 SSIMULACRA2 on real footage for the same bytes). Pass 2, in order:
+    a pixel whose source has not moved by more than ``KEEP`` levels since it was last coded is given
+    the colour it was coded from, so noise in still areas neither flickers nor costs bytes (the gif
+    encoder's ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are
+    mapped onto the palette with an ordered dither, on every core at once (the same colour at the
+    same place always gets the same index), and coded.
     """
 
     pix_fmt = "rgb24"
     DITHER = "bayer:bayer_scale=4"
     KEEP = 4  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
-    STATS = "full"
     REFINE = REFINE_ROUNDS
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.frame_rate = path, (width, height), frame_rate
         q = 90 if quality is None else quality
         self.colours = max(8, min(256, round(256 - 6 * (90 - q))))  # 256 from the default 90 up
-        scale = min(1.0, (PALETTE_PIXELS / (width * height)) ** 0.5)
-        sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
-        chain = f"scale={sw}:{sh}:flags=area," if scale < 1 else ""
-        self.palettegen = graph(chain + f"palettegen=max_colors={self.colours}:stats_mode={self.STATS}",
-                                width, height, "rgb24")
-        self.stats = Ordered(1)  # palettegen works beside the decoder
         self.samples: list = []  # rgb24 pixels sampled from every frame
         self.sampled = 0
         # Open across add() calls and closed by finish(): a with-block cannot span them.
         self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self.count = 0
 
-    def _gather(self, frame) -> None:
-        _, src, _, sink = self.palettegen
-        src.push(frame)
-        _drain(sink)  # a pushed frame waits in the buffer source until the graph is pulled
-
     def add(self, frame) -> None:
-        self.stats.submit(self._gather, frame)
         rgb = frame.to_ndarray()
         self.spool.write(rgb.tobytes())
         pixels = rgb.reshape(-1, 3)
         stride = max(1, len(pixels) // SAMPLE_PIXELS)
-        self.samples.append(pixels[self.count % stride :: stride])
+        self.samples.append(pixels[self.count % stride :: stride].copy())
         self.sampled += len(self.samples[-1])
         if self.sampled > SAMPLE_CAP:
             self.samples = [s[::2] for s in self.samples]
             self.sampled = sum(map(len, self.samples))
         self.count += 1
 
+    def palette(self):
+        """The palette frame: palettegen over the sampled pixels, refined by k-means."""
+        import av
+        import numpy as np
+
+        samples = np.concatenate(self.samples)
+        self.samples = []
+        width = min(len(samples), 1024)
+        rows = -(-len(samples) // width)
+        image = np.resize(samples, (rows * width, 3)).reshape(rows, width, 3)  # the last row wraps around
+        palettegen = graph(f"palettegen=max_colors={self.colours}", width, rows, "rgb24")
+        _, src, _, sink = palettegen  # the graph itself must stay referenced while it runs
+        src.push(av.VideoFrame.from_ndarray(image, format="rgb24"))
+        src.push(None)
+        palette = sink.pull()
+        return refine(palette, samples, self.REFINE) if self.REFINE else palette
+
     def _map(self, rgb, palette):
-        """rgb24 → palette indices, by this thread's own paletteuse graph."""
+        """rgb24 → (palette indices, the argb palette they index), by this thread's own paletteuse graph."""
         import av
 
         local = self.mappers.local
@@ -354,48 +347,36 @@ class GifWriter:
             pal_src.push(None)
         _, src, _, sink = local.graph
         src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
-        return sink.pull().to_ndarray()  # (indices, the argb palette they index: paletteuse's own order)
+        return sink.pull().to_ndarray()  # paletteuse may order the palette its own way
 
     def finish(self, tick) -> None:
-        """Pass 2: the palette, then every frame mapped, kept where still, and coded; ``tick()`` per frame."""
+        """Pass 2: the palette, then every frame kept where still, mapped and coded; ``tick()`` per frame."""
         import av
         import numpy as np
 
-        self.stats.drain()
-        self.stats.close()
-        _, src, _, sink = self.palettegen
-        src.push(None)  # end of pass 1
-        palette_frame = sink.pull()
-        if self.REFINE and self.samples:
-            palette_frame = refine(palette_frame, np.concatenate(self.samples), self.REFINE)
-        self.samples = []
+        palette = self.palette()
         w, h = self.size
         out = _Output(self.path, "gif", "gif", w, h, self.frame_rate, "pal8", {}, {"loop": "0"})
         self.mappers = Ordered()
-        coded = kept = None  # what each pixel was last coded from, and its index
 
-        def emit(mapped, rgb) -> None:
-            indices, palette = mapped
-            nonlocal coded, kept
-            if coded is not None:
-                still = (np.abs(rgb - coded) <= self.KEEP).all(axis=2)
-                indices = np.where(still, kept, indices)
-                coded = np.where(still[..., None], coded, rgb)
-            else:
-                coded = rgb
-            kept = indices
-            out.write(av.VideoFrame.from_ndarray((indices, palette), format="pal8"))
-            tick()
+        def emit(results) -> None:
+            for mapped, _ in results:
+                out.write(av.VideoFrame.from_ndarray(mapped, format="pal8"))
+                tick()
 
         try:
             with self.spool:
                 self.spool.seek(0)
+                coded = None  # what each pixel was last coded from
                 for _ in range(self.count):
                     rgb = np.frombuffer(self.spool.read(w * h * 3), np.uint8).reshape(h, w, 3)
-                    for mapped, source in self.mappers.submit(self._map, rgb, palette_frame, tag=rgb):
-                        emit(mapped, source.astype(np.int16))
-                for mapped, source in self.mappers.drain():
-                    emit(mapped, source.astype(np.int16))
+                    if coded is None:
+                        coded = rgb
+                    else:
+                        moved = ((np.maximum(rgb, coded) - np.minimum(rgb, coded)) > self.KEEP).any(axis=2)
+                        coded = np.where(moved[..., None], rgb, coded)  # a new array: the threads may hold the last
+                    emit(self.mappers.submit(self._map, coded, palette))
+                emit(self.mappers.drain())
         except BaseException:
             out.abort()
             raise
@@ -404,5 +385,4 @@ class GifWriter:
         out.close()
 
     def abort(self) -> None:
-        self.stats.close()
         self.spool.close()
