@@ -92,8 +92,11 @@ def engine_cmd(job: dict, fmt: str, out: Path, frames: int | None = None) -> lis
 
 
 def ffmpeg_head(exe: str, job: dict, frames: int | None = None) -> list[str]:
-    cut = ["-frames:v", str(frames)] if frames else ["-t", str(job["seconds"])]
-    return [exe, "-v", "error", "-y", "-ss", str(job["start"]), "-i", job["src"], *cut]
+    """ffmpeg reading just the span (``-t`` as an input option: palettegen waits for the end of
+    its input, so an output-side limit would decode the rest of the file)."""
+    seconds = frames / job["fps"] if frames else job["seconds"]
+    head = [exe, "-v", "error", "-y", "-ss", str(job["start"]), "-t", f"{seconds:g}", "-i", job["src"]]
+    return head + (["-frames:v", str(frames)] if frames else [])
 
 
 def variants(job: dict, stem: Path, gifski: bool) -> dict[str, tuple[list[str], Path]]:
