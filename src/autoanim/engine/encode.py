@@ -136,6 +136,7 @@ class _Output:
         self.container.close()
 
 
+METHOD = 4  # libwebp method (compression_level): 0 fast … 6 small
 STILL_SHARE = 0.5  # share of unchanged 16x16 luma blocks from which libwebp's sub-frames pay off
 STILL_DIFF = 5  # a block is unchanged when no luma sample moved more than this (libwebp's own tolerance at q75)
 WHOLE_QUALITY_OFFSET = 15  # whole frames at q-15: SSIM and SSIMULACRA2 >= libwebp_anim at q on real footage (q75)
@@ -194,7 +195,7 @@ class WebpWriter:
         self.whole = whole
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
         codec = "libwebp" if whole else "libwebp_anim"
-        self.options = {"quality": str(quality), "compression_level": "4"}
+        self.options = {"quality": str(quality), "compression_level": str(METHOD)}
         self.out = _Output(self.path, "webp", codec, *self.size, self.frame_rate, "yuv420p", self.options,
                            {"loop": "0"})
         # Whole frames: one encoder per core. Sub-frames depend on the previous frame: one encoder on
