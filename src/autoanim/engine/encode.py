@@ -1,11 +1,11 @@
 """Animation writers: each takes rgb24 frames of the final size, in order.
 
 GIF is two passes over the frames without decoding twice: frames are kept,
-as raw rgb24, in a temporary file (memory-bounded, spills to disk), while
-``palettegen`` gathers colour statistics and a sample of pixels is kept; the
-palette is refined by k-means on that sample; then ``paletteuse`` (ordered
-dither, on every core) and the gif encoder, whose offsetting and transparency
-options store only what changed from frame to frame.
+as raw rgb24, in a temporary file (memory-bounded, spills to disk), with a
+sample of their pixels; the palette is ``palettegen``'s over the sample, refined
+by k-means; then ``paletteuse`` (ordered dither, on every core) and the gif
+encoder, whose offsetting and transparency options store only what changed
+from frame to frame.
 WebP is one pass through libwebp: its animation encoder (on a thread beside
 decoding), or whole frames for footage that moves everywhere (on every core).
 """
@@ -23,7 +23,6 @@ SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spo
 SAMPLE_PIXELS = 4_000  # pixels of each frame kept for making the palette
 SAMPLE_CAP = 200_000  # at most this many (more frames: every other one dropped, and so on)
 REFINE_ROUNDS = 8  # k-means rounds from palettegen's palette (paletteuse does the nearest-colour search)
-
 
 THREADS = max(1, min(4, os.cpu_count() or 1))  # frames coded whole are independent: one coder a core
 WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
@@ -105,7 +104,7 @@ class _Output:
         self.mux(*self.encode(frame, duration))
 
     def encode(self, frame, duration: int = 1) -> tuple[list, int]:
-        """The packets that coding ``frame`` gives (possibly of earlier frames), to be passed to ``_mux``."""
+        """The packets that coding ``frame`` gives (possibly of earlier frames), to be passed to ``mux``."""
         frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
         self.count += duration
         return self.stream.encode(frame), duration
@@ -166,8 +165,8 @@ class WebpWriter:
     (``libwebp_anim``) stores only what changed. When nearly everything moves (pans, handheld
     footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every frame
     is coded whole (``libwebp``, one key frame per picture, muxed as an animation) at a lower
-    quality that gives the same SSIM in fewer bytes. A picture repeated for several samples is
-    coded once and shown longer.
+    quality that gives the same SSIM in fewer bytes, by one encoder per core. A picture repeated
+    for several samples is coded once and shown longer.
     """
 
     pix_fmt = "yuv420p"
@@ -284,7 +283,7 @@ class GifWriter:
 
     Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each. The palette
     is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means over them (closer to
-    the clip's colours: +2 to +5 SSIMULACRA2 on real footage for the same bytes). Pass 2, in order:
+    the clip's colours: +0.6 to +6.8 SSIMULACRA2 on real footage for the same bytes). Pass 2, in order:
     a pixel whose source has not moved by more than ``KEEP`` levels since it was last coded is given
     the colour it was coded from, so noise in still areas neither flickers nor costs bytes (the gif
     encoder's ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are
