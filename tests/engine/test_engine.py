@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import signal
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -17,6 +21,7 @@ pytestmark = pytest.mark.media
 
 engine = pytest.importorskip("autoanim.engine")
 av = pytest.importorskip("av")
+from autoanim.engine import job, worker
 
 
 def anim(fmt="gif", fps=10.0, interval=0.1, number=0, width=None, height=None, scale="fit", start=None):
@@ -123,6 +128,56 @@ def test_still_share_counts_unchanged_blocks():
     assert still_share(yuv(a), yuv(a)) == 1.0
     assert still_share(yuv(a), yuv(b)) == pytest.approx(11 / 12)
     assert still_share(yuv(frame_image(0, (64, 48), "gray")), yuv(frame_image(1, (64, 48), "gray"))) == 0.0
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_frames_coded_on_several_threads_are_the_frames_coded_on_one(tmp_path, monkeypatch, fmt):
+    from autoanim.engine import encode
+
+    src = engine.sample_video(tmp_path / "s.mp4", 2.0, width=160, height=90, fps=10)  # a pan: WebP whole frames
+    outputs = []
+    for threads in (1, 3):
+        monkeypatch.setattr(encode, "THREADS", threads)
+        outputs.append(tmp_path / f"{threads}.{fmt}")
+        convert(src, outputs[-1], anim(fmt, interval=0.1))
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    assert len(read_animation(outputs[0])[0]) == 20
+    if fmt == "webp":
+        assert all((w, h) == (160, 90) for _, _, w, h, _ in webp_frames(outputs[0]))  # whole frames
+
+
+def test_gif_keeps_a_pixel_until_its_source_drifts_past_keep(tmp_path):
+    from autoanim.engine.encode import GifWriter
+
+    base = frame_image(0, (64, 48), "still").astype(int)
+    noisy = base + np.random.default_rng(1).integers(-2, 3, base.shape)  # sensor noise, within KEEP
+    moved = base.copy()
+    moved[:16, :16] = 255 - moved[:16, :16]  # a real change in one corner
+    out = tmp_path / "k.gif"
+    writer = GifWriter(str(out), 64, 48, 10.0, None)
+    for img in (base, noisy, moved):
+        writer.add(av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24"))
+    writer.finish(lambda: None)
+    frames, _, _ = read_animation(out)
+    assert np.array_equal(frames[0], frames[1])  # the noise is not coded
+    changed = np.abs(frames[2].astype(int) - frames[1]).max(axis=2) > 0
+    assert changed[:16, :16].mean() > 0.9 and not changed[16:, :].any() and not changed[:, 16:].any()
+
+
+def test_gif_palette_refinement_moves_each_colour_to_the_mean_of_its_pixels():
+    from autoanim.engine.encode import refine
+
+    bgra = np.zeros((256, 4), np.uint8)
+    bgra[:, 3] = 255
+    bgra[0, :3], bgra[1, :3] = (0, 0, 100), (0, 200, 0)  # red 100, green 200 (bgr); the rest black
+    bgra[255] = (0, 255, 0, 0)  # the transparent entry
+    palette = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format="bgra")
+    palette.pts, palette.time_base = 0, Fraction(1, 1000)
+    samples = np.array([(110, 0, 0), (130, 0, 0), (0, 190, 0), (0, 180, 0)], np.uint8)  # rgb
+    refined = refine(palette, samples, 2).to_ndarray().reshape(256, 4)
+    colours = {tuple(int(v) for v in c[2::-1]) for c in refined if c[3] == 255}
+    assert {(120, 0, 0), (0, 185, 0)} <= colours
+    assert (0, 255, 0, 0) in {tuple(int(v) for v in c) for c in refined}  # the transparent entry stays
 
 
 @pytest.mark.parametrize("fmt", ["gif", "webp"])
@@ -323,19 +378,67 @@ def test_corrupt_packets_are_skipped(clips, tmp_path):
     assert convert(damaged, tmp_path / "a.gif", anim(interval=0.5)).frames == 6
 
 
-def test_worker_reports_progress_across_the_process_boundary(gray_clip, tmp_path):
+def in_thread(call):
+    """Run ``call()`` in a second thread: the worker then forks from the fork server, not the caller."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def direct(call):
+    return call()
+
+
+WORKERS = pytest.mark.parametrize("run", [direct, in_thread], ids=["fork", "forkserver"])
+
+
+def test_the_worker_forks_from_a_single_threaded_caller_and_uses_the_fork_server_otherwise():
+    alone = threading.active_count() == 1  # other tests may leave a thread pool behind
+    assert worker.start_method() == ("fork" if alone else "forkserver")
+    assert in_thread(worker.start_method) == "forkserver"
+
+
+@WORKERS
+def test_worker_reports_progress_across_the_process_boundary(gray_clip, tmp_path, run):
     seen = []
-    result = convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True,
-                     progress=lambda done, total: seen.append((done, total)))
+    result = run(lambda: convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True,
+                                 progress=lambda done, total: seen.append((done, total))))
     assert result.frames == 20 and seen[-1] == (20, 20)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
-def test_worker_timeout_is_retryable_and_leaves_nothing(gray_clip, tmp_path):
+@WORKERS
+def test_worker_timeout_is_retryable_and_leaves_nothing(gray_clip, tmp_path, run):
     with pytest.raises(ServiceError) as caught:
-        convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True, timeout=0.01)
+        run(lambda: convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True, timeout=0.01))
     assert caught.value.retryable
     assert list(tmp_path.iterdir()) == []
+
+
+def _crash(*args):
+    faulthandler.disable()  # pytest's traceback dump would only be noise here
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def test_a_worker_that_crashes_is_a_media_error_and_the_caller_lives_on(gray_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "run", _crash)  # a child forked from this process inherits it
+    monkeypatch.setattr(worker, "start_method", lambda: "fork")  # even if another test left a thread
+    with pytest.raises(MediaError, match="died on this file \\(signal 11\\)"):
+        convert(gray_clip, tmp_path / "a.gif", anim(number=3), isolate=True)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert convert(gray_clip, tmp_path / "a.gif", anim(number=3), isolate=True).frames == 3
 
 
 def test_long_intervals_seek_per_sample(clips, tmp_path):

@@ -20,7 +20,7 @@ from .sample import sample_video
 if TYPE_CHECKING:
     from ..convert_request import Animation
 
-__all__ = ["EngineResult", "convert", "sample_video"]
+__all__ = ["EngineResult", "convert", "sample_video", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class EngineResult:
     source_width: int  # displayed size (after rotation and SAR)
     source_height: int
     elapsed: float  # wall seconds
+
+
+def warm_up() -> None:
+    """Start the fork server that threaded callers' jobs fork from (it imports PyAV once), ahead of
+    the first job. Optional: the first such job starts it otherwise."""
+    from .worker import warm_up
+
+    warm_up()
 
 
 def convert(

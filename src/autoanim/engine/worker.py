@@ -1,50 +1,67 @@
 """Run one conversion in a child process: a hostile file can crash or hang only the child.
 
-The child is a fresh interpreter (``python -m autoanim.engine.worker FD``): safe
-when the caller has threads, and independent of the caller's ``__main__``.
-It reads its job (pickled) on stdin and reports progress and the outcome over
-a pipe; it is killed on timeout. The caller removes the temporary output
-whatever happens.
+The child is forked, so a conversion pays for one interpreter and one PyAV
+import, not two:
+
+- from the caller itself when the caller has a single thread (``autoanim
+  convert``): the child starts with everything the caller imported;
+- otherwise (``watch``, the local media service: threads) from a fork server,
+  a clean process started once that has imported PyAV and the engine
+  (``warm_up`` starts it ahead of the first job). Forking a process with
+  threads could copy a lock that another thread holds.
+
+The job goes in as the process's arguments; progress and the outcome come back
+over a pipe; the child is killed on timeout. The caller removes the temporary
+output whatever happens.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import pickle
-import subprocess
+import multiprocessing
 import sys
+import threading
 import time
-from multiprocessing.connection import Connection
-from pathlib import Path
 
 from ..errors import AutoanimError, MediaError, ServiceError
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding ``autoanim``
+# What the fork server imports once, so that a forked job starts warm.
+PRELOAD = ["av", "numpy", "autoanim.convert_request", "autoanim.engine.job"]
 
 
-def run_isolated(args, progress, timeout: float | None):
-    read_fd, write_fd = os.pipe()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
-    receive = Connection(read_fd)  # closes read_fd when closed
+def start_method() -> str:
+    """``fork`` from a single-threaded caller, else ``forkserver``."""
+    return "fork" if threading.active_count() == 1 else "forkserver"
+
+
+def _context(method: str):
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def warm_up() -> None:
+    """Start the fork server now (it imports PyAV) rather than at the first threaded job."""
+    from multiprocessing import forkserver
+
+    _context("forkserver")
+    forkserver.ensure_running()
+
+
+def run_isolated(args, progress, timeout: float | None, method: str | None = None):
+    context = _context(method or start_method())
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(send, args), name="autoanim-media-worker", daemon=True)
     try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "autoanim.engine.worker", str(write_fd)],
-            stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env,
-        )
+        child.start()
     except OSError as exc:
         receive.close()
         raise ServiceError(f"cannot start the media worker: {exc}", retryable=True, code="WorkerStart") from exc
     finally:
-        os.close(write_fd)
+        send.close()  # the child holds the only writing end: its exit is our EOF
     deadline = None if timeout is None else time.monotonic() + timeout
     answered = False
     try:
-        with contextlib.suppress(BrokenPipeError):  # a worker that died at start: its EOF below says how
-            try:
-                child.stdin.write(pickle.dumps(args))
-            finally:
-                child.stdin.close()
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not receive.poll(wait):
@@ -53,8 +70,9 @@ def run_isolated(args, progress, timeout: float | None):
             try:
                 message = receive.recv()
             except EOFError:
-                code = child.wait()
-                how = f"signal {-code}" if code < 0 else f"exit status {code}"
+                child.join()
+                code = child.exitcode
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
                 raise MediaError(f"the media worker died on this file ({how})") from None
             if message[0] == "progress":
                 if progress:
@@ -69,14 +87,12 @@ def run_isolated(args, progress, timeout: float | None):
         receive.close()
         if not answered:
             child.kill()  # timed out, or the caller was interrupted
-        child.wait()
+        child.join()
+        child.close()
 
 
-def main(fd: int) -> None:
+def _child(conn, args) -> None:
     from .job import run
-
-    conn = Connection(fd)
-    args = pickle.load(sys.stdin.buffer)
 
     def progress(done, total):
         conn.send(("progress", done, total))
@@ -89,7 +105,4 @@ def main(fd: int) -> None:
         conn.send(("error", False, f"engine failed: {type(exc).__name__}: {exc}", False))
     finally:
         conn.close()
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]))
+        sys.stdout.flush()
