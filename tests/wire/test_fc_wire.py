@@ -13,6 +13,7 @@ from autoanim.emulators.fc_server import FcEmulator
 from autoanim.errors import ConfigError, NotFound, ServiceError
 from autoanim.events import parse_oss_event
 from autoanim.fc_events import oss_event
+from tests.unit.test_retry import assert_backoff
 
 
 @pytest.fixture
@@ -60,9 +61,9 @@ def test_a_repeated_task_id_is_refused_and_reported_as_a_duplicate(fc, sts):
 def test_throttling_and_5xx_are_retried_with_backoff(fc, sts):
     pauses = []
     fc.fail_next(429, 503, 500)
-    answer = invoker(fc, sts, sleep=pauses.append, rng=lambda: 1.0).invoke_async(b"{}", "autoanim-2")
+    answer = invoker(fc, sts, sleep=pauses.append).invoke_async(b"{}", "autoanim-2")
     assert answer.status == "accepted" and answer.attempts == 4
-    assert pauses == [0.2, 0.4, 0.8]  # capped exponential (full jitter at its top here)
+    assert_backoff(pauses, base=0.2, cap=10.0)  # the shipped defaults: full jitter under a capped exponential
     assert fc.stats["requests"] == 4 and len(fc.invocations) == 1
 
 
