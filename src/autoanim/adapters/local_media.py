@@ -319,7 +319,7 @@ class LocalMediaService:
             retrying = Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
                                 wait=wait_exponential(multiplier=DELIVERY_BACKOFF))
             retrying(self._notify, event)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - each failure was logged; the event is kept, not lost
             with self._idle:
                 self._failed.append(FailedDelivery(task_id, event, exc))
 
