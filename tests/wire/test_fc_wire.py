@@ -13,7 +13,6 @@ from autoanim.emulators.fc_server import FcEmulator
 from autoanim.errors import ConfigError, NotFound, ServiceError
 from autoanim.events import parse_oss_event
 from autoanim.fc_events import oss_event
-from tests.unit.test_retry import assert_backoff
 
 
 @pytest.fixture
@@ -59,6 +58,8 @@ def test_a_repeated_task_id_is_refused_and_reported_as_a_duplicate(fc, sts):
 
 
 def test_throttling_and_5xx_are_retried_with_backoff(fc, sts):
+    from tests.unit.test_retry import assert_backoff
+
     pauses = []
     fc.fail_next(429, 503, 500)
     answer = invoker(fc, sts, sleep=pauses.append).invoke_async(b"{}", "autoanim-2")
