@@ -66,8 +66,10 @@ def call(
         return bool(why)
 
     def give_up(state: RetryCallState) -> T:
-        error = state.outcome.exception()  # type: ignore[union-attr]
-        raise _noted(error, why[0]) from error.__cause__
+        error: ServiceError = state.outcome.exception()  # type: ignore[union-attr,assignment]
+        raise type(error)(f"{error.message} ({why[0]})", retryable=error.retryable, code=error.code,
+                          status=error.status, request_id=error.request_id,
+                          ambiguous=error.ambiguous) from error.__cause__
 
     retrying = Retrying(
         retry=retry_if_exception(lambda exc: isinstance(exc, AutoanimError) and retry_if(exc)),
@@ -75,9 +77,3 @@ def call(
     )
     return retrying(attempt)
 
-
-def _noted(error: ServiceError, note: str) -> ServiceError:
-    return type(error)(
-        f"{error.message} ({note})", retryable=error.retryable, code=error.code, status=error.status,
-        request_id=error.request_id, ambiguous=error.ambiguous,
-    )
