@@ -37,10 +37,6 @@ class _FromEnv(BaseSettings):
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any, **_: Any) -> tuple:
         return (init_settings,)  # the keywords given, nothing else: the environment is from_env's
 
-    @classmethod
-    def _read(cls, environ: Mapping[str, str]) -> dict[str, Any]:
-        return _Environ(cls, environ)()
-
 
 class _Environ(EnvSettingsSource):
     """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
@@ -100,9 +96,8 @@ class Settings(_FromEnv):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         try:
-            values = {"backend": "imm" if env.get("FC_FUNCTION_NAME") else "local", "limits": Limits._read(env),
-                      **cls._read(env)}
-            settings = cls.model_validate(values)
+            values = {"backend": "imm" if env.get("FC_FUNCTION_NAME") else "local", "limits": _Environ(Limits, env)()}
+            settings = cls.model_validate({**values, **_Environ(cls, env)()})
         except SettingsError as exc:  # the one field decoded as JSON
             raise ConfigError(f"AUTOANIM_PROFILES is not JSON: {exc.__cause__}") from exc
         except ValidationError as exc:
