@@ -2,116 +2,104 @@
 
 Nothing here runs at import time; ``Settings.from_env()`` is called by the
 composition root (``bootstrap``) or a test, and the value is passed along.
+pydantic-settings reads the variables (each field names its own); building
+``Settings(...)`` or ``Limits(...)`` in code reads none, so such a value never
+depends on the shell it is made in.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 
 from .errors import ConfigError
 
 Backend = Literal["imm", "local"]
 
 
-class Limits(BaseModel):
+class _FromEnv(BaseSettings):
+    """Settings read from a given environment (``os.environ`` or a test's dict) by ``from_env`` only."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", case_sensitive=True, env_ignore_empty=True,
+        # Code passes field names; the environment only the aliases: a variable's name cannot hold '=',
+        # so the prefix pydantic-settings puts before field names matches none.
+        populate_by_name=True, env_prefix="=",
+        loc_by_alias=False,  # errors name the field: "limits.max_fps"
+    )
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any, **_: Any) -> tuple:
+        return (init_settings,)  # the keywords given, nothing else: the environment is from_env's
+
+
+class _Environ(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:  # the hook pydantic-settings' .env source overrides
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def _truthy(value: Any) -> Any:
+    return value.strip().lower() in {"1", "true", "on", "yes"} if isinstance(value, str) else value
+
+
+class Limits(_FromEnv):
     """Cost and abuse bounds; a rule over any of them is rejected, never clamped."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_frames: int = Field(300, ge=1, description="frames per animation (IMM bills per output frame)")
-    max_pixels: int = Field(300 * 1920 * 1080, ge=1, description="frames x width x height per animation")
-    max_fps: float = Field(50.0, gt=0, le=50.0)
-    max_side: int = Field(4096, ge=1, le=4096)
+    max_frames: int = Field(300, ge=1, validation_alias="AUTOANIM_MAX_FRAMES",
+                            description="frames per animation (IMM bills per output frame)")
+    max_pixels: int = Field(300 * 1920 * 1080, ge=1, validation_alias="AUTOANIM_MAX_PIXELS",
+                            description="frames x width x height per animation")
+    max_fps: float = Field(50.0, gt=0, le=50.0, validation_alias="AUTOANIM_MAX_FPS")
+    max_side: int = Field(4096, ge=1, le=4096, validation_alias="AUTOANIM_MAX_SIDE")
     max_rules: int = Field(10, ge=1, le=10, description="animations per video")
     max_sidecar_bytes: int = Field(16 * 1024, ge=1)
 
 
-# (environment variable, settings field) pairs for plain string settings.
-_ENV_STRINGS = {
-    "IMM_PROJECT": "imm_project",
-    "IMM_REGION": "imm_region",
-    "IMM_ENDPOINT": "imm_endpoint",
-    "IMM_NOTIFY_TOPIC": "imm_notify_topic",
-    "OSS_ENDPOINT": "oss_endpoint",
-    "OSS_REGION": "oss_region",
-    "FC_ENDPOINT": "fc_endpoint",
-    "OUTPUT_BUCKET": "output_bucket",
-    "OUTPUT_PREFIX": "output_prefix",
-    "OUTPUT_TEMPLATE": "output_template",
-    "DEFAULT_PROFILE": "default_profile",
-    "AUTOANIM_LOCAL_ROOT": "local_root",
-}
-_ENV_LIMITS = {
-    "AUTOANIM_MAX_FRAMES": "max_frames",
-    "AUTOANIM_MAX_PIXELS": "max_pixels",
-    "AUTOANIM_MAX_FPS": "max_fps",
-    "AUTOANIM_MAX_SIDE": "max_side",
-}
-_ENV_NUMBERS = {
-    "AUTOANIM_CLAIM_TIMEOUT": "claim_timeout",
-    "AUTOANIM_MAX_RESUBMITS": "max_resubmits",
-    "AUTOANIM_LOCAL_WORKERS": "local_workers",
-    "AUTOANIM_LOCAL_TIMEOUT": "local_timeout",
-    "AUTOANIM_IMM_ATTEMPTS": "imm_attempts",
-}
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    backend: Backend = "local"
-    imm_project: str | None = None
-    imm_region: str | None = None
-    imm_endpoint: str | None = None
-    imm_notify_topic: str | None = None
-    oss_endpoint: str | None = None
-    oss_region: str | None = None
-    fc_endpoint: str | None = None  # FC 3.0 endpoint override for `autoanim backfill` (tests: the loopback FC)
-    output_bucket: str | None = None
-    output_prefix: str = "animated/"
-    output_template: str = "{prefix}{dirname}/{barename}{name}.{ext}"
-    default_profile: str = "preview"
-    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    local_root: str = "./buckets"
-    limits: Limits = Field(default_factory=Limits)
-    status_tag: bool = False
-    claim_timeout: float = Field(90.0, gt=0, description="seconds before a crashed claim is taken over (> the function timeout)")
-    max_resubmits: int = Field(2, ge=0, le=10)
-    local_workers: int = Field(2, ge=1, le=64)
-    local_timeout: float = Field(900.0, gt=0, description="seconds one local conversion may take")
-    imm_attempts: int = Field(8, ge=1, le=20)
+class Settings(_FromEnv):
+    backend: Backend = Field("local", validation_alias="AUTOANIM_BACKEND")  # from_env: imm when run by FC
+    imm_project: str | None = Field(None, validation_alias="IMM_PROJECT")
+    imm_region: str | None = Field(None, validation_alias=AliasChoices("IMM_REGION", "FC_REGION"))
+    imm_endpoint: str | None = Field(None, validation_alias="IMM_ENDPOINT")
+    imm_notify_topic: str | None = Field(None, validation_alias="IMM_NOTIFY_TOPIC")
+    oss_endpoint: str | None = Field(None, validation_alias="OSS_ENDPOINT")
+    oss_region: str | None = Field(default_factory=lambda given: given["imm_region"], validation_alias="OSS_REGION")
+    # FC 3.0 endpoint override for `autoanim backfill` (tests: the loopback FC)
+    fc_endpoint: str | None = Field(None, validation_alias="FC_ENDPOINT")
+    output_bucket: str | None = Field(None, validation_alias="OUTPUT_BUCKET")
+    output_prefix: str = Field("animated/", validation_alias="OUTPUT_PREFIX")
+    output_template: str = Field("{prefix}{dirname}/{barename}{name}.{ext}", validation_alias="OUTPUT_TEMPLATE")
+    default_profile: str = Field("preview", validation_alias="DEFAULT_PROFILE")
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="AUTOANIM_PROFILES")  # JSON
+    local_root: str = Field("./buckets", validation_alias="AUTOANIM_LOCAL_ROOT")
+    limits: Limits = Field(default_factory=Limits)  # from_env: the AUTOANIM_MAX_* variables
+    status_tag: Annotated[bool, BeforeValidator(_truthy)] = Field(False, validation_alias="AUTOANIM_STATUS_TAG")
+    claim_timeout: float = Field(90.0, gt=0, validation_alias="AUTOANIM_CLAIM_TIMEOUT",
+                                 description="seconds before a crashed claim is taken over (> the function timeout)")
+    max_resubmits: int = Field(2, ge=0, le=10, validation_alias="AUTOANIM_MAX_RESUBMITS")
+    local_workers: int = Field(2, ge=1, le=64, validation_alias="AUTOANIM_LOCAL_WORKERS")
+    local_timeout: float = Field(900.0, gt=0, validation_alias="AUTOANIM_LOCAL_TIMEOUT",
+                                 description="seconds one local conversion may take")
+    imm_attempts: int = Field(8, ge=1, le=20, validation_alias="AUTOANIM_IMM_ATTEMPTS")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        backend = env.get("AUTOANIM_BACKEND") or ("imm" if env.get("FC_FUNCTION_NAME") else "local")
-        values["backend"] = backend
-        for var, field in _ENV_STRINGS.items():
-            if env.get(var):
-                values[field] = env[var]
-        values.setdefault("imm_region", env.get("FC_REGION"))
-        values.setdefault("oss_region", values.get("imm_region"))
-        for var, field in _ENV_NUMBERS.items():
-            if env.get(var):
-                values[field] = env[var]
-        limits = {field: env[var] for var, field in _ENV_LIMITS.items() if env.get(var)}
-        if limits:
-            values["limits"] = limits
-        if env.get("AUTOANIM_STATUS_TAG"):
-            values["status_tag"] = env["AUTOANIM_STATUS_TAG"].strip().lower() in {"1", "true", "on", "yes"}
-        if env.get("AUTOANIM_PROFILES"):
-            try:
-                values["profiles"] = json.loads(env["AUTOANIM_PROFILES"])
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"AUTOANIM_PROFILES is not JSON: {exc}") from exc
         try:
-            settings = cls.model_validate(values)
+            values = {"backend": "imm" if env.get("FC_FUNCTION_NAME") else "local", "limits": _Environ(Limits, env)()}
+            settings = cls.model_validate({**values, **_Environ(cls, env)()})
+        except SettingsError as exc:  # the one field decoded as JSON
+            raise ConfigError(f"AUTOANIM_PROFILES is not JSON: {exc.__cause__}") from exc
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -12,18 +12,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
-    field_validator,
 )
 
 from .config import Limits, Settings
@@ -97,6 +97,65 @@ def _seconds(value: Any) -> float:
     return _number(value)
 
 
+def _seconds_or_auto(value: Any) -> float | str:
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return _seconds(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or auto") from None
+
+
+def _lower(value: Any) -> Any:
+    # A client that form-encodes x-oss-tagging sends gif+webp as "gif webp": the same value.
+    return " ".join(value.split()).lower().replace("gif webp", "gif+webp") if isinstance(value, str) else value
+
+
+def _named(what: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise ValueError(f"must {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _within(parse: Callable[[Any], Any], ok: Callable[[float, float], bool], bound: float | str,
+            limit: str) -> BeforeValidator:
+    """A rule field's parsing, then the one range check: ``ok(value, bound)``, else ``limit``.
+
+    ``bound`` is a number, or the name of a configured limit (``max_fps``, ``max_frames``,
+    ``max_side``) taken from the validation context; ``limit`` may show it as ``{bound}``.
+    One validator for both, so an error shows the value as it was written.
+    """
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        parsed = parse(value)
+        most = getattr((info.context or {}).get("limits") or Limits(), bound) if isinstance(bound, str) else bound
+        if parsed != AUTO and not ok(parsed, most):
+            raise ValueError(limit.format(bound=most))
+        return parsed
+
+    return BeforeValidator(check)
+
+
+def _positive(parse: Callable[[Any], float], bound: float | str, unit: str) -> BeforeValidator:
+    return _within(parse, lambda value, most: 0 < value <= most, bound,
+                   f"must be more than 0 and at most {{bound:g}} {unit}")
+
+
+# The rule fields' types: numbers and clocks parsed from tag strings or JSON, each checked once.
+Start = Annotated[float | Literal["auto"], _within(_seconds_or_auto, lambda v, most: 0 <= v <= most, MAX_SECONDS,
+                                                   "must be between 0 and {bound:g} seconds, or auto")]
+Duration = Annotated[float, _positive(_seconds, MAX_SECONDS, "seconds")]
+Interval = Annotated[float, _positive(_number, MAX_INTERVAL, "seconds")]
+Fps = Annotated[float, _positive(_number, "max_fps", "frames per second")]
+Frames = Annotated[int, _within(_number, lambda v, most: v == int(v) and 1 <= v <= most, "max_frames",
+                                "must be a whole number from 1 to {bound} (frames per animation)")]
+Side = Annotated[float, _within(_number, lambda v, most: 0 < v < 1 or (v == int(v) and 1 <= v <= most), "max_side",
+                                "must be a ratio in (0, 1) or whole pixels from 1 to {bound}")]
+
+
 class RuleSpec(BaseModel):
     """What one source says about one clip; every field optional, nothing unknown allowed.
 
@@ -105,111 +164,18 @@ class RuleSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    profile: str | None = None
-    name: str | None = None
-    format: Literal["webp", "gif", "gif+webp"] | None = Field(None, validation_alias=_alias("format"))
-    start: float | Literal["auto"] | None = Field(None, validation_alias=_alias("start"))
-    duration: float | None = Field(None, validation_alias=_alias("duration"))
-    fps: float | None = Field(None, validation_alias=_alias("fps"))
-    interval: float | None = Field(None, validation_alias=_alias("interval"))
-    frames: int | None = Field(None, validation_alias=_alias("frames"))
-    width: float | None = Field(None, validation_alias=_alias("width"))
-    height: float | None = Field(None, validation_alias=_alias("height"))
-    scale: ScaleType | None = Field(None, validation_alias=_alias("scale"))
-
-    @field_validator("format", "scale", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        # A client that form-encodes x-oss-tagging sends gif+webp as "gif webp": the same value.
-        return " ".join(value.split()).lower().replace("gif webp", "gif+webp")
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, value: Any) -> Any:
-        if value is not None and (not isinstance(value, str) or not _NAME.match(value)):
-            raise ValueError("must match [a-z0-9_-]{1,32} (a suffix of the output name, no paths)")
-        return value
-
-    @field_validator("profile", mode="before")
-    @classmethod
-    def _profile(cls, value: Any) -> Any:
-        if value is not None and (not isinstance(value, str) or not _NAME.match(value)):
-            raise ValueError("must be a profile name matching [a-z0-9_-]{1,32}")
-        return value
-
-    @field_validator("start", mode="before")
-    @classmethod
-    def _start(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, str) and value.strip().lower() == AUTO:
-            return AUTO
-        try:
-            seconds = _seconds(value)
-        except ValueError as exc:
-            raise ValueError(f"{exc}, or auto") from None
-        if not 0 <= seconds <= MAX_SECONDS:
-            raise ValueError(f"must be between 0 and {MAX_SECONDS:g} seconds, or auto")
-        return seconds
-
-    @field_validator("duration", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        seconds = _seconds(value)
-        if not 0 < seconds <= MAX_SECONDS:
-            raise ValueError(f"must be more than 0 and at most {MAX_SECONDS:g} seconds")
-        return seconds
-
-    @field_validator("fps", mode="before")
-    @classmethod
-    def _fps(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None:
-            return None
-        limit = _limits(info).max_fps
-        fps = _number(value)
-        if not 0 < fps <= limit:
-            raise ValueError(f"must be more than 0 and at most {limit:g} frames per second")
-        return fps
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _interval(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        interval = _number(value)
-        if not 0 < interval <= MAX_INTERVAL:
-            raise ValueError(f"must be more than 0 and at most {MAX_INTERVAL:g} seconds")
-        return interval
-
-    @field_validator("frames", mode="before")
-    @classmethod
-    def _frames(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None:
-            return None
-        limit = _limits(info).max_frames
-        frames = _number(value)
-        if frames != int(frames) or not 1 <= frames <= limit:
-            raise ValueError(f"must be a whole number from 1 to {limit} (frames per animation)")
-        return int(frames)
-
-    @field_validator("width", "height", mode="before")
-    @classmethod
-    def _side(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None:
-            return None
-        limit = _limits(info).max_side
-        side = _number(value)
-        if 0 < side < 1 or (side == int(side) and 1 <= side <= limit):
-            return side
-        raise ValueError(f"must be a ratio in (0, 1) or whole pixels from 1 to {limit}")
-
-
-def _limits(info: ValidationInfo) -> Limits:
-    return (info.context or {}).get("limits") or Limits()
+    profile: Annotated[str, _named("be a profile name matching [a-z0-9_-]{1,32}")] | None = None
+    name: Annotated[str, _named("match [a-z0-9_-]{1,32} (a suffix of the output name, no paths)")] | None = None
+    format: Annotated[Literal["webp", "gif", "gif+webp"], BeforeValidator(_lower)] | None = Field(
+        None, validation_alias=_alias("format"))
+    start: Start | None = Field(None, validation_alias=_alias("start"))
+    duration: Duration | None = Field(None, validation_alias=_alias("duration"))
+    fps: Fps | None = Field(None, validation_alias=_alias("fps"))
+    interval: Interval | None = Field(None, validation_alias=_alias("interval"))
+    frames: Frames | None = Field(None, validation_alias=_alias("frames"))
+    width: Side | None = Field(None, validation_alias=_alias("width"))
+    height: Side | None = Field(None, validation_alias=_alias("height"))
+    scale: Annotated[ScaleType, BeforeValidator(_lower)] | None = Field(None, validation_alias=_alias("scale"))
 
 
 class AutoStart(BaseModel):

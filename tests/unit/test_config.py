@@ -36,3 +36,21 @@ def test_a_lower_limit_only_fails_the_builtin_profiles_that_are_used(tmp_path):
     bootstrap.check(Settings.from_env({"AUTOANIM_MAX_FRAMES": "40", "DEFAULT_PROFILE": "sticker"}))
     with pytest.raises(ConfigError, match="profile preview: frames=60"):
         bootstrap.check(Settings.from_env({"AUTOANIM_MAX_FRAMES": "40"}))
+
+
+def test_the_variables_read_and_their_fallbacks(monkeypatch):
+    env = {"FC_REGION": "cn-fc", "IMM_REGION": "", "AUTOANIM_STATUS_TAG": " Yes ", "AUTOANIM_MAX_FPS": "20",
+           "AUTOANIM_PROFILES": '{"tiny": {"frames": 2}}', "max_frames": "1", "imm_project": "not-a-variable"}
+    settings = Settings.from_env(env)
+    assert (settings.imm_region, settings.oss_region) == ("cn-fc", "cn-fc")  # an empty variable is unset
+    assert Settings.from_env({**env, "OSS_REGION": "cn-oss"}).oss_region == "cn-oss"
+    assert settings.status_tag is True and Settings.from_env({"AUTOANIM_STATUS_TAG": "maybe"}).status_tag is False
+    assert settings.profiles == {"tiny": {"frames": 2}} and settings.limits.max_fps == 20
+    assert (settings.limits.max_frames, settings.imm_project) == (300, None)  # field names are no variables
+    monkeypatch.setenv("IMM_PROJECT", "from-the-shell")
+    assert Settings().imm_project is None and Settings.from_env().imm_project == "from-the-shell"
+
+
+def test_a_bad_value_names_the_setting_and_the_value():
+    with pytest.raises(ConfigError, match=r"configuration claim_timeout='-1': Input should be greater than 0"):
+        Settings.from_env({"AUTOANIM_CLAIM_TIMEOUT": "-1"})

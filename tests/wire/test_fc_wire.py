@@ -58,11 +58,13 @@ def test_a_repeated_task_id_is_refused_and_reported_as_a_duplicate(fc, sts):
 
 
 def test_throttling_and_5xx_are_retried_with_backoff(fc, sts):
+    from tests.unit.test_retry import assert_backoff
+
     pauses = []
     fc.fail_next(429, 503, 500)
-    answer = invoker(fc, sts, sleep=pauses.append, rng=lambda: 1.0).invoke_async(b"{}", "autoanim-2")
+    answer = invoker(fc, sts, sleep=pauses.append).invoke_async(b"{}", "autoanim-2")
     assert answer.status == "accepted" and answer.attempts == 4
-    assert pauses == [0.2, 0.4, 0.8]  # capped exponential (full jitter at its top here)
+    assert_backoff(pauses, base=0.2, cap=10.0)  # the shipped defaults: full jitter under a capped exponential
     assert fc.stats["requests"] == 4 and len(fc.invocations) == 1
 
 

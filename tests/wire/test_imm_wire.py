@@ -10,6 +10,7 @@ import pytest
 from autoanim.adapters.credentials import Credentials
 from autoanim.adapters.imm import ImmMediaService, split_endpoint
 from autoanim.errors import ConfigError, ServiceError
+from tests.unit.test_retry import assert_backoff
 from tests.wire.conftest import run_with_chain_credentials
 
 
@@ -39,7 +40,6 @@ def service(emulator, credentials, clock: Clock | None = None, **options) -> Imm
         credentials=credentials,
         time_left=clock.time_left,
         sleep=clock.sleep,
-        rng=lambda: 1.0,  # the jitter's upper bound: delays are the capped exponential itself
         **{"base_delay": 0.2, "max_delay": 5.0, **options},  # pinned here, whatever the shipped defaults
     )
 
@@ -178,8 +178,7 @@ def test_throttling_is_retried_with_backoff_then_succeeds(
 
     assert list(imm_emulator.tasks) == [task_id]
     assert imm_emulator.stats["requests"] == 3 and imm_emulator.stats["throttle"] == 2
-    expected = [0.2, 0.4] if retry_after_ms is None else [0.8, 0.8]  # the server's retry-after is a floor
-    assert clock.sleeps == pytest.approx(expected)
+    assert_backoff(clock.sleeps, base=0.2, cap=5.0, floor=(retry_after_ms or 0) / 1000)  # retry-after: a floor
 
 
 def test_the_sdk_exception_for_each_throttle_shape(imm_emulator, sts, convert_request):
@@ -196,18 +195,6 @@ def test_the_sdk_exception_for_each_throttle_shape(imm_emulator, sts, convert_re
         assert caught.value.status == status and caught.value.request_id
         seen.append(type(caught.value.__cause__))
     assert seen == [exceptions.ClientException, exceptions.ServerException, exceptions.ThrottlingException]
-
-
-def test_backoff_is_capped_and_jittered(sts):
-    clock = Clock(budget=600)
-    svc = ImmMediaService(
-        project="p", region="cn-hangzhou", endpoint=None, credentials=sts, sleep=clock.sleep, rng=lambda: 0.5,
-        base_delay=0.2, max_delay=5.0,
-    )
-    assert [svc._backoff(attempt, None) for attempt in (1, 2, 3, 6, 10)] == pytest.approx(
-        [0.1, 0.2, 0.4, 2.5, 2.5]
-    )
-    assert svc._backoff(1, 60.0) == svc.max_delay
 
 
 def test_5xx_on_create_is_raised_at_once_as_ambiguous(imm_emulator, sts, convert_request):
@@ -236,16 +223,17 @@ def test_invalid_request_is_permanent_and_sent_once(imm_emulator, sts, convert_r
 
 def test_retries_stop_before_the_time_budget_runs_out(imm_emulator, sts, convert_request):
     imm_emulator.fail_next(*["throttle"] * 10)
-    # 10.5 s left: room for one 0.2 s pause plus a 10 s read timeout, not for a 0.4 s one after it.
-    clock = Clock(budget=10.5)
+    # 11 s left: room for a few short pauses plus a 10 s read timeout, not for ten attempts.
+    clock = Clock(budget=11.0)
 
     with pytest.raises(ServiceError) as caught:
         service(imm_emulator, sts, clock, attempts=10, read_timeout=10.0).submit(convert_request)
 
-    assert caught.value.retryable is True and "s of budget left" in caught.value.message
-    assert clock.sleeps == pytest.approx([0.2])
-    assert imm_emulator.stats["requests"] == 2
-    assert clock.left > 0  # never slept past the budget
+    made = len(clock.sleeps) + 1
+    assert caught.value.retryable is True and f"stopped after {made} attempts: " in caught.value.message
+    assert imm_emulator.stats["requests"] == made < 10
+    assert_backoff(clock.sleeps, base=0.2, cap=5.0)
+    assert clock.left >= 10.0  # every pause left room for one more call: never slept past the budget
 
 
 def test_no_budget_means_no_sleep_at_all(imm_emulator, sts, convert_request):

@@ -13,8 +13,8 @@ deployed by the ``fc3`` component have no service, so it is not used here.
 FC refuses a repeated async task id with HTTP 409 when the function's
 ``asyncInvokeConfig.asyncTask`` is on (FC's "task deduplication" page): that is
 reported as ``duplicate``, not as an error. Throttling (429), 5xx and transport
-failures are retried with capped exponential backoff and full jitter (at least
-the server's retry-after); everything else leaves as a ``ServiceError`` with
+failures are retried (``retry.call``) with capped exponential backoff and full
+jitter (at least the server's retry-after); everything else leaves as a ``ServiceError`` with
 ``retryable`` set, like the IMM adapter's. The SDK is imported on first use; it
 is the ``backfill`` extra (the functions themselves never invoke FC).
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import random
 import re
 import threading
 import time
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import ConfigError, NotFound, ServiceError
+from . import retry
 from .credentials import Credentials
 
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
@@ -66,7 +66,6 @@ class FcInvoker:
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
     ):
         if not function:
             raise ConfigError("FC needs a function name (--function)")
@@ -85,7 +84,6 @@ class FcInvoker:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._sleep = sleep
-        self._rng = rng
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -97,32 +95,33 @@ class FcInvoker:
             raise ValueError(f"not a valid FC async task id: {task_id!r}")
         from alibabacloud_fc20230330 import models
 
-        attempt = 0
-        ambiguous = False  # an earlier attempt may have been queued although its answer was lost
-        while True:
-            attempt += 1
+        tries = 0
+        lost: list[bool] = []  # per retried failure: may FC have queued it although the answer was lost?
+
+        def send() -> Any:
+            nonlocal tries
+            tries += 1
             client, runtime = self._sdk()
             request = models.InvokeFunctionRequest(body=io.BytesIO(body), qualifier=self.qualifier)
             headers = models.InvokeFunctionHeaders(x_fc_invocation_type="Async", x_fc_async_task_id=task_id)
-            try:
-                response = client.invoke_function_with_options(self.function, request, headers, runtime)
-            except Exception as exc:  # every SDK failure is translated below
-                error, retry_after = translate(self.function, exc)
-                if error.status == 409:
-                    # Refused as a repeat: queued before, by an earlier run or by our own lost attempt.
-                    return Invocation(task_id, "accepted" if ambiguous else "duplicate", error.request_id, attempt)
-                if not error.retryable:
-                    raise error from exc
-                if attempt >= self.attempts:
-                    raise ServiceError(f"{error.message} (gave up after {attempt} attempts)", retryable=True,
-                                       code=error.code, status=error.status,
-                                       request_id=error.request_id) from exc
-                ambiguous = ambiguous or error.status != 429  # a 429 was surely not queued
-                self._sleep(self._backoff(attempt, retry_after))
-                continue
-            _close(response.body)
-            request_id = (response.headers or {}).get("x-fc-request-id")
-            return Invocation(task_id, "accepted", request_id, attempt)
+            return client.invoke_function_with_options(self.function, request, headers, runtime)
+
+        def retryable(error: ServiceError) -> bool:
+            if error.retryable:
+                lost.append(error.status != 429)  # a 429 was surely not queued
+            return error.retryable
+
+        try:
+            response = retry.call(send, lambda exc: translate(self.function, exc), attempts=self.attempts,
+                                  base_delay=self.base_delay, max_delay=self.max_delay, retry_if=retryable,
+                                  sleep=self._sleep)
+        except ServiceError as error:
+            if error.status != 409:
+                raise
+            # Refused as a repeat: queued before, by an earlier run or by our own lost attempt.
+            return Invocation(task_id, "accepted" if any(lost) else "duplicate", error.request_id, tries)
+        _close(response.body)
+        return Invocation(task_id, "accepted", (response.headers or {}).get("x-fc-request-id"), tries)
 
     # -- internals ---------------------------------------------------------------
 
@@ -148,13 +147,6 @@ class FcInvoker:
                 config.credential = CredClient()
             built = self._local.client = (Client(config), RuntimeOptions(autoretry=False))
         return built
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Full jitter over a capped exponential; at least the server's retry-after, never over the cap."""
-        delay = self._rng() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return min(delay, self.max_delay)
 
 
 def _close(body: Any) -> None:

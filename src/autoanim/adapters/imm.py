@@ -1,12 +1,12 @@
 """MediaService on IMM (``alibabacloud-imm20200930``): CreateMediaConvertTask and ListTasks.
 
-The SDK retries nothing by default, so this adapter does: a bounded number of
-attempts with capped exponential backoff and full jitter on throttling, 5xx and
-transport failures, never sleeping past the invocation's time budget (a retry
-is made only when its pause plus one more call, up to the read timeout, fits
-in ``time_left()``; otherwise the last error is raised at once). Every SDK
-failure leaves as a ``ServiceError`` (``NotFound`` for 404) with ``retryable``
-set; FC's async retry takes over from there.
+The SDK retries nothing by default, so this adapter does (``retry.call``): a
+bounded number of attempts with capped exponential backoff and full jitter on
+throttling, 5xx and transport failures, never sleeping past the invocation's
+time budget (a retry is made only when its pause plus one more call, up to the
+read timeout, fits in ``time_left()``; otherwise the last error is raised at
+once). Every SDK failure leaves as a ``ServiceError`` (``NotFound`` for 404)
+with ``retryable`` set; FC's async retry takes over from there.
 
 CreateMediaConvertTask has no client token: a read timeout, a reset or a 5xx
 may come after IMM made the task. Those failures are raised at once, marked
@@ -20,7 +20,6 @@ The SDK is imported on first use.
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from ..convert_request import ConvertRequest
 from ..errors import ConfigError, NotFound, ServiceError
 from ..fc_events import iso_ms
 from ..ports import FIND_SLACK
+from . import retry
 from .credentials import Credentials
 
 # 401/403: a permission the role lacks is the operator's to fix; the event is kept (FC retries,
@@ -59,7 +59,6 @@ class ImmMediaService:
         attempts: int = 8,
         time_left: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
         base_delay: float = 0.05,
         max_delay: float = 1.0,
         connect_timeout: float = 3.0,
@@ -76,7 +75,6 @@ class ImmMediaService:
         self.attempts = attempts
         self._time_left = time_left
         self._sleep = sleep
-        self._rng = rng
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.connect_timeout = connect_timeout
@@ -159,34 +157,13 @@ class ImmMediaService:
 
     def _call(self, action: str, send: Callable[[Any, Any], Any], *, idempotent: bool = True) -> Any:
         client, runtime = self._sdk()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return send(client, runtime)
-            except Exception as exc:  # every SDK failure is translated below
-                error, retry_after = translate(action, exc)
-                if isinstance(error, ConfigError) or not error.retryable or (error.ambiguous and not idempotent):
-                    raise error from exc
-                if attempt >= self.attempts:
-                    raise _noted(
-                        error, f"gave up after {attempt} attempt{'s' if attempt > 1 else ''}"
-                    ) from exc
-                delay = self._backoff(attempt, retry_after)
-                left = self._time_left() if self._time_left is not None else None
-                if left is not None and delay + self.read_timeout > left:
-                    raise _noted(
-                        error, f"stopped after {attempt} attempts: {left:.1f} s of budget left"
-                    ) from exc
-                self._sleep(delay)
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Full jitter over a capped exponential; at least the server's retry-after, never over the cap."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        delay = self._rng() * ceiling
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return min(delay, self.max_delay)
+        return retry.call(
+            lambda: send(client, runtime), lambda exc: translate(action, exc),
+            attempts=self.attempts, base_delay=self.base_delay, max_delay=self.max_delay,
+            # An operator's mistake waits for the operator; an ambiguous create is looked up, not resent.
+            retry_if=lambda e: e.retryable and not isinstance(e, ConfigError) and (idempotent or not e.ambiguous),
+            time_left=self._time_left, reserve=self.read_timeout, sleep=self._sleep,
+        )
 
 
 def translate(action: str, exc: BaseException) -> tuple[ServiceError | ConfigError, float | None]:
@@ -231,17 +208,6 @@ def translate(action: str, exc: BaseException) -> tuple[ServiceError | ConfigErr
     return ServiceError(
         f"IMM {action} failed: {code}: {_short(detail)}", retryable=retryable, code=code, ambiguous=ambiguous
     ), None
-
-
-def _noted(error: ServiceError, note: str) -> ServiceError:
-    return type(error)(
-        f"{error.message} ({note})",
-        retryable=error.retryable,
-        code=error.code,
-        status=error.status,
-        request_id=error.request_id,
-        ambiguous=error.ambiguous,
-    )
 
 
 def _short(text: Any, limit: int = 300) -> str:

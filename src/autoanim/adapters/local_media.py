@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tenacity import Retrying, stop_after_attempt, wait_exponential
+
 from ..convert_request import Animation, ConvertRequest
 from ..errors import AutoanimError, MediaError, NotFound, ServiceError
 from ..fc_events import LOCAL_ACCOUNT, iso_ms, mns_json_event
@@ -305,17 +307,23 @@ class LocalMediaService:
         return mns_json_event(json.dumps(envelope, ensure_ascii=False), topic=topic)
 
     def _deliver(self, task_id: str, event: bytes) -> None:
-        """Hand the result to the topic's subscriber, retried like MNS's BACKOFF_RETRY (3 more times)."""
-        for attempt in range(DELIVERY_ATTEMPTS):
-            try:
-                self._notify(event)
-                return
-            except Exception as exc:
-                log.exception("delivering the result of %s failed (attempt %d)", task_id, attempt + 1)
-                failure = exc
-            time.sleep(DELIVERY_BACKOFF * 2**attempt)
-        with self._idle:
-            self._failed.append(FailedDelivery(task_id, event, failure))
+        """Hand the result to the topic's subscriber, retried like MNS's BACKOFF_RETRY (3 more times).
+
+        On tenacity, the adapters' one retry library (``autoanim.adapters.retry`` says why); MNS's
+        pauses are fixed, so a plain exponential wait, no jitter.
+        """
+
+        def failed(state: Any) -> None:
+            log.error("delivering the result of %s failed (attempt %d)", task_id, state.attempt_number,
+                      exc_info=state.outcome.exception())
+
+        try:
+            retrying = Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
+                                wait=wait_exponential(multiplier=DELIVERY_BACKOFF))
+            retrying(self._notify, event)
+        except Exception as exc:  # noqa: BLE001 - each failure was logged; the event is kept, not lost
+            with self._idle:
+                self._failed.append(FailedDelivery(task_id, event, exc))
 
 
 def _target(animations: list[dict[str, Any]], sprites: list[dict[str, Any]] | None = None) -> dict[str, Any]:
