@@ -57,7 +57,7 @@ class App:
     # Seconds between ``time_left()`` reaching 0 and FC ending the invocation.
     kill_margin: float = 5.0
     # Picks the start of ``start: auto`` rules where the tiles can be made at upload time (the local
-    # backend); None: such rules are refused by the planner until the IMM probe step is wired in.
+    # backend); None: the planner gives such rules a probe, IMM's first step (``_after_probe``).
     starts: StartPicker | None = None
 
     @property
