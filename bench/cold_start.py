@@ -47,7 +47,7 @@ WARM = r"""
 import json, sys, time, types
 import index
 ctx = types.SimpleNamespace(request_id="r", credentials=None, function=types.SimpleNamespace(timeout=60))
-events = json.loads(sys.argv[1])
+events = json.loads(sys.stdin.read())
 times = []
 for event in events:
     t = time.perf_counter()
@@ -72,9 +72,9 @@ def env(imm: ImmEmulator, oss: OssEmulator) -> dict[str, str]:
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "bench-secret", "ALIBABA_CLOUD_SECURITY_TOKEN": "bench-token"}
 
 
-def timed(cmd: list[str], environ: dict[str, str]) -> tuple[float, str]:
+def timed(cmd: list[str], environ: dict[str, str], stdin: str | None = None) -> tuple[float, str]:
     t = time.perf_counter()
-    done = subprocess.run(cmd, env=environ, capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run(cmd, env=environ, capture_output=True, text=True, check=True, cwd=ROOT, input=stdin)
     return time.perf_counter() - t, done.stdout
 
 
@@ -105,7 +105,7 @@ def main() -> int:
         keys = [f"video-demo/warm-{i}.mov" for i in range(args.warm)]
         for key in keys:
             oss.put_object("test-bucket", key, b"video", tags=TAGS)
-        _, out = timed([py, "-c", WARM, json.dumps([event_for(k) for k in keys])], environ)
+        _, out = timed([py, "-c", WARM], environ, stdin=json.dumps([event_for(k) for k in keys]))
         warm = json.loads(out)[1:]  # the first is the cold one
         oss_calls = len(oss.requests) // (args.runs + args.warm)
 
