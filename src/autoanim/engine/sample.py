@@ -52,17 +52,39 @@ def sample_video(
 
     ``pan=False`` keeps the camera still (only the shapes and the bar move).
     """
-    import av
     import numpy as np
 
     if seconds <= 0 or width < 16 or height < 16 or fps <= 0:
         raise MediaError(f"sample video: bad size or length ({seconds} s, {width}x{height}, {fps} fps)")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
     frames = max(1, round(seconds * fps))
     world = _landscape(width * 2, height, seed=7)
     yy, xx = np.mgrid[0:height, 0:width]
+
+    def pictures():
+        for i in range(frames):
+            t = i / fps
+            x = int((width * t / max(seconds, 1.0)) % width) if pan else 0
+            img = world[:, x : x + width].copy()
+            for j, colour in enumerate([(255, 60, 60), (60, 220, 90), (250, 220, 40)]):
+                cx = width * (0.5 + 0.35 * np.sin(t * (0.9 + 0.4 * j) + j * 2.1))
+                cy = height * (0.5 + 0.3 * np.cos(t * (1.3 + 0.3 * j) + j))
+                disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (height * (0.07 + 0.02 * j)) ** 2
+                img[disc] = colour
+            bar = slice(int((0.1 + 0.8 * (t % 2) / 2) * width), None)
+            img[height - height // 12 :, bar] = (240, 240, 240)
+            yield img
+
+    return write_mp4(out, pictures(), width=width, height=height, fps=fps)
+
+
+def write_mp4(out: str | os.PathLike, pictures, *, width: int, height: int, fps: int) -> Path:
+    """H.264 in MP4 from RGB frames (``height x width x 3`` uint8), written whole or not at all."""
+    import av
+    import numpy as np
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
     try:
         with av.open(str(tmp), "w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=Fraction(fps))
@@ -70,21 +92,11 @@ def sample_video(
             stream.pix_fmt = "yuv420p"
             stream.codec_context.gop_size = 2 * fps
             stream.options = {"crf": "20", "preset": "veryfast"}
-            for i in range(frames):
-                t = i / fps
-                x = int((width * t / max(seconds, 1.0)) % width) if pan else 0
-                img = world[:, x : x + width].copy()
-                for j, colour in enumerate([(255, 60, 60), (60, 220, 90), (250, 220, 40)]):
-                    cx = width * (0.5 + 0.35 * np.sin(t * (0.9 + 0.4 * j) + j * 2.1))
-                    cy = height * (0.5 + 0.3 * np.cos(t * (1.3 + 0.3 * j) + j))
-                    disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (height * (0.07 + 0.02 * j)) ** 2
-                    img[disc] = colour
-                bar = slice(int((0.1 + 0.8 * (t % 2) / 2) * width), None)
-                img[height - height // 12 :, bar] = (240, 240, 240)
+            for index, img in enumerate(pictures):
                 if stream.width != width or stream.height != height:
                     img = np.pad(img, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                frame.pts = i
+                frame.pts = index
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():

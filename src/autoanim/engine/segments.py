@@ -11,25 +11,20 @@ Kinds: ``move`` (a camera pan over textured terrain with moving shapes, as
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
 from ..errors import MediaError
-from .sample import _landscape
+from .sample import _landscape, write_mp4
 
 KINDS = ("move", "still", "black", "flat", "fadein", "fadeout")
 
 
 def segments_video(out: str | os.PathLike, segments: list[tuple[str, float]], *, width: int = 160,
                    height: int = 96, fps: int = 10, seed: int = 7) -> Path:
-    import av
     import numpy as np
 
     if not segments or any(kind not in KINDS or seconds <= 0 for kind, seconds in segments):
         raise MediaError(f"segments must be ({'|'.join(KINDS)}, seconds > 0) pairs, got {segments!r}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
     world = _landscape(width * 3, height, seed=seed)
     yy, xx = np.mgrid[0:height, 0:width]
     moving_time = 0.0  # seconds of motion so far: a still frame freezes the picture at this moment
@@ -43,39 +38,26 @@ def segments_video(out: str | os.PathLike, segments: list[tuple[str, float]], *,
             img[(xx - cx) ** 2 + (yy - cy) ** 2 < (height * (0.08 + 0.02 * j)) ** 2] = colour
         return img
 
-    try:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.codec_context.gop_size = 2 * fps
-            stream.options = {"crf": "20", "preset": "veryfast"}
-            index = 0
-            for kind, seconds in segments:
-                count = max(1, round(seconds * fps))
-                for k in range(count):
-                    if kind == "move":
-                        img = moving(moving_time)
-                        moving_time += 1 / fps
-                    elif kind == "black":
-                        img = np.zeros((height, width, 3), np.uint8)
-                    elif kind == "flat":
-                        img = np.full((height, width, 3), 128, np.uint8)
-                    else:
-                        img = moving(moving_time)
-                        if kind != "still":
-                            level = (k + 1) / count if kind == "fadein" else 1 - (k + 1) / count
-                            img = (img.astype(np.float32) * level).astype(np.uint8)
-                    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                    frame.pts = index
-                    index += 1
-                    for packet in stream.encode(frame):
-                        container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    def pictures():
+        nonlocal moving_time
+        for kind, seconds in segments:
+            count = max(1, round(seconds * fps))
+            for k in range(count):
+                if kind == "move":
+                    img = moving(moving_time)
+                    moving_time += 1 / fps
+                elif kind == "black":
+                    img = np.zeros((height, width, 3), np.uint8)
+                elif kind == "flat":
+                    img = np.full((height, width, 3), 128, np.uint8)
+                else:
+                    img = moving(moving_time)
+                    if kind != "still":
+                        level = (k + 1) / count if kind == "fadein" else 1 - (k + 1) / count
+                        img = (img.astype(np.float32) * level).astype(np.uint8)
+                yield img
+
+    return write_mp4(out, pictures(), width=width, height=height, fps=fps)
 
 
 def active_range(segments: list[tuple[str, float]]) -> tuple[float, float]:
