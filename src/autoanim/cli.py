@@ -16,11 +16,11 @@ from typing import Any
 
 from . import bootstrap, handlers, local, log, objects, planner, render, rules
 from .config import Settings
-from .errors import AutoanimError, ConfigError, RuleError
+from .errors import AutoanimError, ConfigError, RuleError, ServiceError
 from .local import LocalApp
 from .planner import TaskUserData
 
-EXIT_OK, EXIT_USAGE, EXIT_MEDIA, EXIT_SERVICE = 0, 2, 3, 4
+EXIT_OK, EXIT_USAGE, EXIT_SERVICE = 0, RuleError.exit_code, ServiceError.exit_code
 DEFAULT_BUCKET = "local-bucket"
 JSON_HELP = "print one exact JSON object (default: a short summary for people)"
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from . import handlers, log, objects, rules
-from .errors import AutoanimError, ConfigError
+from .errors import AutoanimError, ConfigError, MediaError, RuleError, ServiceError
 from .fc_events import oss_event
 from .reports import UploadReport
 from .service import App
@@ -63,9 +63,9 @@ class LocalUpload(UploadReport):
     def exit_code(self) -> int:
         """0 done, 2 a refused rule, 3 media that cannot be converted, 4 another failure."""
         if self.rejected:
-            return 2
+            return RuleError.exit_code
         codes = {r.code for r in self.results if r.status != "Succeeded"}
-        return 3 if "InvalidMedia" in codes else 4 if codes else 0
+        return MediaError.exit_code if MediaError.code in codes else ServiceError.exit_code if codes else 0
 
 
 def upload(app: LocalApp, src: Path, bucket: str, key: str, tags: dict[str, str]) -> LocalUpload:
