@@ -249,7 +249,7 @@ def run_fc(uploads: list[Upload], order: list[int], invoke: Any, args: argparse.
                 tally.retry_codes[getattr(error, "code", "?")] += 1
                 report = getattr(error, "report", None)
                 for entry in (report.retry if report is not None else []):
-                    tally.retry_codes["entry:" + str(entry.get("code"))] += 1
+                    tally.retry_codes["entry:" + str(entry.code)] += 1
                 if item.attempt >= args.attempts:
                     tally.lost.append(key)
                     continue
