@@ -109,11 +109,9 @@ class Upload:
 
 
 def oss_event(key: str, name: str = "ObjectCreated:PutObject") -> bytes:
-    entry = {"eventName": name, "eventSource": "acs:oss", "eventTime": "2026-11-25T08:15:42.000Z",
-             "region": "cn-hangzhou",
-             "oss": {"bucket": {"name": BUCKET, "arn": f"acs:oss:cn-hangzhou:1:{BUCKET}"},
-                     "object": {"key": key, "eTag": uuid.uuid4().hex.upper(), "size": len(VIDEO)}}}
-    return json.dumps({"events": [entry]}).encode()
+    from autoanim.fc_events import oss_event as event
+
+    return event(BUCKET, key, size=len(VIDEO), etag=uuid.uuid4().hex.upper(), event_name=name, region="cn-hangzhou")
 
 
 def workload(n: int, rng: random.Random) -> tuple[list[Upload], list[int]]:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 import index
+from autoanim import fc_events
 from autoanim.config import Settings
 from autoanim.errors import ServiceError
 from autoanim.service import RetryLater
@@ -18,15 +19,9 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42 video bytes"
 
 
 def oss_event(*keys: str, bucket: str = "test-bucket", name: str = "ObjectCreated:PutObject") -> bytes:
-    template = event_json("oss-put-tagged.json")["events"][0]
-    entries = []
-    for key in keys:
-        entry = json.loads(json.dumps(template))
-        entry["eventName"] = name
-        entry["oss"]["bucket"]["name"] = bucket
-        entry["oss"]["object"]["key"] = key
-        entries.append(entry)
-    return json.dumps({"events": entries}).encode()
+    """One FC OSS trigger event with an entry per key (the one event builder: ``fc_events``)."""
+    return fc_events.oss_batch([fc_events.oss_entry(bucket, key, size=len(VIDEO), etag="5B3C1A2E0F9D4E6C8B7A6D5E4F3C2B1A",
+                                                    event_name=name, region="cn-hangzhou") for key in keys])
 
 
 def upload(app, key, data=VIDEO, tags=None, bucket="test-bucket"):
