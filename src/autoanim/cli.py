@@ -12,13 +12,17 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import bootstrap, handlers, local, log, objects, planner, render, rules
+from . import log, objects, planner, render, rules
 from .config import Settings
 from .errors import AutoanimError, ConfigError, RuleError, ServiceError
-from .local import LocalApp
-from .planner import TaskUserData
+
+if TYPE_CHECKING:
+    from .local import LocalApp
+
+# The pipeline (bootstrap, handlers, local) is imported by the commands that run it, so that
+# `convert` pays only for the rules, the planner and the engine.
 
 EXIT_OK, EXIT_USAGE, EXIT_SERVICE = 0, RuleError.exit_code, ServiceError.exit_code
 DEFAULT_BUCKET = "local-bucket"
@@ -49,8 +53,10 @@ def _read_event(path: str) -> bytes:
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     """Run the real upload service on in-memory adapters: the exact requests, no network."""
+    from . import handlers
     from .adapters.memory import MemoryObjectStore, RecordingMediaService
     from .events import parse_oss_event
+    from .planner import TaskUserData
     from .service import App, RetryLater
 
     raw = _read_event(args.event)
@@ -190,6 +196,8 @@ def cmd_sample_video(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def local_app(settings: Settings) -> LocalApp:
+    from . import bootstrap
+
     if settings.backend != "local":
         raise ConfigError("this command runs the local backend: unset AUTOANIM_BACKEND or set it to 'local'")
     bootstrap.check(settings)
@@ -197,6 +205,8 @@ def local_app(settings: Settings) -> LocalApp:
 
 
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
+    from . import local
+
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
     with local_app(settings) as app:
         result = local.upload(app, Path(args.file), args.bucket, args.key, tags)
@@ -205,6 +215,8 @@ def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    from . import local
+
     if args.root:
         settings = settings.model_copy(update={"local_root": args.root})
     with local_app(settings) as app:
@@ -218,6 +230,8 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
+    from . import bootstrap, handlers
+
     raw = _read_event(args.event)
     with bootstrap.build(settings, bootstrap.local_context(f"on_{args.handler}")) as app:
         if args.handler == "upload":
@@ -236,7 +250,7 @@ def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """The videos already in a bucket: the bill first (dry run), then on_upload does the work."""
-    from . import backfill
+    from . import backfill, bootstrap
 
     bootstrap.check(settings)
     if args.resume and not args.submit:
@@ -297,7 +311,7 @@ def _local_target(path: str, settings: Settings) -> tuple[str, str]:
 
 def _cloud_backfill(args: argparse.Namespace, settings: Settings, bucket: str, via: str):
     """The app against the cloud from this machine, and how videos are handed over."""
-    from . import backfill
+    from . import backfill, bootstrap
 
     if not bucket:
         raise ConfigError(f"{args.source}: no bucket (give oss://BUCKET/PREFIX)")

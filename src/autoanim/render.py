@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .local import LocalUpload
-from .reports import ResultReport, UploadReport
+if TYPE_CHECKING:  # (annotations only: `convert` renders without importing the pipeline)
+    from .local import LocalUpload
+    from .reports import ResultReport, UploadReport
 
 
 def _frames(n: int | None) -> str:

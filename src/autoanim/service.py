@@ -206,7 +206,7 @@ def read_sidecar(app: App, source: SourceObject, *, exists: bool | None = None) 
     if exists is False:  # known absent (from a listing): no probe
         return None
     key = source.key + objects.SIDECAR_SUFFIX
-    where = f"sidecar oss://{source.bucket}/{key}"
+    where = f"sidecar {objects.uri(source.bucket, key)}"
     limit = app.settings.limits.max_sidecar_bytes
     try:
         raw = app.store.read(source.bucket, key, limit)
