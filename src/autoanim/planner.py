@@ -264,8 +264,12 @@ def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
     return key
 
 
-def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[PlannedTask]:
-    """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty."""
+def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_caps: bool = True) -> list[PlannedTask]:
+    """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty.
+
+    A rule with a byte cap is first fitted to it by the size model (``fit``); ``fit_caps=False``
+    plans it as asked (the local engine's search starts there and measures instead).
+    """
     out_bucket = settings.output_bucket or source.bucket
     notification = (
         Notification(MNS=MNS(TopicName=settings.imm_notify_topic)) if settings.imm_notify_topic else None
@@ -274,7 +278,8 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
     for rule in rules:
         key = output_key(source, rule, settings)
         idem = idempotency_key(source, rule)
-        rule = fit(rule)  # noqa: PLW2901 - the rule as sent; its identity is the one asked for
+        if fit_caps:
+            rule = fit(rule)  # noqa: PLW2901 - the rule as sent; its identity is the one asked for
         claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
         animation = _animation(rule, uri(out_bucket, key))
         request = ConvertRequest(

@@ -80,4 +80,10 @@ def converted(summary: dict[str, Any], auto: Any) -> str:
             f"({summary['seconds']:.2f} s; IMM would bill {summary['imm_billed_frames']} frames)")
     if auto:
         text += f"\nstart: auto picked {auto.start:g} s (score {auto.score:g}): {auto.why}"
+    if summary.get("cap") is not None:
+        where = f"target {summary['target']}: " if summary.get("target") else ""
+        verdict = "under" if summary["met"] else "OVER"
+        lost = f"; gave up {', '.join(summary['given_up'])}" if summary.get("given_up") else ""
+        text += (f"\n{where}{summary['bytes']:,} bytes, {verdict} the cap of {summary['cap']:,} "
+                 f"({summary['encodes']} encode{'s' if summary['encodes'] != 1 else ''}){lost}")
     return text

@@ -42,6 +42,7 @@ MARGIN = 0.85  # the planner aims at this share of the cap
 MIN_FPS = 5.0
 MIN_SIDE = 48  # pixels of the shorter side
 MIN_FRAMES = 2
+CLIP_TOLERANCE = 0.98  # a clip this much of its length or more is not said to be shorter
 RATE_SHARE = 0.4  # of the bytes to save, the share (as an exponent) taken from the frame rate first
 
 
@@ -178,6 +179,6 @@ def given_up(old: Knobs, new: Knobs) -> list[str]:
         lost.append(f"fps {old.fps:g} → {new.fps:g}")
     if (new.width, new.height) != (old.width, old.height):
         lost.append(f"size {old.width:.0f}x{old.height:.0f} → {new.width:.0f}x{new.height:.0f}")
-    if new.frames * new.interval < old.frames * old.interval - 1e-6:
+    if new.frames * new.interval < old.frames * old.interval * CLIP_TOLERANCE:  # not the rate's rounding
         lost.append(f"clip {old.frames * old.interval:g} s → {new.frames * new.interval:g} s")
     return lost
