@@ -47,7 +47,7 @@ def test_every_single_fault_point(flow, kind):
             raise AssertionError(f"{flow}: {kind} at call {number} ({world.faults.injected}): {exc}") from exc
 
 
-@pytest.mark.parametrize("flow", ["plain", "resubmit", "auto"])
+@pytest.mark.parametrize("flow", ["plain", "resubmit", "auto", "over-cap"])
 @pytest.mark.parametrize("delivery", ["twice", "late", "early"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_single_fault_point_with_odd_deliveries(flow, delivery, kind):
