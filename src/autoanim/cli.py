@@ -84,6 +84,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     for request in media.requests:  # what on_upload sent: animations, and the probes of start: auto clips
         if request.targets[0].image.sprites:
             claim = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location)
+            plan = claim.plan
             sprite = request.targets[0].image.sprites[0]
             probes.append({"for": claim.plan.output_uri, "start": "auto", "sheet": sprite.uri,
                            "sampled_frames": sprite.number, "request": request.wire()})
@@ -93,9 +94,16 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         else:
             tasks.append({"output": request.animation.uri, "billed_frames": request.animation.number,
                           "request": request.wire()})
+            claim = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location)
+            plan = claim.plan if claim is not None else None
+        if plan is not None and plan.rule.max_bytes is not None:  # a byte cap: the size retries' worst case
+            tasks[-1].update(cap=plan.rule.max_bytes, target=plan.rule.target, given_up=list(plan.rule.given_up),
+                             size_retries=plan.size_retries, billed_frames_worst=plan.worst_billed_frames)
     summary = {"tasks": tasks, "billed_frames_total": sum(t["billed_frames"] for t in tasks),
                "skipped": [s.model_dump() for s in report.skipped],
                "rejected": [r.model_dump(exclude_none=True) for r in report.rejected]}
+    if any("cap" in t for t in tasks):
+        summary["billed_frames_worst_total"] = sum(t.get("billed_frames_worst", t["billed_frames"]) for t in tasks)
     if probes:
         summary["probes"] = probes
     _emit(args, summary, render.plan(summary))

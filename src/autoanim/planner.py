@@ -279,7 +279,7 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_cap
         key = output_key(source, rule, settings)
         idem = idempotency_key(source, rule)
         if fit_caps:
-            rule = fit(rule)  # noqa: PLW2901 - the rule as sent; its identity is the one asked for
+            rule = fit(rule)
         claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
         animation = _animation(rule, uri(out_bucket, key))
         request = ConvertRequest(
