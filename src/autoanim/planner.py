@@ -208,6 +208,9 @@ def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
     }), given_up
 
 
+FIT_ROUNDS = 6
+
+
 def fit(rule: Rule) -> Rule:
     """A capped rule shrunk by the size model until its estimate is within the cap's margin."""
     from . import targets
@@ -218,7 +221,13 @@ def fit(rule: Rule) -> Rule:
     budget = rule.max_bytes * targets.MARGIN
     if estimate <= budget:
         return rule
-    fitted, _ = scaled(rule, budget / estimate)
+    factor = budget / estimate
+    for _ in range(FIT_ROUNDS):  # bytes are not linear in the area (small pictures cost more a pixel)
+        fitted, _ = scaled(rule, factor)
+        estimate = estimated_bytes(fitted)
+        if estimate <= budget:
+            break
+        factor *= budget / estimate * 0.98  # a little under: the sides and frames round down
     return fitted
 
 

@@ -12,7 +12,8 @@ gives; a rule that contradicts its target is refused with the reason
 (``rules.resolve``). ``anim-max-bytes`` is a byte cap alone.
 
 The size model (``estimate_bytes``) is what the cloud path plans with, since
-IMM has no quality knob: output bytes are about ``pixel-frames × BYTES_PER_PIXEL_FRAME[format]``;
+IMM has no quality knob: output bytes are about ``pixel-frames × BYTES_PER_PIXEL_FRAME[format]``
+at ``REF_AREA`` pixels a frame, a little more a pixel for smaller pictures (``SIZE_EXPONENT``);
 the planner aims at ``cap × MARGIN``. Its numbers and how they were measured
 are in docs/engine.md.
 """
@@ -32,11 +33,14 @@ from .errors import ConfigError
 
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 
-# Output bytes per output pixel-frame (width × height × frames), the 90th percentile of the engine's
-# outputs over the bench's real footage at its default quality (WebP q75, GIF 256 colours): see
-# docs/engine.md. IMM's encoder is not ours, so the planner keeps a margin and the result is checked
-# (the size retry of ``service``).
-BYTES_PER_PIXEL_FRAME = {"webp": 0.22, "gif": 0.73}  # bench/targets.py, 2026-12-01: p90 0.215 and 0.732
+# Output bytes per output pixel-frame (width × height × frames) of a REF_AREA picture, and how that
+# falls with the picture's area (bytes per pixel-frame ∝ area ** -SIZE_EXPONENT): the largest of the
+# engine's outputs at its default quality (WebP q75, GIF 256 colours) over the bench's five clips,
+# 10 fps, 96 to 512 px (bench/targets.py, 2026-12-01; docs/engine.md). IMM's encoder is not ours,
+# so the planner keeps a margin and the result is checked (the size retry of ``service``).
+BYTES_PER_PIXEL_FRAME = {"webp": 0.18, "gif": 0.66}
+SIZE_EXPONENT = {"webp": 0.25, "gif": 0.05}
+REF_AREA = 320 * 320
 MARGIN = 0.85  # the planner aims at this share of the cap
 # The knobs are lowered in this order, each down to its floor, before the next one is touched.
 MIN_FPS = 5.0
@@ -113,7 +117,8 @@ def check(settings: Any) -> None:
 
 def estimate_bytes(fmt: str, width: float, height: float, frames: int) -> int:
     """The bytes an animation of ``frames`` frames of ``width`` × ``height`` is expected to take."""
-    return math.ceil(BYTES_PER_PIXEL_FRAME[fmt] * width * height * frames)
+    area = max(1.0, width * height)
+    return math.ceil(BYTES_PER_PIXEL_FRAME[fmt] * (area / REF_AREA) ** -SIZE_EXPONENT[fmt] * area * frames)
 
 
 class Knobs(BaseModel):
