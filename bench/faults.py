@@ -38,7 +38,7 @@ def main() -> int:
                 except AssertionError as exc:
                     failures.append(f"{name}: {kind} at call {number} ({call}): {exc}")
                 row["tasks"] += len(world.imm.tasks)
-                row["expected"] += flow.clips * (flow.attempts + flow.auto)
+                row["expected"] += flow.clips * (flow.attempts + (1 if flow.auto else 0))  # a probe is a task too
                 row["redeliveries"] += sum(world.invocations.values()) - len(flow.events) - len(world.imm.tasks)
                 row["dead"] += len(world.dead)
     print("| port call | fault | fault points | promise kept | IMM tasks made / needed | extra deliveries | "

@@ -35,9 +35,10 @@ def check(settings: Settings) -> None:
     rejection: raised from the handler, the event is kept (FC retries, then the
     dead-letter topic) until the configuration is fixed.
     """
-    from . import planner, rules
+    from . import planner, rules, targets
     from .errors import RuleError
 
+    targets.check(settings)  # the shipped targets and the operator's (AUTOANIM_TARGETS)
     names = rules.profile_names(settings)
     if settings.default_profile != "none" and settings.default_profile not in names:
         raise ConfigError(f"DEFAULT_PROFILE={settings.default_profile!r}: no such profile; "

@@ -14,6 +14,9 @@ and only by its holder:
                                  ListTasks, or adopted from its own result
     <base>.probe.*.json          the same for a ``start: auto`` clip's probe (before a0)
     <base>.pick.json             the start its probe picked (the animation's StartTime)
+    <base>.a<N>.scale.json       a size retry: attempt N is the plan scaled by this factor, because
+                                 attempt N-1's output was over the rule's byte cap (recorded before
+                                 attempt N's lease, so every holder builds the same request)
     <base>.done.json             the outcome, after the manifest: the claim is final
 
 The state is which of them exist; one machine, driven by ``service``:
@@ -23,6 +26,7 @@ The state is which of them exist; one machine, driven by ``service``:
                  ▲  released / expired lease: the next lease looks the task up first
                  └──┘
     running(N) ──retryable task failure, N < max──▶ submitting(N+1) ──task──▶ running(N+1)
+    running(N) ──succeeded over the cap, size retries left──▶ scale(N+1) ──lease──▶ submitting(N+1) ...
     submitting(N) ──refused for good──▶ done (Failed)
 
 Every task carries its claim and attempt in ``Tags`` and ``UserData``: a holder
@@ -91,6 +95,16 @@ class TaskRecord(_Record):
     at: float
     how: Literal["submitted", "found", "adopted"]
     reason: dict[str, str] | None = None
+
+
+class ScaleRecord(_Record):
+    """Why and by how much an attempt's plan is smaller than the claim's: a size retry."""
+
+    factor: float  # the bytes factor applied to the planned rule (``planner.scaled``), cumulative
+    after: int  # the attempt whose output was measured
+    bytes: int  # its size
+    cap: int
+    at: float
 
 
 class Outcome(_Record):
@@ -207,6 +221,27 @@ class Claims:
         """The start for the animation's attempts; the first pick made wins (all of them score the
         same sheet the same way, so they agree anyway)."""
         return self._create_once(claim, "pick", pick)
+
+    def scale(self, claim: Claim, attempt: int) -> ScaleRecord | None:
+        """The size retry that made attempt ``attempt``, if it is one."""
+        return self._read(claim.bucket, claim.part(f"{step(attempt)}.scale"), ScaleRecord)
+
+    def scales(self, claim: Claim, upto: int) -> dict[int, ScaleRecord]:
+        """The size retries among attempts 1..upto, by attempt (a claim without a cap has none)."""
+        if claim.plan.rule.max_bytes is None:
+            return {}
+        found = {n: self.scale(claim, n) for n in range(1, upto + 1)}
+        return {n: record for n, record in found.items() if record is not None}
+
+    def scale_of(self, claim: Claim, attempt: int) -> ScaleRecord | None:
+        """The scale attempt ``attempt`` is made at: its own size retry's, else the latest before it
+        (a transient failure's resubmit repeats the attempt it replaces)."""
+        found = self.scales(claim, attempt)
+        return found[max(found)] if found else None
+
+    def record_scale(self, claim: Claim, attempt: int, record: ScaleRecord) -> ScaleRecord:
+        """Attempt ``attempt``'s scale; the first record made wins and is returned."""
+        return self._create_once(claim, f"{step(attempt)}.scale", record)
 
     def record_task(self, claim: Claim, attempt: int, task_id: str, how: str,
                     reason: dict[str, str] | None = None) -> TaskRecord:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import log, objects, planner, render, rules
 from .config import Settings
-from .errors import AutoanimError, ConfigError, RuleError, ServiceError
+from .errors import AutoanimError, ConfigError, MediaError, RuleError, ServiceError
 
 if TYPE_CHECKING:
     from .local import LocalApp
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # The pipeline (bootstrap, handlers, local) is imported by the commands that run it, so that
 # `convert` pays only for the rules, the planner and the engine.
 
-EXIT_OK, EXIT_USAGE, EXIT_SERVICE = 0, RuleError.exit_code, ServiceError.exit_code
+EXIT_OK, EXIT_USAGE, EXIT_MEDIA, EXIT_SERVICE = 0, RuleError.exit_code, MediaError.exit_code, ServiceError.exit_code
 DEFAULT_BUCKET = "local-bucket"
 JSON_HELP = "print one exact JSON object (default: a short summary for people)"
 
@@ -90,6 +90,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     for request in media.requests:  # what on_upload sent: animations, and the probes of start: auto clips
         if request.targets[0].image.sprites:
             claim = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location)
+            plan = claim.plan
             sprite = request.targets[0].image.sprites[0]
             probes.append({"for": claim.plan.output_uri, "start": "auto", "sheet": sprite.uri,
                            "sampled_frames": sprite.number, "request": request.wire()})
@@ -99,9 +100,16 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         else:
             tasks.append({"output": request.animation.uri, "billed_frames": request.animation.number,
                           "request": request.wire()})
+            claim = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location)
+            plan = claim.plan if claim is not None else None
+        if plan is not None and plan.rule.max_bytes is not None:  # a byte cap: the size retries' worst case
+            tasks[-1].update(cap=plan.rule.max_bytes, target=plan.rule.target, given_up=list(plan.rule.given_up),
+                             size_retries=plan.size_retries, billed_frames_worst=plan.worst_billed_frames)
     summary = {"tasks": tasks, "billed_frames_total": sum(t["billed_frames"] for t in tasks),
                "skipped": [s.model_dump() for s in report.skipped],
                "rejected": [r.model_dump(exclude_none=True) for r in report.rejected]}
+    if any("cap" in t for t in tasks):
+        summary["billed_frames_worst_total"] = sum(t.get("billed_frames_worst", t["billed_frames"]) for t in tasks)
     if probes:
         summary["probes"] = probes
     _emit(args, summary, render.plan(summary))
@@ -111,7 +119,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 # --- convert / sample-video ------------------------------------------------------------------
 
 
-_CONVERT_FLAGS = ("format", "start", "duration", "fps", "interval", "frames", "width", "height", "scale")
+_CONVERT_FLAGS = ("format", "start", "duration", "fps", "interval", "frames", "width", "height", "scale", "target",
+                  "max_bytes")
 
 
 def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
@@ -121,9 +130,10 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.output)
     if "format" not in fields:
         ext = objects.extension(out.name)
-        if ext not in objects.OUTPUT_EXTENSIONS:
+        if ext in objects.OUTPUT_EXTENSIONS:
+            fields["format"] = ext
+        elif "target" not in fields:  # a target says its format
             raise RuleError("command line", "--format", None, "give --format gif|webp or an output ending .gif/.webp")
-        fields["format"] = ext
     spec = rules.validate_spec(fields, settings.limits, "command line", "--")
     (rule,) = rules.resolve([spec], origin="cli", source="command line", settings=settings)
     for note in rule.notes:
@@ -131,7 +141,10 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     source = objects.SourceObject(bucket="local", key=Path(args.source).name or "video.mp4", etag="")
     if rule.start_auto:
         rule = _auto_start(Path(args.source), source, rule, settings)
-    request = planner.plan(source, [rule], settings)[0].request
+    if rule.max_bytes is not None and args.fit == "search":
+        return _convert_fitted(args, settings, source, rule, out)
+    task = planner.plan(source, [rule], settings)[0]
+    request = task.request
     with _progress(args.progress) as progress:
         result = engine.convert(args.source, out, request.animation, start=request.source.start_time,
                                 duration=request.source.duration, quality=args.quality, progress=progress)
@@ -139,8 +152,33 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
                "bytes": result.bytes, "duration": round(result.duration, 3), "seconds": round(result.elapsed, 3),
                "imm_billed_frames": result.frames, "start": request.source.start_time or 0.0,
                "start_auto": rule.auto.model_dump(exclude={"sheet"}) if rule.auto else None}
+    if rule.max_bytes is not None:  # --fit model: the cloud's plan, made once; the cap is checked, not searched
+        summary.update(target=rule.target, cap=rule.max_bytes, met=result.bytes <= rule.max_bytes,
+                       given_up=list(task.rule.given_up), encodes=1)
     _emit(args, summary, render.converted(summary, rule.auto))
     return EXIT_OK
+
+
+def _convert_fitted(args: argparse.Namespace, settings: Settings, source: objects.SourceObject, rule: rules.Rule,
+                    out: Path) -> int:
+    """A capped conversion by the engine's bounded search (``engine.fit``), from the rule as asked."""
+    from .engine import fit
+
+    if args.quality is not None:
+        raise RuleError("command line", "--quality", args.quality, "with a byte cap the search picks the quality "
+                        "(or give --fit model)")
+    request = planner.plan(source, [rule], settings, fit_caps=False)[0].request
+    result = fit.fit(args.source, out, request.animation, rule.max_bytes, start=request.source.start_time,
+                     duration=request.source.duration, fixed_size=rule.fixed_size)
+    summary = {"output": str(out), "frames": result.frames, "width": result.width, "height": result.height,
+               "bytes": result.bytes, "duration": round(result.duration, 3), "fps": result.fps,
+               "seconds": round(result.elapsed, 3), "imm_billed_frames": result.frames,
+               "start": request.source.start_time or 0.0,
+               "start_auto": rule.auto.model_dump(exclude={"sheet"}) if rule.auto else None,
+               "target": rule.target, "cap": result.cap, "met": result.met, "given_up": result.given_up,
+               "encodes": result.encodes, "tried": result.tried}
+    _emit(args, summary, render.converted(summary, rule.auto))
+    return EXIT_OK if result.met else EXIT_MEDIA
 
 
 def _auto_start(src: Path, source: objects.SourceObject, rule: rules.Rule, settings: Settings) -> rules.Rule:
@@ -405,6 +443,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=["stretch", "crop", "fill", "fit"])
     p.add_argument("--quality", type=int, choices=range(1, 101), metavar="1-100",
                    help="local only (IMM has no quality setting)")
+    p.add_argument("--target", help="a target (whatsapp-sticker, discord, discord-sticker, slack-emoji, github, "
+                   "email, or the operator's): its format, size, duration, fps and byte limits")
+    p.add_argument("--max-bytes", dest="max_bytes", help="a byte cap (alone, or under a target's)")
+    p.add_argument("--fit", choices=["search", "model"], default="search",
+                   help="with a cap: the engine's bounded search (default), or the cloud's size-model plan, once")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(run=cmd_convert)

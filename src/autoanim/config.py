@@ -81,12 +81,15 @@ class Settings(_FromEnv):
     output_template: str = Field("{prefix}{dirname}/{barename}{name}.{ext}", validation_alias="OUTPUT_TEMPLATE")
     default_profile: str = Field("preview", validation_alias="DEFAULT_PROFILE")
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="AUTOANIM_PROFILES")  # JSON
+    targets: dict[str, dict[str, Any]] = Field(default_factory=dict, validation_alias="AUTOANIM_TARGETS")  # JSON
     local_root: str = Field("./buckets", validation_alias="AUTOANIM_LOCAL_ROOT")
     limits: Limits = Field(default_factory=Limits)  # from_env: the AUTOANIM_MAX_* variables
     status_tag: Annotated[bool, BeforeValidator(_truthy)] = Field(False, validation_alias="AUTOANIM_STATUS_TAG")
     claim_timeout: float = Field(90.0, gt=0, validation_alias="AUTOANIM_CLAIM_TIMEOUT",
                                  description="seconds before a crashed claim is taken over (> the function timeout)")
     max_resubmits: int = Field(2, ge=0, le=10, validation_alias="AUTOANIM_MAX_RESUBMITS")
+    target_retries: int = Field(1, ge=0, le=5, validation_alias="AUTOANIM_TARGET_RETRIES",
+                                description="resubmits, smaller, of an output over its byte cap")
     local_workers: int = Field(2, ge=1, le=64, validation_alias="AUTOANIM_LOCAL_WORKERS")
     local_timeout: float = Field(900.0, gt=0, validation_alias="AUTOANIM_LOCAL_TIMEOUT",
                                  description="seconds one local conversion may take")
@@ -98,8 +101,9 @@ class Settings(_FromEnv):
         try:
             values = {"backend": "imm" if env.get("FC_FUNCTION_NAME") else "local", "limits": _Environ(Limits, env)()}
             settings = cls.model_validate({**values, **_Environ(cls, env)()})
-        except SettingsError as exc:  # the one field decoded as JSON
-            raise ConfigError(f"AUTOANIM_PROFILES is not JSON: {exc.__cause__}") from exc
+        except SettingsError as exc:  # the fields decoded as JSON
+            variable = "AUTOANIM_TARGETS" if '"targets"' in str(exc) else "AUTOANIM_PROFILES"
+            raise ConfigError(f"{variable} is not JSON: {exc.__cause__}") from exc
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

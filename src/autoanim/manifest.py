@@ -38,6 +38,7 @@ class Attempt(_Model):
     reason: dict[str, str] | None = None  # why it was resubmitted: the previous task's failure
     billed_frames_estimate: int
     unit: str = "output frames"
+    scale: float | None = None  # a size retry: the bytes factor its plan was scaled by
 
 
 class Timings(_Model):
@@ -58,6 +59,9 @@ class Manifest(_Model):
     rule: dict[str, Any]
     output: OutputInfo
     billed_frames_estimate: int  # every attempt's frames: IMM bills each task it ran
+    cap: int | None = None  # the rule's byte cap (its target's, or anim-max-bytes)
+    met: bool | None = None  # whether the output is within it
+    given_up: list[str] = []  # what the plan gave up to meet it: "fps 15 → 10", "size 480x270 → 360x203"
     timings: Timings
     request: dict[str, Any]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import posixpath
 import string
 from typing import Literal
@@ -27,7 +28,7 @@ from .convert_request import (
 )
 from .errors import ConfigError, RuleError
 from .objects import MANIFEST_SUFFIX, MAX_KEY_BYTES, ObjectRef, SourceObject, extension, uri
-from .rules import Rule
+from .rules import ASSUMED_SOURCE, OPEN_SIDE, Rule, _estimated_area
 
 CLAIMS_FOLDER = ".autoanim/claims/"
 
@@ -115,13 +116,28 @@ class PlannedTask(BaseModel):
     def first_attempt(self) -> int:
         return PROBE if self.probe is not None else 0
 
-    def request_for(self, attempt: int, start: float | None = None) -> ConvertRequest:
+    @property
+    def worst_billed_frames(self) -> int:
+        """Billed frames if every size retry runs (each smaller, so this bounds them from above)."""
+        return self.billed_frames * (1 + (self.size_retries if self.rule.max_bytes else 0))
+
+    size_retries: int = 0  # AUTOANIM_TARGET_RETRIES when the plan was made
+
+    def request_for(self, attempt: int, start: float | None = None, scale: float | None = None) -> ConvertRequest:
         """The request of one attempt: the probe, or the animation (0 first, n for the n-th resubmit)
-        from ``start`` when the probe picked it; each with its own ``UserData`` and ``Tags``, so that
-        its result and its task can be told apart."""
+        from ``start`` when the probe picked it, shrunk by ``scale`` (the bytes factor of a size retry,
+        ``scaled``); each with its own ``UserData`` and ``Tags``, so that its result and its task can
+        be told apart."""
         base = self.probe if attempt == PROBE else self.request
         if base is None:
             raise ValueError(f"{self.claim_key} has no probe")
+        if scale is not None and attempt != PROBE:
+            rule, _ = scaled(self.rule, scale)
+            base = base.model_copy(update={
+                "sources": [base.source.model_copy(update={"duration": rule.duration})],
+                "targets": [base.targets[0].model_copy(update={"image": base.targets[0].image.model_copy(update={
+                    "animations": [_animation(rule, base.animation.uri)]})})],
+            })
         if start is not None and attempt != PROBE:
             base = base.model_copy(update={"sources": [base.source.model_copy(update={"start_time": start})]})
         user_data = TaskUserData.model_validate_json(self.request.user_data or "{}")
@@ -129,6 +145,90 @@ class PlannedTask(BaseModel):
             "user_data": user_data.model_copy(update={"attempt": attempt}).dump(),
             "tags": task_tags(self.idempotency_key, attempt),
         })
+
+
+def _animation(rule: Rule, uri_: str) -> Animation:
+    return Animation(Format=rule.format, FrameRate=rule.fps, Interval=rule.interval, Number=rule.frames,
+                     Width=rule.width, Height=rule.height, ScaleType=rule.scale, URI=uri_)
+
+
+def estimated_size(rule: Rule) -> tuple[float, float]:
+    """The output's pixels, at most (ratios and open sides estimated as ``rules`` does for the limits)."""
+    w, h = rule.width, rule.height
+    if w is not None and h is not None and 1 <= w < OPEN_SIDE and 1 <= h < OPEN_SIDE:
+        return _fit_box(w, h, ASSUMED_SOURCE[0] / ASSUMED_SOURCE[1]) if rule.scale == "fit" else (w, h)
+    area = _estimated_area(*(None if s is None or s >= OPEN_SIDE else s for s in (w, h)))
+    if w is not None and 1 <= w < OPEN_SIDE:
+        return w, area / w
+    if h is not None and 1 <= h < OPEN_SIDE:
+        return area / h, h
+    aspect = 16 / 9
+    return math.sqrt(area * aspect), math.sqrt(area / aspect)
+
+
+def _fit_box(w: float, h: float, aspect: float) -> tuple[float, float]:
+    """The larger of a landscape and a portrait picture of ``aspect`` fitted inside w × h."""
+    landscape = (min(w, h * aspect), min(w, h * aspect) / aspect)
+    portrait = (min(h, w * aspect) / aspect, min(h, w * aspect))
+    return max(landscape, portrait, key=lambda size: size[0] * size[1])
+
+
+def estimated_bytes(rule: Rule) -> int:
+    from . import targets
+
+    return targets.estimate_bytes(rule.format, *estimated_size(rule), rule.frames)
+
+
+def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
+    """``rule`` with fewer frames, a lower rate or a smaller size so that its bytes scale by ``factor``.
+
+    Pure: the planner fits a rule to its cap with it, and a size retry scales the plan by the
+    ratio it measured with the same function, so every holder builds the same request.
+    """
+    from . import targets
+
+    width, height = estimated_size(rule)
+    knobs = targets.Knobs(fps=rule.fps, interval=rule.interval, frames=rule.frames, width=width, height=height,
+                          size_fixed=rule.fixed_size)
+    new, given_up = targets.shrink(knobs, factor)
+    if not given_up:
+        return rule, []
+    side = new.width / width if width else 1.0
+
+    def shrink_side(value: float | None) -> float | None:
+        if value is None or value >= OPEN_SIDE or side >= 1:
+            return value
+        return value * side if value < 1 else float(max(1, math.floor(value * side)))
+
+    duration = new.frames * new.interval if rule.duration is not None else None
+    return rule.model_copy(update={
+        "fps": new.fps, "interval": new.interval, "frames": new.frames, "duration": duration,
+        "width": shrink_side(rule.width), "height": shrink_side(rule.height),
+        "given_up": (*rule.given_up, *given_up),
+    }), given_up
+
+
+FIT_ROUNDS = 6
+
+
+def fit(rule: Rule) -> Rule:
+    """A capped rule shrunk by the size model until its estimate is within the cap's margin."""
+    from . import targets
+
+    if rule.max_bytes is None:
+        return rule
+    estimate = estimated_bytes(rule)
+    budget = rule.max_bytes * targets.MARGIN
+    if estimate <= budget:
+        return rule
+    factor = budget / estimate
+    for _ in range(FIT_ROUNDS):  # bytes are not linear in the area (small pictures cost more a pixel)
+        fitted, _ = scaled(rule, factor)
+        estimate = estimated_bytes(fitted)
+        if estimate <= budget:
+            break
+        factor *= budget / estimate * 0.98  # a little under: the sides and frames round down
+    return fitted
 
 
 def task_tags(idempotency_key: str, attempt: int) -> dict[str, str]:
@@ -173,8 +273,12 @@ def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
     return key
 
 
-def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[PlannedTask]:
-    """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty."""
+def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_caps: bool = True) -> list[PlannedTask]:
+    """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty.
+
+    A rule with a byte cap is first fitted to it by the size model (``fit``); ``fit_caps=False``
+    plans it as asked (the local engine's search starts there and measures instead).
+    """
     out_bucket = settings.output_bucket or source.bucket
     notification = (
         Notification(MNS=MNS(TopicName=settings.imm_notify_topic)) if settings.imm_notify_topic else None
@@ -183,11 +287,10 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
     for rule in rules:
         key = output_key(source, rule, settings)
         idem = idempotency_key(source, rule)
+        if fit_caps:
+            rule = fit(rule)
         claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
-        animation = Animation(
-            Format=rule.format, FrameRate=rule.fps, Interval=rule.interval, Number=rule.frames,
-            Width=rule.width, Height=rule.height, ScaleType=rule.scale, URI=uri(out_bucket, key),
-        )
+        animation = _animation(rule, uri(out_bucket, key))
         request = ConvertRequest(
             ProjectName=settings.imm_project or "local",
             Sources=[Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)],
@@ -204,5 +307,5 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings) -> list[Pl
             probe = plan_probe(source, rule, settings).request
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
                                  output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim,
-                                 probe=probe))
+                                 probe=probe, size_retries=settings.target_retries if rule.max_bytes else 0))
     return tasks

@@ -65,13 +65,19 @@ def plan(summary: dict[str, Any]) -> str:
         lines.append(f"{task['output']}: {animation['Format']} {size} {animation['ScaleType']}, {clip}, "
                      f"every {animation['Interval']:g} s at {animation['FrameRate']:g} fps, "
                      f"{_frames(task['billed_frames'])} at most")
+        if "cap" in task:
+            lost = f"; the size model gave up {', '.join(task['given_up'])}" if task["given_up"] else ""
+            lines.append(f"  cap {task['cap']:,} bytes" + (f" (target {task['target']})" if task["target"] else "")
+                         + f"{lost}; up to {task['size_retries']} smaller resubmit(s) if over it: "
+                         f"{_frames(task['billed_frames_worst'])} at worst")
     for probe in summary.get("probes", []):
         lines.append(f"start: auto for {probe['for']}: first a probe, one sprite sheet of "
                      f"{probe['sampled_frames']} sampled frames ({probe['sheet']})")
     lines += [f"skipped {item['key']}: {item['reason']}" for item in summary["skipped"]]
     lines += [f"rejected: {item['reason']}" for item in summary["rejected"]]
+    worst = f", {_frames(summary['billed_frames_worst_total'])} at worst" if "billed_frames_worst_total" in summary else ""
     lines.append(f"{len(summary['tasks'])} IMM task{'s' if len(summary['tasks']) != 1 else ''}, "
-                 f"{_frames(summary['billed_frames_total'])} in all (--json prints the requests)")
+                 f"{_frames(summary['billed_frames_total'])} in all{worst} (--json prints the requests)")
     return "\n".join(lines)
 
 
@@ -81,4 +87,10 @@ def converted(summary: dict[str, Any], auto: Any) -> str:
             f"({summary['seconds']:.2f} s; IMM would bill {summary['imm_billed_frames']} frames)")
     if auto:
         text += f"\nstart: auto picked {auto.start:g} s (score {auto.score:g}): {auto.why}"
+    if summary.get("cap") is not None:
+        where = f"target {summary['target']}: " if summary.get("target") else ""
+        verdict = "under" if summary["met"] else "OVER"
+        lost = f"; gave up {', '.join(summary['given_up'])}" if summary.get("given_up") else ""
+        text += (f"\n{where}{summary['bytes']:,} bytes, {verdict} the cap of {summary['cap']:,} "
+                 f"({summary['encodes']} encode{'s' if summary['encodes'] != 1 else ''}){lost}")
     return text

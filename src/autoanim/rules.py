@@ -46,6 +46,8 @@ ASSUMED_SOURCE = (1920, 1080)
 # The side sent for the one a rule leaves open (with fit, so the aspect is kept): inside IMM's
 # range, not on its edge; the TargetImage docs give sprite sizes as the open interval (1, 4096).
 OPEN_SIDE = 4095
+# A byte cap (anim-max-bytes) below this leaves nothing to show; above this it bounds nothing IMM makes.
+MIN_CAP, MAX_CAP = 1024, 2**31 - 1
 
 # OSS tagging rules (PutObjectTagging): at most 10 tags, key ≤ 128, value ≤ 256.
 MAX_TAGS = 10
@@ -154,6 +156,8 @@ Frames = Annotated[int, _within(_number, lambda v, most: v == int(v) and 1 <= v 
                                 "must be a whole number from 1 to {bound} (frames per animation)")]
 Side = Annotated[float, _within(_number, lambda v, most: 0 < v < 1 or (v == int(v) and 1 <= v <= most), "max_side",
                                 "must be a ratio in (0, 1) or whole pixels from 1 to {bound}")]
+MaxBytes = Annotated[int, _within(_number, lambda v, most: v == int(v) and MIN_CAP <= v <= most, MAX_CAP,
+                                  f"must be whole bytes from {MIN_CAP} to {{bound}}")]
 
 
 class RuleSpec(BaseModel):
@@ -176,6 +180,8 @@ class RuleSpec(BaseModel):
     width: Side | None = Field(None, validation_alias=_alias("width"))
     height: Side | None = Field(None, validation_alias=_alias("height"))
     scale: Annotated[ScaleType, BeforeValidator(_lower)] | None = Field(None, validation_alias=_alias("scale"))
+    target: Annotated[str, _named("be a target name matching [a-z0-9_-]{1,32}")] | None = None
+    max_bytes: MaxBytes | None = Field(None, validation_alias=AliasChoices("max_bytes", "max-bytes"))
 
 
 class AutoStart(BaseModel):
@@ -214,12 +220,20 @@ class Rule(BaseModel):
     scale: ScaleType = "fit"
     origin: str  # e.g. "tags", "sidecar", "profile:preview"
     notes: tuple[str, ...] = ()
+    target: str | None = None  # the target whose limits the rule meets (``autoanim.targets``)
+    max_bytes: int | None = None  # the byte cap: the target's, or anim-max-bytes (the smaller)
+    # What the planner's size model gave up to meet the cap ("fps 15 → 10"); derived, not identity.
+    given_up: tuple[str, ...] = ()
+    fixed_size: bool = False  # the target's size is exact: not something the size model may give up
 
     def identity(self) -> dict[str, Any]:
-        """What makes two rules the same clip (origin and notes excluded)."""
-        identity = self.model_dump(exclude={"origin", "notes", "auto"})
+        """What makes two rules the same clip (origin, notes and what the planner derived excluded)."""
+        identity = self.model_dump(exclude={"origin", "notes", "auto", "given_up", "fixed_size"})
         if not identity["start_auto"]:  # rules older than auto starts keep their keys (and claims)
             del identity["start_auto"]
+        for field in ("target", "max_bytes"):  # rules older than targets keep their keys (and claims)
+            if identity[field] is None:
+                del identity[field]
         return identity
 
     @property
@@ -325,8 +339,8 @@ def parse_tags(tags: Mapping[str, str], source: str, limits: Limits) -> TagRules
     if not fields:
         return TagRules(mode=mode_value, spec=None)  # type: ignore[arg-type]
     for short, value in fields.items():
-        if short in _IMM_NAMES.values() or short not in RuleSpec.model_fields:
-            allowed = ", ".join(TAG_PREFIX + f for f in RuleSpec.model_fields)
+        if short in _IMM_NAMES.values() or short.replace("-", "_") not in RuleSpec.model_fields:
+            allowed = ", ".join(TAG_PREFIX + f.replace("_", "-") for f in RuleSpec.model_fields)
             raise RuleError(source, TAG_PREFIX + short, value, f"unknown tag; known: anim, {allowed}")
     spec = validate_spec(fields, limits, source, TAG_PREFIX)
     return TagRules(mode=mode_value or "on", spec=spec)  # type: ignore[arg-type]
@@ -405,7 +419,10 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
     rules: list[Rule] = []
     for index, spec in enumerate(specs):
         prefix = f"animations[{index}]." if origin == "sidecar" else _FIELD_PREFIX.get(origin, "")
-        profile_name = spec.profile or base_profile
+        # A target of the spec's own replaces the default profile (it says what the clip is for); a named
+        # profile still applies, and a profile may name a target itself.
+        profile_name = spec.profile or (None if spec.target else base_profile)
+        target = _target(settings, spec.target, profile_name, source, prefix)
         merged: dict[str, Any] = {}
         if profile_name:
             base = profile(settings, profile_name)
@@ -420,16 +437,100 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
                 for field in group:
                     merged.pop(field, None)
         merged.update(own)
+        if target is not None:
+            merged = _apply_target(merged, own, target, source, prefix, settings.limits)
         if "name" not in merged and len(specs) > 1:
             merged["name"] = f"clip{index + 1}"
         rule_origin = origin if not profile_name else f"{origin}+profile:{profile_name}"
-        rules.extend(_finish(merged, rule_origin, source, prefix, settings.limits))
+        finished = _finish(merged, rule_origin, source, prefix, settings.limits)
+        if target is not None:
+            _check_target(finished, target, source, prefix)
+        rules.extend(finished)
     seen: set[tuple[str, str]] = set()
     for rule in rules:
         if (rule.name, rule.format) in seen:
             raise RuleError(source, "name", rule.name, "each clip of a video needs its own name")
         seen.add((rule.name, rule.format))
     return rules
+
+
+def _target(settings: Settings, name: str | None, profile_name: str | None, source: str,
+            prefix: str) -> tuple[str, Any] | None:
+    """The spec's target (its own, else its profile's) as (name, ``targets.Target``), or None."""
+    from . import targets
+
+    if name is None and profile_name:
+        base = profile(settings, profile_name)
+        name = base.target if base is not None else None
+    if name is None:
+        return None
+    target = targets.get(settings, name)
+    if target is None:
+        raise RuleError(source, f"{prefix}target", name, f"no such target; known: {', '.join(targets.names(settings))}")
+    return name, target
+
+
+def _apply_target(merged: dict[str, Any], own: dict[str, Any], named: tuple[str, Any], source: str, prefix: str,
+                  limits: Limits) -> dict[str, Any]:
+    """The target's limits over the merged fields: it fills what is open and refuses what contradicts it."""
+    name, target = named
+    fields = dict(merged)
+    why = f"target {name}"
+    fmt = fields.get("format")
+    if fmt is not None and fmt != target.format:
+        raise RuleError(source, f"{prefix}format", fmt, f"{why} takes {target.format}")
+    fields["format"] = target.format
+    size = target.size
+    if size is not None:
+        width, height = fields.get("width"), fields.get("height")
+        if size.rule == "exact":
+            for side, value, want in (("width", width, size.width), ("height", height, size.height)):
+                if value is not None and value != want:
+                    raise RuleError(source, f"{prefix}{side}", value, f"{why} is exactly {size.width}x{size.height}")
+            scale = fields.get("scale", "crop")
+            if scale == "fit":
+                raise RuleError(source, f"{prefix}scale", scale,
+                                f"{why} is exactly {size.width}x{size.height}: crop, fill or stretch, not fit")
+            fields.update(width=size.width, height=size.height, scale=scale, fixed_size=True)
+        else:
+            for side, value, most in (("width", width, size.width), ("height", height, size.height)):
+                if value is not None and (value < 1 or value > most):
+                    raise RuleError(source, f"{prefix}{side}", value,
+                                    f"{why} fits inside {size.width}x{size.height}: whole pixels up to {most}")
+            if width is None and height is None:
+                fields.update(width=size.width, height=size.height, scale=fields.get("scale", "fit"))
+            elif width is None or height is None:  # one side: the other is bounded by the target, aspect kept
+                fields.update(width=width or size.width, height=height or size.height, scale="fit")
+    if target.max_fps is not None:
+        fps = fields.get("fps")
+        if fps is not None and fps > target.max_fps:
+            raise RuleError(source, f"{prefix}fps", fps, f"{why} plays at most {target.max_fps:g} fps")
+        if fps is None and fields.get("interval") is None:
+            fields["fps"] = min(DEFAULT_FPS, target.max_fps, limits.max_fps)
+    cap = own.get("max_bytes")
+    if cap is not None and cap > target.max_bytes:
+        raise RuleError(source, f"{prefix}max-bytes", cap, f"{why} takes at most {target.max_bytes} bytes")
+    fields["max_bytes"] = cap or target.max_bytes
+    if target.max_duration is not None and fields.get("duration") is None and fields.get("frames") is None:
+        fps = fields.get("fps")
+        interval = fields.get("interval") or 1.0 / fps
+        fps = fps or 1.0 / interval
+        frames = max(1, min(limits.max_frames, math.floor(target.max_duration * fps + 1e-9)))
+        fields["duration"] = frames * interval
+    fields["target"] = name
+    return fields
+
+
+def _check_target(finished: list[Rule], named: tuple[str, Any], source: str, prefix: str) -> None:
+    name, target = named
+    for rule in finished:
+        playback = rule.frames / rule.fps
+        if target.max_duration is not None and playback > target.max_duration + 1e-6:
+            raise RuleError(source, f"{prefix}duration", rule.duration or f"{rule.frames} frames",
+                            f"plays {playback:g} s ({rule.frames} frames at {rule.fps:g} fps): target {name} "
+                            f"plays at most {target.max_duration:g} s")
+        if target.max_fps is not None and rule.fps > target.max_fps + 1e-9:
+            raise RuleError(source, f"{prefix}fps", rule.fps, f"target {name} plays at most {target.max_fps:g} fps")
 
 
 def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limits: Limits) -> list[Rule]:
@@ -492,7 +593,8 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
     return [
         Rule(name=fields.get("name", ""), format=fmt, start=start, start_auto=start_auto, duration=duration, fps=fps,
              interval=interval, frames=frames, width=width, height=height, scale=scale, origin=origin,
-             notes=tuple(notes))
+             notes=tuple(notes), target=fields.get("target"), max_bytes=fields.get("max_bytes"),
+             fixed_size=fields.get("fixed_size", False))
         for fmt in formats
     ]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from . import log, objects, planner, rules
-from .claims import Claim, Claims, Held, Outcome, TaskRecord
+from .claims import Claim, Claims, Held, Outcome, ScaleRecord, TaskRecord
 from .config import Settings
 from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
 from .events import ImmTaskResult, OssBatch, OssRecord
@@ -274,7 +274,9 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
     pick = claims.pick(claim) if claim.plan.probe is not None and attempt != PROBE else None
     if claim.plan.probe is not None and attempt != PROBE and pick is None:
         raise ServiceError(f"{claim.uri}: attempt {attempt} before its probe picked a start", retryable=True)
-    request = claim.plan.request_for(attempt, start=pick.start if pick else None)
+    scale = claims.scale_of(claim, attempt) if attempt > 0 else None
+    request = claim.plan.request_for(attempt, start=pick.start if pick else None,
+                                     scale=scale.factor if scale else None)
     look_up = held.must_look_up
     for last_try in (False, True):
         looking = look_up
@@ -357,6 +359,10 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
         return _after_probe(app, claim, result)
     if result.status == "Failed" and _retryable_code(result.code) and attempt < app.settings.max_resubmits:
         return _resubmit(app, claim, result, attempt + 1)
+    if result.status == "Succeeded" and claim.plan.rule.max_bytes is not None:
+        over = _over_cap(app, claim, attempt)
+        if over is not None:
+            return _resubmit(app, claim, result, attempt + 1, reason=over)
     out_uri = claim.plan.output_uri
     manifest = _record_outcome(
         app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt,
@@ -421,12 +427,53 @@ def _retryable_code(code: str) -> bool:
     return any(code == c or code.startswith(c + ".") for c in RETRYABLE_TASK_CODES)
 
 
-def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int) -> ResultReport:
-    """A transient IMM failure: the same work again as the next attempt, under its own lease."""
-    base = {"task_id": result.task_id, "status": result.status, "code": result.code}
+def _over_cap(app: App, claim: Claim, attempt: int) -> dict[str, str] | None:
+    """A size retry, when attempt ``attempt`` succeeded over the rule's cap with retries left: the reason
+    for attempt ``attempt + 1``, once its scale is recorded. None: the output is the outcome.
+
+    The scale is recorded (write-once) before the next attempt's lease, and looked for again after
+    the HEAD: once a retry is decided, the smaller output that replaces this one is never taken for
+    this attempt's.
+    """
     claims = app.claims
-    held = None if claims.task(claim, attempt) is not None else \
-        claims.lease(claim, attempt, reason={"code": result.code, "message": result.message[:300]})
+    cap = claim.plan.rule.max_bytes
+    nxt = attempt + 1
+    decided = claims.scale(claim, nxt)
+    if decided is None:
+        try:
+            size = app.store.head(claim.plan.output_bucket, claim.plan.output_key).size
+        except NotFound:
+            return None  # recorded as OutputMissing by _record_outcome
+        used = len(claims.scales(claim, attempt))
+        if size > cap and used < app.settings.target_retries:
+            previous = claims.scale_of(claim, attempt)
+            factor = (previous.factor if previous else 1.0) * cap * _margin() / size
+            decided = claims.record_scale(claim, nxt, ScaleRecord(factor=factor, after=attempt, bytes=size, cap=cap,
+                                                                  at=app.clock()))
+        else:
+            decided = claims.scale(claim, nxt)  # decided by another delivery meanwhile
+    return _over_cap_reason(decided) if decided is not None else None
+
+
+def _over_cap_reason(scale: ScaleRecord) -> dict[str, str]:
+    return {"code": "OverCap", "message": f"attempt {scale.after} made {scale.bytes} bytes, over the cap of "
+                                          f"{scale.cap}: scaled by {scale.factor:.3f}"}
+
+
+def _margin() -> float:
+    from .targets import MARGIN
+
+    return MARGIN
+
+
+def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int,
+              reason: dict[str, str] | None = None) -> ResultReport:
+    """The next attempt under its own lease: the same work again after a transient IMM failure, or the
+    plan scaled down after an output over its cap (``reason``: OverCap)."""
+    base = {"task_id": result.task_id, "status": result.status, "code": (reason or {}).get("code") or result.code}
+    claims = app.claims
+    reason = reason or {"code": result.code, "message": result.message[:300]}
+    held = None if claims.task(claim, attempt) is not None else claims.lease(claim, attempt, reason=reason)
     if not isinstance(held, Held):
         return _said(ResultReport(event="duplicate", **base, reason=f"attempt {attempt} already submitted"))
     try:
@@ -453,19 +500,29 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
     tasks = app.claims.tasks(claim, attempt)
     pick = app.claims.pick(claim) if plan.probe is not None else None
     reported = reported or {}
+    scales = app.claims.scales(claim, attempt)
+    attempts = [_attempt(plan, t, scales) for t in tasks]
+    final = plan.request_for(attempt, start=pick.start if pick else None, scale=_scale_at(scales, attempt)) \
+        if _scale_at(scales, attempt) is not None else plan.request  # a size retry's request, else the plan's
+    cap = plan.rule.max_bytes
+    given_up = list(plan.rule.given_up)
+    if _scale_at(scales, attempt) is not None:
+        given_up = list(planner.scaled(plan.rule, _scale_at(scales, attempt))[0].given_up)
     manifest = Manifest(
         status=status, code=code, message=message,
         task_id=tasks[-1].task_id if tasks and tasks[-1].attempt == attempt else "",
         task_ids=[t.task_id for t in tasks],
-        attempts=[_attempt(plan, t) for t in tasks],
+        attempts=attempts,
         source=SourceRef(uri=plan.source.uri, etag=plan.source.etag),
         rule=(plan.rule.model_copy(update={"auto": pick}) if pick else plan.rule).model_dump(exclude_none=True),
         output=OutputInfo(uri=plan.output_uri, bytes=size, frames=reported.get("Frames"),
                           width=reported.get("Width"), height=reported.get("Height")),
-        billed_frames_estimate=plan.billed_frames * len([t for t in tasks if t.attempt != PROBE]),
+        billed_frames_estimate=sum(a.billed_frames_estimate for a in attempts),
+        cap=cap, met=(size <= cap if size is not None else False) if cap is not None else None,
+        given_up=given_up,
         timings=Timings(claimed_at=iso_ms(claim.record.created_at), task_start=task_start or None,
                         task_end=task_end or None, recorded_at=iso_ms(app.clock())),
-        request=plan.request.wire(),
+        request=final.wire(),
     )
     app.store.put(plan.output_bucket, plan.manifest_key, manifest.dump(), "application/json")
     app.claims.finish(claim, Outcome(status=status, code=code, message=message, task_id=manifest.task_id,
@@ -475,13 +532,23 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
     return manifest
 
 
-def _attempt(plan: PlannedTask, task: TaskRecord) -> Attempt:
+def _scale_at(scales: dict, attempt: int) -> float | None:
+    """The factor attempt ``attempt`` was made at (its size retry's, or the latest before it)."""
+    made = [n for n in scales if n <= attempt]
+    return scales[max(made)].factor if made else None
+
+
+def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict | None = None) -> Attempt:
     if task.attempt == PROBE:  # a sprite sheet: IMM's billing unit for it is not documented
         tiles = plan.probe.targets[0].image.sprites[0].number if plan.probe else 0
         return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
                        billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
-    return Attempt(attempt=task.attempt, task_id=task.task_id, how=task.how, reason=task.reason,
-                   billed_frames_estimate=plan.billed_frames)
+    factor = _scale_at(scales or {}, task.attempt)
+    frames = plan.request_for(task.attempt, scale=factor).animation.number if factor is not None else plan.billed_frames
+    own = (scales or {}).get(task.attempt)  # an adopted task's record has no reason: its scale says it
+    reason = task.reason or (_over_cap_reason(own) if own is not None else None)
+    return Attempt(attempt=task.attempt, task_id=task.task_id, how=task.how, reason=reason,
+                   billed_frames_estimate=frames, scale=factor)
 
 
 def _put_json(app: App, bucket: str, key: str, body: dict[str, Any]) -> None:

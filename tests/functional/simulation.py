@@ -143,9 +143,11 @@ class SimImm:
     """IMM as the protocol sees it: tasks with tags, ListTasks, results published to MNS."""
 
     def __init__(self, world: World, *, fail_first: bool, copies: int, delay: float, early: bool,
-                 fail_probe: bool = False):
+                 fail_probe: bool = False, bytes_per_pixel_frame: float | None = None):
         self._world = world
         self.fail_probe = fail_probe
+        # Outputs of this many bytes per output pixel-frame (else a few bytes): a scaled attempt is smaller.
+        self.bytes_per_pixel_frame = bytes_per_pixel_frame
         self.tasks: dict[str, SimTask] = {}
         self.fail_first = fail_first  # attempt 0 fails with a transient code, later attempts succeed
         self.copies, self.delay, self.early = copies, delay, early
@@ -163,7 +165,7 @@ class SimImm:
             world.store.put(out.bucket, out.key, probe_sheet(sprites[0]))
         elif not failed:  # IMM writes the output of a successful task
             out = ObjectRef.parse(request.animation.uri)
-            world.store.put(out.bucket, out.key, b"GIF89a animation")
+            world.store.put(out.bucket, out.key, self.output(request))
         status, code = ("Failed", "InternalError") if failed else ("Succeeded", "")
         event = result_event(request, task_id, status, code)
         for copy in range(self.copies):
@@ -171,6 +173,14 @@ class SimImm:
         if self.early:  # the notification is handled before this call returns
             world.invoke("result", event, attempt=0)
         return task_id
+
+    def output(self, request: ConvertRequest) -> bytes:
+        body = b"GIF89a animation"
+        if self.bytes_per_pixel_frame is None:
+            return body
+        a = request.animation
+        size = int(self.bytes_per_pixel_frame * a.number * a.width * a.height)
+        return body + bytes(max(0, size - len(body)))
 
     def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
         for task in self.tasks.values():
@@ -220,6 +230,9 @@ class Flow:
     rejected: tuple[str, ...] = ()  # keys whose rules are refused: nothing may be submitted for them
     auto: bool = False  # start: auto: a probe task first, then the animation from the start it picks
     probe_fails: bool = False  # the probe task fails: the animation starts at 0, and says why
+    # IMM's outputs take this many bytes per pixel-frame: the first is over the rule's cap, the
+    # size retry's (scaled down by the ratio measured) is under it
+    bytes_per_pixel_frame: float | None = None
 
 
 SIDECAR = json.dumps({"animations": [{"name": "intro", "duration": 2, "fps": 5},
@@ -238,6 +251,8 @@ FLOWS = {
                  ("videos/g.mp4",), clips=1, auto=True),
     "auto-probe-fails": Flow("auto-probe-fails", {"videos/h.mp4": (VIDEO, {"anim-start": "auto"})},
                              ("videos/h.mp4",), clips=1, auto=True, probe_fails=True),
+    "over-cap": Flow("over-cap", {"videos/i.mp4": (VIDEO, {"anim-target": "email"})}, ("videos/i.mp4",),
+                     clips=1, attempts=2, bytes_per_pixel_frame=1.0),  # the size model says 0.73 for GIF
     "rejected": Flow("rejected", {"videos/e.mp4": (VIDEO, {"anim-fps": "1000"}),
                                   "videos/f.mp4": (VIDEO, {"anim-duration": "1"})},
                      ("videos/e.mp4", "videos/f.mp4"), clips=1, rejected=("videos/e.mp4",)),
@@ -252,7 +267,7 @@ class World:
         self.clock = 1_764_000_000.0
         self.store = MemoryObjectStore()
         self.imm = SimImm(self, fail_first=flow.fail_first, copies=copies, delay=delay, early=early,
-                          fail_probe=flow.probe_fails)
+                          fail_probe=flow.probe_fails, bytes_per_pixel_frame=flow.bytes_per_pixel_frame)
         self.settings = Settings(backend="imm", imm_project="sim-project", imm_notify_topic="sim-topic",
                                  max_resubmits=2)
         self.queue: list[tuple[float, int, str, bytes, int]] = []
@@ -359,6 +374,20 @@ class World:
             final = attempts[flow.attempts - 1][0]
             assert manifest["task_id"] == outcome.task_id == final, f"{key}: manifest names {manifest['task_id']}"
             assert manifest["task_ids"] == [attempts[n][0] for n in steps]
+            # Every attempt's billed frames: what each task was asked to make.
+            billed = {a["attempt"]: a["billed_frames_estimate"] for a in manifest["attempts"]}
+            for n in steps:
+                if n != PROBE:
+                    assert billed[n] == self.imm.tasks[attempts[n][0]].request.animation.number, f"{key}: attempt {n}"
+            assert manifest["billed_frames_estimate"] == sum(billed.values())
+            if flow.bytes_per_pixel_frame is not None:  # the size retry: over the cap once, then under it
+                cap = plan.rule.max_bytes
+                first, second = (self.imm.tasks[attempts[n][0]].request.animation for n in (0, 1))
+                assert second.number * second.width * second.height < first.number * first.width * first.height
+                assert manifest["attempts"][1]["reason"]["code"] == "OverCap", manifest["attempts"][1]
+                assert manifest["cap"] == cap and manifest["met"] is True and manifest["output"]["bytes"] <= cap
+                assert manifest["given_up"], f"{key}: nothing said given up"
+                assert manifest["request"]["Targets"][0]["Image"]["Animations"][0]["Width"] == second.width
             if flow.auto:  # the animation starts where the sheet moves, as the probe picked
                 pick = manifest["rule"]["auto"]
                 start = self.imm.tasks[final].request.source.start_time

@@ -47,7 +47,7 @@ def test_every_single_fault_point(flow, kind):
             raise AssertionError(f"{flow}: {kind} at call {number} ({world.faults.injected}): {exc}") from exc
 
 
-@pytest.mark.parametrize("flow", ["plain", "resubmit", "auto"])
+@pytest.mark.parametrize("flow", ["plain", "resubmit", "auto", "over-cap"])
 @pytest.mark.parametrize("delivery", ["twice", "late", "early"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_single_fault_point_with_odd_deliveries(flow, delivery, kind):
@@ -107,3 +107,19 @@ def test_an_answer_lost_after_imm_accepted_makes_no_second_task(flow):
 
 # The fifth, a versioned output bucket, is refused by the OSS adapter:
 # tests/wire/test_oss_wire.py::test_a_versioned_bucket_is_refused_for_claims.
+
+
+def test_without_size_retries_an_output_over_its_cap_is_recorded_as_not_met():
+    """AUTOANIM_TARGET_RETRIES=0: one task; the manifest says the cap was not met (never silently over)."""
+    import json
+
+    from tests.functional.simulation import BUCKET
+
+    world = World(FLOWS["over-cap"])
+    world.settings = world.settings.model_copy(update={"target_retries": 0})
+    world.run()
+    assert len(world.imm.tasks) == 1 and not world.dead and not world.unexpected
+    (claim,) = world.claims().values()
+    manifest = json.loads(world.store.objects[(BUCKET, claim.plan.manifest_key)])
+    assert manifest["status"] == "Succeeded" and manifest["met"] is False
+    assert manifest["output"]["bytes"] > manifest["cap"] == 1_000_000

@@ -230,3 +230,42 @@ def test_an_auto_start_makes_one_probe_then_one_animation_from_its_pick(cloud_en
     assert [a["step"] for a in manifest["attempts"]] == ["probe", "animation"]
     assert manifest["rule"]["auto"]["start"] == start and manifest["attempts"][0]["unit"].startswith("one sprite")
     assert len(imm.tasks) == 2
+
+
+def test_an_email_gif_over_its_cap_is_resubmitted_once_smaller(cloud_env, capsys, tmp_path):
+    """anim-target=email through the real SDKs: the first output (a HEAD through OSS) is over the 1 MB
+    cap, so one smaller task follows under the same claim; the manifest has both and their billed frames."""
+    imm, oss = cloud_env
+    oss.put_object("test-bucket", KEY, b"mov bytes", tags={"anim-target": "email"})
+    code, report, _ = invoke(capsys, "oss-put-tagged.json")
+    (first_id,) = imm.tasks
+    first = imm.tasks[first_id]["Request"]["Targets"][0]["Image"]["Animations"][0]
+    assert code == 0 and first["Format"] == "gif" and report["submitted"][0]["billed_frames"] == first["Number"]
+    out_key = "animated/video-demo/Winemaking.gif"
+    event = tmp_path / "result.json"
+
+    def finish(task_id: str, size: int) -> None:
+        oss.put_object("test-bucket", out_key, b"GIF89a" + bytes(size - 6), content_type="image/gif")
+        task = SimpleNamespace(user_data=imm.tasks[task_id]["UserData"])
+        event.write_bytes(result_event("mns-imm-succeeded.json", task, task_id))
+        assert cli.main(["invoke", "result", str(event), "--json"]) == 0
+
+    finish(first_id, 1_400_000)  # IMM's GIF came out 1.4x the cap
+    resubmitted = json.loads(capsys.readouterr().out)
+    assert resubmitted["event"] == "resubmitted" and resubmitted["code"] == "OverCap"
+    (second_id,) = [t for t in imm.tasks if t != first_id]
+    second = imm.tasks[second_id]["Request"]["Targets"][0]["Image"]["Animations"][0]
+    assert imm.tasks[second_id]["Tags"]["autoanim-attempt"] == "1"
+    assert second["Number"] * second["Width"] * second["Height"] < 0.7 * first["Number"] * first["Width"] * first["Height"]
+    assert cli.main(["invoke", "result", str(event)]) == 0  # the first result again: nothing more
+    assert len(imm.tasks) == 2
+
+    finish(second_id, 900_000)
+    capsys.readouterr()
+    manifest = json.loads(oss.objects[("test-bucket", out_key + ".manifest.json")])
+    assert manifest["status"] == "Succeeded" and manifest["task_ids"] == [first_id, second_id]
+    assert [a["billed_frames_estimate"] for a in manifest["attempts"]] == [first["Number"], second["Number"]]
+    assert manifest["billed_frames_estimate"] == first["Number"] + second["Number"]
+    assert manifest["attempts"][1]["reason"]["code"] == "OverCap"
+    assert manifest["cap"] == 1_000_000 and manifest["met"] is True and manifest["given_up"]
+    assert len(imm.tasks) == 2
