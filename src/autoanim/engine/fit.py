@@ -27,7 +27,7 @@ from ..errors import MediaError
 from . import geometry
 from .encode import GifWriter, WebpWriter
 from .job import _nothing, filter_graph, filtered, sample_times
-from .source import Decoder, open_video, sample_aspect_ratio
+from .source import Decoder, open_video, pictures, sample_aspect_ratio
 
 if TYPE_CHECKING:
     from ..convert_request import Animation
@@ -76,8 +76,6 @@ def decode(src: str, animation: Animation, start: float | None, duration: float 
     container, stream = open_video(src)
     try:
         decoder = Decoder(container, stream)
-        from .source import pictures
-
         sar = sample_aspect_ratio(stream)
         geo, source_size, graphs = None, None, {}
         shown, out = (None, None), []
