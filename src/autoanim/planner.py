@@ -99,6 +99,7 @@ class PlannedTask(BaseModel):
     claim_key: str
     # ``start: auto``: the probe (a sprite sheet of the clip range) that picks the animation's start
     probe: ConvertRequest | None = None
+    size_retries: int = 0  # a capped rule: AUTOANIM_TARGET_RETRIES when the plan was made
 
     @property
     def output_uri(self) -> str:
@@ -120,8 +121,6 @@ class PlannedTask(BaseModel):
     def worst_billed_frames(self) -> int:
         """Billed frames if every size retry runs (each smaller, so this bounds them from above)."""
         return self.billed_frames * (1 + (self.size_retries if self.rule.max_bytes else 0))
-
-    size_retries: int = 0  # AUTOANIM_TARGET_RETRIES when the plan was made
 
     def request_for(self, attempt: int, start: float | None = None, scale: float | None = None) -> ConvertRequest:
         """The request of one attempt: the probe, or the animation (0 first, n for the n-th resubmit)

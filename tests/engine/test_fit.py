@@ -67,3 +67,9 @@ def test_fit_model_runs_the_cloud_plan_once(footage, tmp_path, capsys):
     code, summary = convert(capsys, footage, "-o", tmp_path / "m.gif", "--target", "email", "--fit", "model")
     assert code == 0 and summary["encodes"] == 1 and summary["cap"] == 1_000_000
     assert summary["given_up"]  # the size model shrank the 600 px, 10 fps clip
+
+
+def test_the_search_holds_bounded_memory(footage, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fit, "MAX_MEMORY", 1024 * 1024)
+    code, _ = convert(capsys, footage, "-o", tmp_path / "big.webp", "--width", "640", "--max-bytes", "100000")
+    assert code == 3 and "--fit model" in convert.err and not (tmp_path / "big.webp").exists()

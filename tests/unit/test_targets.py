@@ -123,3 +123,18 @@ def test_a_scaled_request_keeps_its_claim_and_uri():
     assert second.animation.number * second.animation.width * second.animation.height < \
         first.animation.number * first.animation.width * first.animation.height
     assert second.tags["autoanim-claim"] == first.tags["autoanim-claim"]
+
+
+def test_plan_shows_the_cap_and_the_worst_case(capsys):
+    import json
+
+    from autoanim import cli
+    from tests.conftest import EVENTS
+
+    assert cli.main(["plan", str(EVENTS / "oss-put-tagged.json"), "--tags", "anim-target=email", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    (task,) = summary["tasks"]
+    assert task["cap"] == 1_000_000 and task["target"] == "email" and task["given_up"]
+    assert task["billed_frames_worst"] == task["billed_frames"] * 2 == summary["billed_frames_worst_total"]
+    assert cli.main(["plan", str(EVENTS / "oss-put-tagged.json"), "--tags", "anim-target=email"]) == 0
+    assert "at worst" in capsys.readouterr().out

@@ -27,7 +27,7 @@ from ..errors import MediaError
 from . import geometry
 from .encode import GifWriter, WebpWriter
 from .job import _nothing, filter_graph, filtered, sample_times
-from .source import Decoder, open_video, sample_aspect_ratio
+from .source import Decoder, open_video, pictures, sample_aspect_ratio
 
 if TYPE_CHECKING:
     from ..convert_request import Animation
@@ -38,6 +38,7 @@ GOOD = 0.80  # a result under the cap and at least this share of it ends the sea
 DEFAULT_QUALITY = {"webp": 75, "gif": 90}  # the writers' defaults (GIF: 256 colours)
 QUALITY_STEP = {"webp": 20, "gif": 14}  # one step down when rate and size are at their floors
 FLOOR_QUALITY = {"webp": 35, "gif": 55}
+MAX_MEMORY = 768 * 1024 * 1024  # bytes of decoded pictures the search may hold (a target's clip is far less)
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,6 @@ def decode(src: str, animation: Animation, start: float | None, duration: float 
     container, stream = open_video(src)
     try:
         decoder = Decoder(container, stream)
-        from .source import pictures
-
         sar = sample_aspect_ratio(stream)
         geo, source_size, graphs = None, None, {}
         shown, out = (None, None), []
@@ -86,6 +85,11 @@ def decode(src: str, animation: Animation, start: float | None, duration: float 
                 geo = geometry.plan(frame.width, frame.height, sar, frame.rotation,
                                     animation.width, animation.height, animation.scale_type)
                 source_size = geometry.displayed_size(frame.width, frame.height, sar, frame.rotation % 360)
+                held = animation.number * geo.out[0] * geo.out[1] * 3
+                if held > MAX_MEMORY:
+                    raise MediaError(f"the search would hold {held / 2**20:.0f} MiB of pictures ({animation.number} "
+                                     f"frames of {geo.out[0]}x{geo.out[1]}), over {MAX_MEMORY // 2**20} MiB: fewer "
+                                     "frames or a smaller size, or --fit model")
             if shown[0] is not frame:
                 shape = (frame.width, frame.height, frame.format.name, frame.rotation)
                 if shape not in graphs:
