@@ -38,22 +38,19 @@ class ConfigError(AutoanimError):
     the event is kept (FC retries, then the dead-letter topic) until the operator fixes it.
     """
 
-    exit_code = 2
-    code = "InvalidConfiguration"
+    exit_code, code = 2, "InvalidConfiguration"
 
 
 class EventError(AutoanimError):
     """A platform event (OSS, MNS, IMM result) could not be understood."""
 
-    exit_code = 2
-    code = "InvalidEvent"
+    exit_code, code = 2, "InvalidEvent"
 
 
 class RuleError(AutoanimError):
     """A user's rule is invalid: names the source, the field, the value and the limit."""
 
-    exit_code = 2
-    code = "InvalidRule"
+    exit_code, code = 2, "InvalidRule"
 
     def __init__(self, source: str, field: str, value: Any, limit: str):
         shown = repr(value) if not isinstance(value, str) or len(value) <= 80 else repr(value[:77] + "...")
@@ -67,15 +64,13 @@ class RuleError(AutoanimError):
 class MediaError(AutoanimError):
     """The media itself cannot be converted: no video stream, empty, corrupt."""
 
-    exit_code = 3
-    code = "InvalidMedia"
+    exit_code, code = 3, "InvalidMedia"
 
 
 class ServiceError(AutoanimError):
     """A remote or local service failed; ``retryable`` tells whether to try again."""
 
-    exit_code = 4
-    code = "ServiceError"
+    exit_code, code = 4, "ServiceError"
 
     def __init__(
         self,
