@@ -111,9 +111,12 @@ class FaultyStore:
         self._world = world
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name not in ("head", "get_tags", "put_tags", "read", "put", "create", "exists"):
+        if name not in ("head", "get_tags", "put_tags", "read", "put", "create", "exists", "list"):
             raise AttributeError(name)
         method = getattr(self._world.store, name)
+        if name == "list":  # a listing's effect is the pages it reads: read them within the call
+            return lambda *args, **kwargs: iter(self._world.faults.call(
+                self._world, "store.list", lambda: list(method(*args, **kwargs))))
         return lambda *args, **kwargs: self._world.faults.call(
             self._world, f"store.{name}", lambda: method(*args, **kwargs))
 
