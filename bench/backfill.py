@@ -45,28 +45,21 @@ SIDECAR = json.dumps({"animations": [{"format": "webp", "duration": 2, "fps": 5}
 
 def serve(conn: Any) -> None:
     """Both emulators until told to stop; commands and answers go through ``conn`` (a Pipe end)."""
+    from tests.support.emulators import serve_over_pipe
     from tests.support.emulators.fc_server import FcEmulator
     from tests.support.emulators.oss_server import OssEmulator
 
-    with OssEmulator() as oss, FcEmulator() as fc:
-        conn.send((oss.endpoint, fc.endpoint))
-        while True:
-            command, argument = conn.recv()
-            if command == "seed":
-                for key, data, tags in argument:
-                    oss.put_object(BUCKET, key, data, tags=tags)
-                conn.send(len(argument))
-            elif command == "stats":
-                with oss.lock, fc.lock:
-                    tags = sum(1 for r in oss.requests if "tagging" in r["query"])
-                    sidecars = sum(1 for r in oss.requests if r["method"] == "GET" and r["key"].endswith(".anim.json"))
-                    conn.send({"oss_requests": oss.stats["requests"], "oss_list_pages": oss.stats["list_requests"],
-                               "oss_tag_reads": tags, "oss_sidecar_reads": sidecars,
-                               "fc_requests": fc.stats["requests"], "fc_accepted": len(fc.invocations),
-                               "fc_409": fc.stats["status_409"]})
-            else:
-                conn.send("bye")
-                return
+    oss, fc = OssEmulator(), FcEmulator()
+
+    def stats(_: Any) -> dict[str, int]:
+        with oss.lock, fc.lock:
+            tags = sum(1 for r in oss.requests if "tagging" in r["query"])
+            sidecars = sum(1 for r in oss.requests if r["method"] == "GET" and r["key"].endswith(".anim.json"))
+            return {"oss_requests": oss.stats["requests"], "oss_list_pages": oss.stats["list_requests"],
+                    "oss_tag_reads": tags, "oss_sidecar_reads": sidecars, "fc_requests": fc.stats["requests"],
+                    "fc_accepted": len(fc.invocations), "fc_409": fc.stats["status_409"]}
+
+    serve_over_pipe(conn, [oss, fc], oss, BUCKET, {"stats": stats})
 
 
 def workload(n: int, rng: random.Random) -> list[tuple[str, bytes, dict[str, str]]]:

@@ -67,30 +67,25 @@ SIDECAR = json.dumps({"animations": [{"name": "intro", "duration": 2, "fps": 10}
 
 def serve(conn: Any, imm_options: dict[str, Any]) -> None:
     """Run both emulators until told to stop; commands and answers go through ``conn`` (a Pipe end)."""
+    from tests.support.emulators import serve_over_pipe
     from tests.support.emulators.imm_server import ImmEmulator
     from tests.support.emulators.oss_server import OssEmulator
 
-    with ImmEmulator(**imm_options) as imm, OssEmulator() as oss:
-        conn.send((imm.endpoint, oss.endpoint))
-        while True:
-            command, argument = conn.recv()
-            if command == "seed":
-                for key, data, tags in argument:
-                    oss.put_object(BUCKET, key, data, tags=tags)
-                conn.send(len(argument))
-            elif command == "reset":
-                imm.reset_counters()
-                conn.send(time.process_time())
-            elif command == "report":
-                with imm.lock:
-                    created = [task["Request"] for task in imm.tasks.values()]
-                    started = [task["StartTime"] for task in imm.tasks.values()]
-                    stats = dict(imm.stats)
-                conn.send({"imm": stats, "created": created, "started": started, "oss_requests": oss.stats["requests"],
-                           "cpu": time.process_time()})
-            else:
-                conn.send(None)
-                return
+    imm, oss = ImmEmulator(**imm_options), OssEmulator()
+
+    def reset(_: Any) -> float:
+        imm.reset_counters()
+        return time.process_time()
+
+    def report(_: Any) -> dict[str, Any]:
+        with imm.lock:
+            created = [task["Request"] for task in imm.tasks.values()]
+            started = [task["StartTime"] for task in imm.tasks.values()]
+            stats = dict(imm.stats)
+        return {"imm": stats, "created": created, "started": started, "oss_requests": oss.stats["requests"],
+                "cpu": time.process_time()}
+
+    serve_over_pipe(conn, [imm, oss], oss, BUCKET, {"reset": reset, "report": report})
 
 
 # --- the workload -------------------------------------------------------------------------------

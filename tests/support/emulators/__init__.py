@@ -8,7 +8,9 @@ record it; nothing here is imported by the functions.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -96,3 +98,29 @@ def send(
     http.end_headers()
     if body and http.command != "HEAD":
         http.wfile.write(body)
+
+
+def serve_over_pipe(conn: Any, servers: list[LoopbackServer], oss: Any, bucket: str,
+                    commands: dict[str, Callable[[Any], Any]]) -> None:
+    """Run ``servers`` (a benchmark's emulators, in their own process) until told to stop.
+
+    Through ``conn`` (a Pipe end): first their endpoints, in order; then each
+    ``(command, argument)`` is answered: ``seed`` puts ``[(key, data, tags), ...]`` into
+    ``oss``'s ``bucket``, a name in ``commands`` calls it with the argument, anything
+    else stops the servers (answered ``None``).
+    """
+    with contextlib.ExitStack() as stack:
+        for server in servers:
+            stack.enter_context(server)
+        conn.send(tuple(server.endpoint for server in servers))
+        while True:
+            command, argument = conn.recv()
+            if command == "seed":
+                for key, data, tags in argument:
+                    oss.put_object(bucket, key, data, tags=tags)
+                conn.send(len(argument))
+            elif command in commands:
+                conn.send(commands[command](argument))
+            else:
+                conn.send(None)
+                return
