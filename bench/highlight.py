@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -137,22 +136,12 @@ def stretch(kind: str, seconds: float, picture: np.ndarray, rng: np.random.Gener
 def compose(out: Path, frames: list[np.ndarray], lead: tuple[str, float], trail: tuple[str, float],
             rng: np.random.Generator) -> tuple[float, float]:
     """Write lead + footage + trail at FPS; return the footage's time range (the label)."""
-    import av
+    from autoanim.engine.sample import write_mp4
 
     first = stretch(lead[0], lead[1], frames[0], rng, fading_in=True)
     last = stretch(trail[0], trail[1], frames[-1], rng, fading_in=False)
     h, w = frames[0].shape[:2]
-    with av.open(str(out), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(FPS))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
-        for i, img in enumerate([*first, *frames, *last]):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_mp4(out, [*first, *frames, *last], width=w, height=h, fps=FPS, keyframe_every=None)
     a = len(first) / FPS
     return a, a + len(frames) / FPS
 

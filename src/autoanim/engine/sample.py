@@ -77,8 +77,12 @@ def sample_video(
     return write_mp4(out, pictures(), width=width, height=height, fps=fps)
 
 
-def write_mp4(out: str | os.PathLike, pictures, *, width: int, height: int, fps: int) -> Path:
-    """H.264 in MP4 from RGB frames (``height x width x 3`` uint8), written whole or not at all."""
+def write_mp4(out: str | os.PathLike, pictures, *, width: int, height: int, fps: int,
+              keyframe_every: float | None = 2.0) -> Path:
+    """H.264 in MP4 from RGB frames (``height x width x 3`` uint8), written whole or not at all.
+
+    ``keyframe_every``: seconds between keyframes (None: libx264's own spacing).
+    """
     import av
     import numpy as np
 
@@ -90,7 +94,8 @@ def write_mp4(out: str | os.PathLike, pictures, *, width: int, height: int, fps:
             stream = container.add_stream("libx264", rate=Fraction(fps))
             stream.width, stream.height = width + width % 2, height + height % 2
             stream.pix_fmt = "yuv420p"
-            stream.codec_context.gop_size = 2 * fps
+            if keyframe_every is not None:
+                stream.codec_context.gop_size = round(keyframe_every * fps)
             stream.options = {"crf": "20", "preset": "veryfast"}
             for index, img in enumerate(pictures):
                 if stream.width != width or stream.height != height:
