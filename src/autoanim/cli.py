@@ -91,7 +91,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         if request.targets[0].image.sprites:
             claim = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location)
             plan = claim.plan
-            sprite = request.targets[0].image.sprites[0]
+            sprite = request.sprite
             probes.append({"for": claim.plan.output_uri, "start": "auto", "sheet": sprite.uri,
                            "sampled_frames": sprite.number, "request": request.wire()})
             # then, after the probe's result: the animation from the start it picks (worst case billed)

@@ -103,6 +103,11 @@ class ConvertRequest(_Wire):
         return self.targets[0].image.animations[0]
 
     @property
+    def sprite(self) -> Sprite:
+        """The one sprite sheet of a ``start: auto`` probe request."""
+        return self.targets[0].image.sprites[0]
+
+    @property
     def source(self) -> Source:
         return self.sources[0]
 

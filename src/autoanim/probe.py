@@ -55,7 +55,7 @@ class PlannedProbe(BaseModel):
 
     @property
     def sprite(self) -> Sprite:
-        return self.request.targets[0].image.sprites[0]
+        return self.request.sprite
 
     def cost(self) -> dict:
         """What ``autoanim plan`` shows: the frames IMM samples and the one image it writes."""

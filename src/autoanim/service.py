@@ -27,7 +27,7 @@ from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
 from .objects import SourceObject
 from .planner import PROBE, PlannedTask, TaskUserData
 from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
-from .reports import Clip, Problem, ResultReport, Skipped, UploadReport
+from .reports import Clip, Problem, ResultEvent, ResultReport, Skipped, UploadReport
 from .rules import AutoStart
 
 if TYPE_CHECKING:
@@ -384,30 +384,20 @@ def _after_probe(app: App, claim: Claim, result: ImmTaskResult) -> ResultReport:
 
     A failed probe, or a sheet that cannot be read or split, does not lose the clip: it
     starts at 0, and the manifest says why. A store that fails for now is raised (retried).
+    A copy of the result finds the pick made (the animation is only leased after it) and
+    then the animation's task: a duplicate, without scoring the sheet again.
     """
-    base = {"task_id": result.task_id, "status": result.status}
     claims = app.claims
-    if claims.task(claim, 0) is not None:
-        return _said(ResultReport(event="duplicate", **base, reason="the animation was already submitted"))
     pick = claims.pick(claim) or claims.record_pick(claim, _score_probe(app, claim, result))
-    held = claims.lease(claim, 0, reason={"after": "probe", "start": f"{pick.start:g}"})
-    if not isinstance(held, Held):
-        return _said(ResultReport(event="duplicate", **base, reason="the animation was already submitted"))
-    try:
-        recorded = submit_attempt(app, held)
-    except AutoanimError as exc:
-        if exc.retryable:
-            raise
-        return _said(ResultReport(event="recorded", **base, reason=f"the animation was refused: {exc.message}"), 30)
-    return _said(ResultReport(event="submitted", **base, new_task_id=recorded.task_id, attempt=0,
-                              reason=f"start {pick.start:g} s: {pick.why}"))
+    return _next_attempt(app, claim, result, 0, {"after": "probe", "start": f"{pick.start:g}"}, event="submitted",
+                         what="the animation", note=f"start {pick.start:g} s: {pick.why}")
 
 
 def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
     from .probe import score_sheet
 
     plan = claim.plan
-    sprite = plan.probe.targets[0].image.sprites[0]
+    sprite = plan.probe.sprite
     fallback = "started at 0 s: the probe {}"
     if result.status != "Succeeded":
         return AutoStart(start=0.0, score=0.0, why=fallback.format(f"failed ({result.code}: {result.message})"),
@@ -470,9 +460,15 @@ def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int,
               reason: dict[str, str] | None = None) -> ResultReport:
     """The next attempt under its own lease: the same work again after a transient IMM failure, or the
     plan scaled down after an output over its cap (``reason``: OverCap)."""
-    base = {"task_id": result.task_id, "status": result.status, "code": (reason or {}).get("code") or result.code}
-    claims = app.claims
     reason = reason or {"code": result.code, "message": result.message[:300]}
+    return _next_attempt(app, claim, result, attempt, reason, event="resubmitted", what="resubmit")
+
+
+def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, reason: dict[str, str], *,
+                  event: ResultEvent, what: str, note: str | None = None) -> ResultReport:
+    """Lease attempt ``attempt`` and submit it once; a holder before us made it: a duplicate."""
+    base = {"task_id": result.task_id, "status": result.status, "code": reason.get("code") or result.code or None}
+    claims = app.claims
     held = None if claims.task(claim, attempt) is not None else claims.lease(claim, attempt, reason=reason)
     if not isinstance(held, Held):
         return _said(ResultReport(event="duplicate", **base, reason=f"attempt {attempt} already submitted"))
@@ -481,8 +477,9 @@ def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int,
     except AutoanimError as exc:
         if exc.retryable:  # raised: the MNS trigger delivers the notification again
             raise
-        return _said(ResultReport(event="recorded", **base, reason=f"resubmit refused: {exc.message}"), 30)
-    return _said(ResultReport(event="resubmitted", **base, new_task_id=recorded.task_id, attempt=attempt), 30)
+        return _said(ResultReport(event="recorded", **base, reason=f"{what} refused: {exc.message}"), 30)
+    return _said(ResultReport(event=event, **base, new_task_id=recorded.task_id, attempt=attempt, reason=note),
+                 20 if event == "submitted" else 30)
 
 
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
@@ -540,7 +537,7 @@ def _scale_at(scales: dict, attempt: int) -> float | None:
 
 def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict | None = None) -> Attempt:
     if task.attempt == PROBE:  # a sprite sheet: IMM's billing unit for it is not documented
-        tiles = plan.probe.targets[0].image.sprites[0].number if plan.probe else 0
+        tiles = plan.probe.sprite.number if plan.probe else 0
         return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
                        billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
     factor = _scale_at(scales or {}, task.attempt)

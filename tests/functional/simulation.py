@@ -394,7 +394,7 @@ class World:
             if flow.auto:  # the animation starts where the sheet moves, as the probe picked
                 pick = manifest["rule"]["auto"]
                 start = self.imm.tasks[final].request.source.start_time
-                interval = plan.probe.targets[0].image.sprites[0].interval
+                interval = plan.probe.sprite.interval
                 moving = (0.0, 1e-9) if flow.probe_fails else (MOVING_TILES.start * interval, MOVING_TILES.stop * interval)
                 assert start == pick["start"] and moving[0] <= start < moving[1], f"{key}: started at {start} ({pick})"
         for key in flow.rejected:

@@ -118,7 +118,7 @@ def test_probe_and_animation_share_one_claim_and_the_pick_becomes_the_start_time
         probe.pick_start(np.zeros(planned.max_sheet_bytes + 1, np.uint8).tobytes(), planned)
     # What the result function can do from the stored probe request alone (no re-planning):
     stored = type(planned.request).model_validate(json.loads(json.dumps(planned.request.wire())))
-    again = probe.score_sheet(sheet, stored.targets[0].image.sprites[0], rule.duration, uri=planned.sheet_uri)
+    again = probe.score_sheet(sheet, stored.sprite, rule.duration, uri=planned.sheet_uri)
     assert again == auto
 
 
