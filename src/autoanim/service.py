@@ -359,13 +359,14 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
         return _after_probe(app, claim, result)
     if result.status == "Failed" and _retryable_code(result.code) and attempt < app.settings.max_resubmits:
         return _resubmit(app, claim, result, attempt + 1)
+    size = _output_size(app, claim) if result.status == "Succeeded" else None  # one HEAD: the cap, the manifest
     if result.status == "Succeeded" and claim.plan.rule.max_bytes is not None:
-        over = _over_cap(app, claim, attempt)
+        over = _over_cap(app, claim, attempt, size)
         if over is not None:
             return _resubmit(app, claim, result, attempt + 1, reason=over)
     out_uri = claim.plan.output_uri
     manifest = _record_outcome(
-        app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt,
+        app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt, size=size,
         task_start=result.start_time, task_end=result.end_time,
         reported=next((a for a in result.animations() if a.get("URI") == out_uri), None))
     return _said(ResultReport(event="recorded", **base, code=result.code or None, message=result.message or None,
@@ -417,31 +418,32 @@ def _retryable_code(code: str) -> bool:
     return any(code == c or code.startswith(c + ".") for c in RETRYABLE_TASK_CODES)
 
 
-def _over_cap(app: App, claim: Claim, attempt: int) -> dict[str, str] | None:
+def _output_size(app: App, claim: Claim) -> int | None:
+    """The output's bytes (a HEAD), or None when IMM said Succeeded but wrote nothing."""
+    try:
+        return app.store.head(claim.plan.output_bucket, claim.plan.output_key).size
+    except NotFound:
+        return None
+
+
+def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> dict[str, str] | None:
     """A size retry, when attempt ``attempt`` succeeded over the rule's cap with retries left: the reason
     for attempt ``attempt + 1``, once its scale is recorded. None: the output is the outcome.
 
-    The scale is recorded (write-once) before the next attempt's lease, and looked for again after
-    the HEAD: once a retry is decided, the smaller output that replaces this one is never taken for
-    this attempt's.
+    ``size`` was measured before the next attempt's scale is looked for: attempt ``attempt + 1``
+    only exists once its scale is recorded (write-once, before its lease), so a size measured
+    while there is none is this attempt's output, never the smaller one that replaces it.
     """
     claims = app.claims
     cap = claim.plan.rule.max_bytes
     nxt = attempt + 1
     decided = claims.scale(claim, nxt)
-    if decided is None:
-        try:
-            size = app.store.head(claim.plan.output_bucket, claim.plan.output_key).size
-        except NotFound:
-            return None  # recorded as OutputMissing by _record_outcome
-        used = len(claims.scales(claim, attempt))
-        if size > cap and used < app.settings.target_retries:
-            previous = claims.scale_of(claim, attempt)
-            factor = (previous.factor if previous else 1.0) * cap * _margin() / size
-            decided = claims.record_scale(claim, nxt, ScaleRecord(factor=factor, after=attempt, bytes=size, cap=cap,
-                                                                  at=app.clock()))
-        else:
-            decided = claims.scale(claim, nxt)  # decided by another delivery meanwhile
+    if decided is None and size is not None and size > cap and len(claims.scales(claim, attempt)) \
+            < app.settings.target_retries:
+        previous = claims.scale_of(claim, attempt)
+        factor = (previous.factor if previous else 1.0) * cap * _margin() / size
+        decided = claims.record_scale(claim, nxt, ScaleRecord(factor=factor, after=attempt, bytes=size, cap=cap,
+                                                              at=app.clock()))
     return _over_cap_reason(decided) if decided is not None else None
 
 
@@ -483,28 +485,26 @@ def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, r
 
 
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
-                    task_start: str = "", task_end: str = "",
+                    size: int | None = None, task_start: str = "", task_end: str = "",
                     reported: dict[str, Any] | None = None) -> Manifest:
-    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked)."""
+    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked).
+
+    ``size``: the output's bytes as the caller measured them (a success without them has no output).
+    """
     plan = claim.plan
-    size = None
-    if status == "Succeeded":
-        try:
-            size = app.store.head(plan.output_bucket, plan.output_key).size
-        except NotFound:
-            status, code = "Failed", "OutputMissing"
-            message = f"IMM reported success but {plan.output_uri} does not exist"
+    if status == "Succeeded" and size is None:
+        status, code = "Failed", "OutputMissing"
+        message = f"IMM reported success but {plan.output_uri} does not exist"
     tasks = app.claims.tasks(claim, attempt)
     pick = app.claims.pick(claim) if plan.probe is not None else None
     reported = reported or {}
     scales = app.claims.scales(claim, attempt)
     attempts = [_attempt(plan, t, scales) for t in tasks]
-    final = plan.request_for(attempt, start=pick.start if pick else None, scale=_scale_at(scales, attempt)) \
-        if _scale_at(scales, attempt) is not None else plan.request  # a size retry's request, else the plan's
+    factor = _scale_at(scales, attempt)  # a size retry's request, else the plan's
+    final = plan.request if factor is None else plan.request_for(attempt, start=pick.start if pick else None,
+                                                                  scale=factor)
     cap = plan.rule.max_bytes
-    given_up = list(plan.rule.given_up)
-    if _scale_at(scales, attempt) is not None:
-        given_up = list(planner.scaled(plan.rule, _scale_at(scales, attempt))[0].given_up)
+    given_up = list(plan.rule.given_up if factor is None else planner.scaled(plan.rule, factor)[0].given_up)
     manifest = Manifest(
         status=status, code=code, message=message,
         task_id=tasks[-1].task_id if tasks and tasks[-1].attempt == attempt else "",
