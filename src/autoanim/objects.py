@@ -8,6 +8,7 @@ outputs, and holds OSS's key and tag limits.
 from __future__ import annotations
 
 import posixpath
+import re
 from urllib.parse import unquote, unquote_plus
 
 from pydantic import BaseModel, ConfigDict
@@ -18,6 +19,7 @@ MAX_KEY_BYTES = 1023  # OSS object keys are 1..1023 bytes of UTF-8
 # letters, digits, space and + - = . _ : /
 MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 10, 128, 256
 TAG_CHARACTERS = "letters, digits, space and + - = . _ : /"
+TAG_TEXT = re.compile(r"^[A-Za-z0-9 +\-=._:/]*$")
 
 SIDECAR_SUFFIX = ".anim.json"
 MANIFEST_SUFFIX = ".manifest.json"

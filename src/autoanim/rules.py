@@ -26,6 +26,7 @@ from pydantic import (
     ValidationInfo,
 )
 
+from . import objects
 from .config import Limits, Settings
 from .errors import RuleError
 
@@ -49,9 +50,6 @@ OPEN_SIDE = 4095
 # A byte cap (anim-max-bytes) below this leaves nothing to show; above this it bounds nothing IMM makes.
 MIN_CAP, MAX_CAP = 1024, 2**31 - 1
 
-# OSS tagging rules (PutObjectTagging): at most 10 tags, key ≤ 128, value ≤ 256.
-MAX_TAGS = 10
-_TAG_CHARS = re.compile(r"^[A-Za-z0-9 +\-=._:/]*$")
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 _CLOCK = re.compile(r"^(?:(\d{1,2}):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,3})?)$")
 
@@ -310,15 +308,17 @@ def parse_tag_string(text: str) -> dict[str, str]:
 
 def check_tags(tags: Mapping[str, str], source: str) -> None:
     """OSS's own tagging limits, for tags that did not come through OSS (CLI, local store)."""
-    if len(tags) > MAX_TAGS:
-        raise RuleError(source, "tags", len(tags), f"at most {MAX_TAGS} tags per object")
+    if len(tags) > objects.MAX_TAGS:
+        raise RuleError(source, "tags", len(tags), f"at most {objects.MAX_TAGS} tags per object")
     for key, value in tags.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise RuleError(source, "tag", f"{key!r}={value!r}", "tag keys and values are strings")
-        if not 1 <= len(key) <= 128 or not _TAG_CHARS.match(key):
-            raise RuleError(source, "tag key", key, "1-128 characters: letters, digits, space and + - = . _ : /")
-        if len(value) > 256 or not _TAG_CHARS.match(value):
-            raise RuleError(source, key, value, "at most 256 characters: letters, digits, space and + - = . _ : /")
+        if not 1 <= len(key) <= objects.MAX_TAG_KEY or not objects.TAG_TEXT.match(key):
+            raise RuleError(source, "tag key", key,
+                            f"1-{objects.MAX_TAG_KEY} characters: {objects.TAG_CHARACTERS}")
+        if len(value) > objects.MAX_TAG_VALUE or not objects.TAG_TEXT.match(value):
+            raise RuleError(source, key, value,
+                            f"at most {objects.MAX_TAG_VALUE} characters: {objects.TAG_CHARACTERS}")
 
 
 class TagRules(BaseModel):

@@ -557,9 +557,9 @@ def _tag_source(app: App, source: SourceObject, status: str) -> None:
     bucket, key = source.bucket, source.key
     try:
         tags = app.store.get_tags(bucket, key)
-        if STATUS_TAG not in tags and len(tags) >= rules.MAX_TAGS:
+        if STATUS_TAG not in tags and len(tags) >= objects.MAX_TAGS:
             log.event("result.status_tag_skipped", 30, source=source.uri,
-                      reason=f"the object already has {len(tags)} tags (OSS allows {rules.MAX_TAGS})")
+                      reason=f"the object already has {len(tags)} tags (OSS allows {objects.MAX_TAGS})")
             return
         app.store.put_tags(bucket, key, {**tags, STATUS_TAG: status.lower()})
     except AutoanimError as exc:  # the manifest is the record; a tag that cannot be written is only logged
