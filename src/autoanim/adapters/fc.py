@@ -34,7 +34,6 @@ from ..errors import ConfigError, NotFound, ServiceError
 from . import retry
 from .credentials import Credentials
 
-_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 # A task id: a letter or '_' first, then letters, digits, '_' and '-', at most 128 (SDK docstring).
 TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 
@@ -171,7 +170,7 @@ def translate(function: str, exc: BaseException) -> tuple[ServiceError, float | 
         said = data.get("Message") or data.get("message") or data.get("errorMessage") or ""
         request_id = exc.request_id if exc.request_id not in (None, "None") else None
         throttled = isinstance(exc, ThrottlingException) or status == 429
-        retryable = throttled or status in _RETRYABLE_STATUS or (status or 0) >= 500
+        retryable = throttled or retry.retryable_status(status, permissions=False)
         retry_after = exc.retry_after / 1000 if isinstance(exc, ThrottlingException) and exc.retry_after else None
         kind = NotFound if status == 404 else ServiceError
         message = f"{where} failed: {code or 'Unknown'} (HTTP {status}){': ' + _short(said) if said else ''}"

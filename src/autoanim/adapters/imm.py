@@ -32,9 +32,6 @@ from ..ports import FIND_SLACK
 from . import retry
 from .credentials import Credentials
 
-# 401/403: a permission the role lacks is the operator's to fix; the event is kept (FC retries,
-# then the dead-letter topic) rather than the claim being marked rejected for good.
-_RETRYABLE_STATUS = {401, 403, 408, 429, 500, 502, 503, 504}
 FIND_PAGES = 10  # of 100 tasks each: a claim has at most a handful
 
 
@@ -176,7 +173,7 @@ def translate(action: str, exc: BaseException) -> tuple[ServiceError | ConfigErr
         code = exc.code or "Unknown"
         request_id = exc.request_id if exc.request_id not in (None, "None") else None
         throttled = isinstance(exc, ThrottlingException) or code.startswith("Throttling")
-        retryable = throttled or status in _RETRYABLE_STATUS or (status or 0) >= 500
+        retryable = throttled or retry.retryable_status(status, permissions=True)
         kind = NotFound if status == 404 else ServiceError
         retry_after = (
             exc.retry_after / 1000 if isinstance(exc, ThrottlingException) and exc.retry_after else None

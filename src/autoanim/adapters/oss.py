@@ -18,10 +18,7 @@ from ..errors import ConfigError, NotFound, ServiceError, TooLarge
 from ..objects import uri
 from ..ports import ObjectInfo
 from .credentials import Credentials
-
-# 401/403: a permission the role lacks is the operator's to fix; the event is kept (FC retries,
-# then the dead-letter topic) rather than recorded as a rejection of the upload.
-_RETRYABLE_STATUS = {401, 403, 408, 429}
+from .retry import retryable_status
 
 
 class OssObjectStore:
@@ -247,7 +244,7 @@ def translate(operation: str, bucket: str, key: str, exc: BaseException) -> Serv
             return NotFound(
                 message, retryable=False, code=code, status=status, request_id=inner.request_id or None
             )
-        retryable = status >= 500 or status in _RETRYABLE_STATUS
+        retryable = retryable_status(status, permissions=True)
         return ServiceError(
             message, retryable=retryable, code=code, status=status, request_id=inner.request_id or None
         )
