@@ -4,7 +4,7 @@ Step 1 (on_upload): ``plan_probe`` gives a CreateMediaConvertTask whose only
 target is one ``Image.Sprites`` sheet of small tiles sampled at a fixed
 interval from the start of the video, written under the output prefix's
 private folder (``<OUTPUT_PREFIX>.autoanim/probes/``), with UserData naming
-the claim and ``"step": "probe"``. Step 2 (on_task_result, the probe's
+the claim and the probe's attempt (``planner.PROBE``). Step 2 (on_task_result, the probe's
 result): read the sheet (at most ``Params.max_sheet_bytes``), then
 ``pick_start`` splits it and scores the windows (``autoanim.activity``), and
 ``with_start`` gives the rule its StartTime; ``planner.plan`` then makes the
@@ -18,14 +18,12 @@ Why Sprites and not Snapshots: docs/engine.md ("start: auto").
 
 from __future__ import annotations
 
-import json
-
 from pydantic import BaseModel, ConfigDict
 
 from .config import Settings
 from .convert_request import MNS, ConvertRequest, Notification, Source, Sprite, Target, TargetImage
-from .objects import SourceObject
-from .planner import CLAIMS_FOLDER, MAX_USER_DATA, idempotency_key
+from .objects import SourceObject, uri
+from .planner import CLAIMS_FOLDER, PROBE, TaskUserData, idempotency_key, task_tags
 from .rules import AutoStart, Rule
 
 PROBES_FOLDER = ".autoanim/probes/"
@@ -51,7 +49,7 @@ class PlannedProbe(BaseModel):
 
     @property
     def sheet_uri(self) -> str:
-        return f"oss://{self.sheet_bucket}/{self.sheet_key}"
+        return uri(self.sheet_bucket, self.sheet_key)
 
     @property
     def sprite(self) -> Sprite:
@@ -82,7 +80,7 @@ def plan_probe(source: SourceObject, rule: Rule, settings: Settings, params=None
         Format=SHEET_FORMAT, StartTime=0, Interval=interval, Number=tiles, Mode="interval",
         TileWidth=params.columns, TileHeight=params.rows, ScaleWidth=params.tile_width,
         ScaleHeight=params.tile_height, ScaleType="stretch", Margin=0, Pad=0,
-        URI=f"oss://{out_bucket}/{sheet_key}",
+        URI=uri(out_bucket, sheet_key),
     )
     notification = (
         Notification(MNS=MNS(TopicName=settings.imm_notify_topic)) if settings.imm_notify_topic else None
@@ -92,30 +90,19 @@ def plan_probe(source: SourceObject, rule: Rule, settings: Settings, params=None
         Sources=[Source(URI=source.uri, Duration=span)],
         Targets=[Target(Image=TargetImage(Animations=[], Sprites=[sprite]))],
         Notification=notification,
-        UserData=_user_data(f"oss://{out_bucket}/{claim}", source, rule),
+        UserData=TaskUserData(claim=uri(out_bucket, claim), attempt=PROBE, src=source.uri, etag=source.etag,
+                              rule=rule.name or rule.origin).dump(),
+        Tags=task_tags(idem, PROBE),
     )
     return PlannedProbe(source=source, rule=rule, request=request, sheet_bucket=out_bucket, sheet_key=sheet_key,
                         interval=interval, tiles=tiles, span=span, idempotency_key=idem, claim_key=claim,
                         max_sheet_bytes=params.max_sheet_bytes)
 
 
-def _user_data(claim_uri: str, source: SourceObject, rule: Rule) -> str:
-    data = {"v": 1, "claim": claim_uri, "step": "probe", "src": source.uri, "etag": source.etag,
-            "rule": rule.name or rule.origin}
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode()) > MAX_USER_DATA:
-        del data["src"]
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return text
-
-
 def is_probe_user_data(user_data: str) -> bool:
     """True for the UserData of a probe task (the result function's switch between the two steps)."""
-    try:
-        data = json.loads(user_data) if user_data else None
-    except json.JSONDecodeError:
-        return False
-    return isinstance(data, dict) and data.get("v") == 1 and data.get("step") == "probe"
+    data = TaskUserData.parse(user_data)
+    return data is not None and data.attempt == PROBE
 
 
 def pick_start(sheet: bytes, probe: PlannedProbe, params=None) -> AutoStart:
