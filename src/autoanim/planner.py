@@ -110,10 +110,6 @@ class PlannedTask(BaseModel):
         return self.output_key + MANIFEST_SUFFIX
 
     @property
-    def claim_uri(self) -> str:
-        return uri(self.output_bucket, self.claim_key)
-
-    @property
     def first_attempt(self) -> int:
         return PROBE if self.probe is not None else 0
 

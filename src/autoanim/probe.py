@@ -55,11 +55,6 @@ class PlannedProbe(BaseModel):
     def sprite(self) -> Sprite:
         return self.request.sprite
 
-    def cost(self) -> dict:
-        """What ``autoanim plan`` shows: the frames IMM samples and the one image it writes."""
-        return {"sampled_frames": self.tiles, "images": 1, "seconds_scanned": self.span,
-                "note": "IMM's billing unit for sprite sheets is not documented in the references read"}
-
 
 def plan_probe(source: SourceObject, rule: Rule, settings: Settings, params=None) -> PlannedProbe:
     """The probe request for an auto rule (``rule.start_auto``)."""
