@@ -74,8 +74,8 @@ class ServiceError(AutoanimError):
 
     exit_code, code = 4, "ServiceError"
 
-    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None, status: int | None = None,
-                 request_id: str | None = None, ambiguous: bool = False):
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None,
+                 status: int | None = None, request_id: str | None = None, ambiguous: bool = False):
         super().__init__(message, retryable=retryable, code=code)
         self.status = status
         self.request_id = request_id

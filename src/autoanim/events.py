@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -58,22 +58,11 @@ class OssRecord(_Lenient):
         return self.event_name in COMPLETE_OBJECT_EVENTS
 
 
-class EntryError(BaseModel):
-    """An entry of ``events[]`` that could not be parsed; kept so it is reported, not lost."""
-
-    model_config = ConfigDict(frozen=True)
-
-    index: int
-    reason: str
-
-
-class OssBatch(BaseModel):
-    """Every entry of one FC OSS trigger invocation, parsed or with its reason."""
-
-    model_config = ConfigDict(frozen=True)
+class OssBatch(NamedTuple):
+    """Every entry of one FC OSS trigger invocation by its index: parsed, or the reason it could not be."""
 
     records: list[tuple[int, OssRecord]]
-    errors: list[EntryError]
+    errors: list[tuple[int, str]]
 
 
 def _check_size(raw: bytes, what: str) -> None:
@@ -106,14 +95,13 @@ def parse_oss_event(raw: bytes | str | dict) -> OssBatch:
     entries = data.get("events") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise EventError("OSS event: no 'events' list (is this an OSS trigger event?)")
-    records: list[tuple[int, OssRecord]] = []
-    errors: list[EntryError] = []
+    batch = OssBatch(records=[], errors=[])
     for index, entry in enumerate(entries):
         try:
-            records.append((index, OssRecord.model_validate(entry)))
+            batch.records.append((index, OssRecord.model_validate(entry)))
         except ValidationError as exc:
-            errors.append(EntryError(index=index, reason=f"events[{index}].{_first_error(exc)}"))
-    return OssBatch(records=records, errors=errors)
+            batch.errors.append((index, f"events[{index}].{_first_error(exc)}"))
+    return batch
 
 
 # --- MNS topic trigger → IMM envelope → IMM task result -------------------------------
@@ -192,7 +180,8 @@ def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
         data: Any = raw if isinstance(raw, dict) else json.loads(raw_text)
     except (json.JSONDecodeError, RecursionError):
         data = None
-    found = data if isinstance(data, dict) and "content" in data else _decode_body(_message_body(data, raw_text))
+    is_envelope = isinstance(data, dict) and "content" in data
+    found = data if is_envelope else _decode_body(_message_body(data, raw_text))
     if "content" not in found and "TaskId" in found and "Status" in found:
         content: Any = found
     else:
