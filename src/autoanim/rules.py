@@ -148,10 +148,8 @@ MaxBytes = Annotated[int, _within(_number, lambda v, most: v == int(v) and MIN_C
 
 
 class RuleSpec(BaseModel):
-    """What one source says about one clip; every field optional, nothing unknown allowed.
-
-    Validation needs the limits: ``RuleSpec.model_validate(data, context={"limits": limits})``.
-    """
+    """What one source says about one clip: every field optional, nothing unknown allowed; validated with
+    the limits in the context (``RuleSpec.model_validate(data, context={"limits": limits})``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
                               alias_generator=AliasGenerator(validation_alias=_aliases))
@@ -191,9 +189,8 @@ _NEWER_FIELDS = {"start_auto": False, "target": None, "max_bytes": None}
 class Rule(BaseModel):
     """One fully resolved clip: what the planner needs, nothing left to default.
 
-    ``start_auto``: the start is to be picked by the activity score (``start`` is
-    None); ``auto`` holds the pick once made. The pick is not part of the rule's
-    identity, so the probe and the animation of one upload share one claim.
+    ``start_auto``: the activity score picks the start (``start`` is None); ``auto`` holds the pick once
+    made, outside the rule's identity, so the probe and the animation of one upload share one claim.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -455,9 +452,7 @@ def _apply_target(fields: dict[str, Any], cap: int | None, name: str, target: An
             fields.update(width=size.width, height=size.height, scale=fields.get("scale", "fit"))
         elif width is None or height is None:  # one side: the other is bounded by the target, aspect kept
             fields.update(width=width or size.width, height=height or size.height, scale="fit")
-    if fields.get("fps") is not None and target.max_fps is not None and fields["fps"] > target.max_fps:
-        raise RuleError(source, f"{prefix}fps", fields["fps"], f"{why} plays at most {target.max_fps:g} fps")
-    if fields.get("fps") is None and fields.get("interval") is None:
+    if fields.get("fps") is None and fields.get("interval") is None:  # a given fps is checked on the rule
         fields["fps"] = min(DEFAULT_FPS, target.max_fps or DEFAULT_FPS, limits.max_fps)
     if cap is not None and cap > target.max_bytes:
         raise RuleError(source, f"{prefix}max-bytes", cap, f"{why} takes at most {target.max_bytes} bytes")
