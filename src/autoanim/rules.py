@@ -133,18 +133,18 @@ def _positive(parse: Callable[[Any], float], bound: float | str, unit: str) -> B
                    f"must be more than 0 and at most {{bound:g}} {unit}")
 
 
-# The rule fields' types: numbers and clocks parsed from tag strings or JSON, each checked once.
+# The rule fields' types, each optional: numbers and clocks parsed from tag strings or JSON, checked once.
 Start = Annotated[float | Literal["auto"], _within(_seconds_or_auto, lambda v, most: 0 <= v <= most, MAX_SECONDS,
-                                                   "must be between 0 and {bound:g} seconds, or auto")]
-Duration = Annotated[float, _positive(_seconds, MAX_SECONDS, "seconds")]
-Interval = Annotated[float, _positive(_number, MAX_INTERVAL, "seconds")]
-Fps = Annotated[float, _positive(_number, "max_fps", "frames per second")]
+                                                   "must be between 0 and {bound:g} seconds, or auto")] | None
+Duration = Annotated[float, _positive(_seconds, MAX_SECONDS, "seconds")] | None
+Interval = Annotated[float, _positive(_number, MAX_INTERVAL, "seconds")] | None
+Fps = Annotated[float, _positive(_number, "max_fps", "frames per second")] | None
 Frames = Annotated[int, _within(_number, lambda v, most: v == int(v) and 1 <= v <= most, "max_frames",
-                                "must be a whole number from 1 to {bound} (frames per animation)")]
+                                "must be a whole number from 1 to {bound} (frames per animation)")] | None
 Side = Annotated[float, _within(_number, lambda v, most: 0 < v < 1 or (v == int(v) and 1 <= v <= most), "max_side",
-                                "must be a ratio in (0, 1) or whole pixels from 1 to {bound}")]
+                                "must be a ratio in (0, 1) or whole pixels from 1 to {bound}")] | None
 MaxBytes = Annotated[int, _within(_number, lambda v, most: v == int(v) and MIN_CAP <= v <= most, MAX_CAP,
-                                  f"must be whole bytes from {MIN_CAP} to {{bound}}")]
+                                  f"must be whole bytes from {MIN_CAP} to {{bound}}")] | None
 
 
 class RuleSpec(BaseModel):
@@ -157,16 +157,16 @@ class RuleSpec(BaseModel):
     profile: Annotated[str, _named("be a profile name matching [a-z0-9_-]{1,32}")] | None = None
     name: Annotated[str, _named("match [a-z0-9_-]{1,32} (a suffix of the output name, no paths)")] | None = None
     format: Annotated[Literal["webp", "gif", "gif+webp"], BeforeValidator(_lower)] | None = None
-    start: Start | None = None
-    duration: Duration | None = None
-    fps: Fps | None = None
-    interval: Interval | None = None
-    frames: Frames | None = None
-    width: Side | None = None
-    height: Side | None = None
+    start: Start = None
+    duration: Duration = None
+    fps: Fps = None
+    interval: Interval = None
+    frames: Frames = None
+    width: Side = None
+    height: Side = None
     scale: Annotated[ScaleType, BeforeValidator(_lower)] | None = None
     target: Annotated[str, _named("be a target name matching [a-z0-9_-]{1,32}")] | None = None
-    max_bytes: MaxBytes | None = None
+    max_bytes: MaxBytes = None
 
 
 class AutoStart(BaseModel):
