@@ -1,7 +1,7 @@
 """Configuration, read once by ``Settings.from_env()`` (the composition root's call) and passed along.
 
-pydantic-settings reads the variables, each field naming its own; ``Settings(...)`` or ``Limits(...)`` built in
-code reads none, so such a value never depends on the shell it is made in.
+pydantic-settings reads the variables, each field naming its own; ``Settings(...)`` or ``Limits(...)`` built
+in code reads none, so such a value never depends on the shell it is made in.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class Limits(_FromEnv):
 
 
 class Settings(_FromEnv):
-    backend: Literal["imm", "local"] = Field("local", validation_alias="AUTOANIM_BACKEND")  # from_env: imm when run by FC
+    # from_env: imm when run by FC
+    backend: Literal["imm", "local"] = Field("local", validation_alias="AUTOANIM_BACKEND")
     imm_project: str | None = Field(None, validation_alias="IMM_PROJECT")
     imm_region: str | None = Field(None, validation_alias=AliasChoices("IMM_REGION", "FC_REGION"))
     imm_endpoint: str | None = Field(None, validation_alias="IMM_ENDPOINT")

@@ -138,20 +138,6 @@ class ImmTaskResult(_Lenient):
         return found
 
 
-def _message_body(data: Any, raw_text: str) -> str:
-    """The MNS message body from any of FC's MNS trigger shapes.
-
-    JSON format: ``{"Message": body, "TopicName": ...}`` (attributes at top level). STREAM with
-    attributes: ``{"body": body, "attrs": {...}}``. STREAM without attributes: the event is the body.
-    """
-    if isinstance(data, dict):
-        if isinstance(data.get("Message"), str) and "TopicName" in data:
-            return data["Message"]
-        if isinstance(data.get("body"), str) and "attrs" in data:
-            return data["body"]
-    return raw_text
-
-
 def _decode_body(body: str) -> dict[str, Any]:
     """The IMM envelope: JSON, or Base64 of JSON (MNS TopicMessage encodes bodies)."""
     text = body.strip()
@@ -167,21 +153,26 @@ def _decode_body(body: str) -> dict[str, Any]:
 
 
 def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
-    """FC MNS event (JSON or STREAM format) → IMM envelope → IMM task result.
+    """FC MNS event → its message body → IMM envelope → IMM task result.
 
-    The envelope may be absent: a message body that is itself the task JSON (``TaskId``, ``Status``)
-    is accepted, as IMM's older notification docs show it.
+    FC's shapes: the JSON format ``{"Message": body, "TopicName": ...}`` (attributes at top level), STREAM
+    with attributes ``{"body": body, "attrs": {...}}``, STREAM without: the event is the body. The envelope
+    may be absent: a body that is itself the task JSON (``TaskId``, ``Status``, as IMM's older notification
+    docs show it) is accepted.
     """
     if isinstance(raw, (bytes, bytearray)):
         _check_size(raw, "MNS event")
         raw = bytes(raw).decode("utf-8", errors="replace")
-    raw_text = raw if isinstance(raw, str) else json.dumps(raw)
+    body = raw if isinstance(raw, str) else json.dumps(raw)
     try:
-        data: Any = raw if isinstance(raw, dict) else json.loads(raw_text)
+        data: Any = raw if isinstance(raw, dict) else json.loads(body)
     except (json.JSONDecodeError, RecursionError):
         data = None
-    is_envelope = isinstance(data, dict) and "content" in data
-    found = data if is_envelope else _decode_body(_message_body(data, raw_text))
+    if isinstance(data, dict) and isinstance(data.get("Message"), str) and "TopicName" in data:
+        body = data["Message"]
+    elif isinstance(data, dict) and isinstance(data.get("body"), str) and "attrs" in data:
+        body = data["body"]
+    found = data if isinstance(data, dict) and "content" in data else _decode_body(body)
     if "content" not in found and "TaskId" in found and "Status" in found:
         content: Any = found
     else:
