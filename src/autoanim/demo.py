@@ -1,12 +1,5 @@
-"""``make demo``: the whole upload pipeline offline, on a generated video.
-
-A sample video is "uploaded" twice into a local bucket with different tags; the
-same two handlers that run in FC carry it through (``on_upload`` plans and
-submits, the local media service converts with the engine and delivers an
-IMM-shaped result to ``on_task_result``, which writes the manifests). Then an
-``index.html`` beside the outputs shows each animation with its rule, size and
-billed frames.
-"""
+"""``make demo``: the whole upload pipeline offline, on a generated video uploaded twice with other tags
+(the handlers that run in FC, the engine as IMM), then an ``index.html`` showing each animation."""
 
 from __future__ import annotations
 
