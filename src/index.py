@@ -1,4 +1,4 @@
-"""The two Function Compute handlers (``event`` is bytes): the app for this invocation, the work, a JSON answer.
+"""The two Function Compute handlers (``event`` is bytes): the invocation's app, the work, a JSON answer.
 
 Tests and ``autoanim invoke`` pass ``app=`` to run them on other adapters.
 """

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import claims, log, objects, planner, service
+from . import claims, handlers, log, objects, planner, service
 from .errors import AutoanimError, ConfigError
 from .fc_events import iso_ms, oss_event
 from .planner import PlannedTask
 from .ports import ObjectInfo
 
-# OSS storage classes that must be restored before anything can read them (IA is readable, at a retrieval fee).
+# OSS storage classes that must be restored before anything reads them (IA is readable, at a retrieval fee).
 ARCHIVED = frozenset({"Archive", "ColdArchive", "DeepColdArchive"})
 CHECKPOINT_EVERY = 2.0  # seconds between checkpoint writes (and at the end)
 
@@ -87,11 +87,6 @@ class Outcome:
     handed: str = ""  # "accepted" | "duplicate" | "" (not handed over)
     video: bool = True  # a video (by extension, not ours), whatever its rules said
 
-    @property
-    def handled(self) -> bool:
-        """Nothing left to do for this object in this run (the checkpoint may pass it)."""
-        return self.kind not in ("failed", "held")
-
 
 class DoneClaims:
     """Whether a clip's claim is final; the claims folder of each output bucket is listed once."""
@@ -103,19 +98,18 @@ class DoneClaims:
         self.listed = 0
 
     def __call__(self, task: PlannedTask) -> bool:
-        return claims.handled(task.claim_key, self._keys(task.output_bucket))
-
-    def _keys(self, bucket: str) -> set[str]:
         with self._lock:
-            if bucket not in self._known:
+            if task.output_bucket not in self._known:
                 folder = self._app.settings.output_prefix + planner.CLAIMS_FOLDER
-                self._known[bucket] = {o.key for o in self._app.store.list(bucket, folder)}
-                self.listed += len(self._known[bucket])
-            return self._known[bucket]
+                listed = self._app.store.list(task.output_bucket, folder)
+                self._known[task.output_bucket] = {o.key for o in listed}
+                self.listed += len(self._known[task.output_bucket])
+            keys = self._known[task.output_bucket]
+        return claims.handled(task.claim_key, keys)
 
 
 class HandOvers:
-    """At most ``limit`` hand-overs (None: no limit), ``rate`` a second evenly spaced (0: unbounded); thread-safe."""
+    """At most ``limit`` hand-overs (None: any), ``rate`` a second evenly spaced (0: any); thread-safe."""
 
     def __init__(self, limit: int | None, rate: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
@@ -159,27 +153,25 @@ def fc_submitter(invoker: Any, region: str) -> Submit:
 
 
 def in_process_submitter(app: service.App) -> Submit:
-    """``on_upload`` in this process, on the event FC would deliver (``--via direct``, local buckets)."""
-    import index
-
-    from .bootstrap import local_context
+    """``on_upload``'s work here, on the event FC would deliver (``--via direct``, a local folder bucket)."""
 
     def submit(video: ObjectInfo, tasks: list[PlannedTask]) -> str:
         event = oss_event(video.bucket, video.key, size=video.size, etag=video.etag)
-        index.on_upload(event, local_context("on_upload"), app=app)  # raises RetryLater: retryable
+        handlers.upload(app, event)  # raises RetryLater: retryable
         return "accepted"
 
     return submit
 
 
-def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | None, gate: HandOvers) -> Outcome:
+def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | None,
+          gate: HandOvers) -> Outcome:
     """Plan one listed object with on_upload's own planning; hand it over when asked and needed."""
     info, settings = item.info, app.settings
     if objects.is_ours(info.key, settings.output_prefix):
         return Outcome(info.key, "skipped", "autoanim's own output, manifest or claim", video=False)
     if objects.is_sidecar_key(info.key):
-        video_key = objects.video_of_sidecar(info.key)
-        return Outcome(info.key, "skipped", "sidecar (planned with its video)" if objects.is_video_key(video_key)
+        video = objects.is_video_key(objects.video_of_sidecar(info.key))
+        return Outcome(info.key, "skipped", "sidecar (planned with its video)" if video
                        else "sidecar of something that is not a video", video=False)
     if not objects.is_video_key(info.key):
         return Outcome(info.key, "skipped", "not a video (by extension)", video=False)
@@ -289,6 +281,13 @@ class Checkpoint:
     via: str
     function: str
 
+    @classmethod
+    def of(cls, path: str | None, bucket: str, *, source: str, via: str, function: str) -> Checkpoint:
+        """At ``path``, else ``./.autoanim-backfill/<bucket>-<hash of source, via, function>.json``."""
+        digest = hashlib.sha256(json.dumps([source, via, function]).encode()).hexdigest()[:16]
+        return cls(Path(path or f".autoanim-backfill/{bucket}-{digest}.json"), source=source, via=via,
+                   function=function)
+
     def load(self) -> str:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -315,12 +314,9 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         workers: int = 16, rate: float = 0.0, limit: int | None = None, start_after: str = "",
         checkpoint: Checkpoint | None = None, keep_tasks: bool = True,
         progress: Callable[[Summary], None] | None = None, stop: threading.Event | None = None) -> Summary:
-    """List, plan and (with ``submit``) hand over every video under ``prefix``; returns the summary.
-
-    Results are taken in listing order with at most ``4 * workers`` objects in flight.
-    A non-retryable hand-over failure (no such function, no permission) stops the run
-    and is raised, after the checkpoint is written.
-    """
+    """List, plan and (with ``submit``) hand over every video under ``prefix``, results taken in listing
+    order with at most ``4 * workers`` objects in flight. A non-retryable hand-over failure (no such
+    function, no permission) is raised, after the checkpoint is written."""
     summary = Summary(source=source, mode="submit" if submit else "dry-run", via=via,
                       resumed_after=start_after or None)
     done, gate = DoneClaims(app), HandOvers(limit, rate)
@@ -334,7 +330,7 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         summary.add(outcome, keep_tasks)
         if outcome.kind == "failed":  # said as it happens (stderr); the summary lists them all
             log.event("backfill.failed", 30, key=outcome.key, reason=outcome.reason)
-        if frontier and outcome.handled:
+        if frontier and outcome.kind not in ("failed", "held"):  # nothing left to do: the checkpoint moves
             summary.last_key = outcome.key
         else:
             frontier = False
@@ -376,9 +372,3 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         if checkpoint is not None:
             checkpoint.save(summary.last_key or start_after or None, complete=summary.complete)
     return summary
-
-
-def default_checkpoint(bucket: str, source: str, via: str, function: str) -> Path:
-    """``./.autoanim-backfill/<bucket>-<hash of source, via, function>.json`` (on the operator's machine)."""
-    digest = hashlib.sha256(json.dumps([source, via, function]).encode()).hexdigest()[:16]
-    return Path(".autoanim-backfill") / f"{bucket}-{digest}.json"

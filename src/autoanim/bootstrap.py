@@ -65,8 +65,8 @@ def _time_left(context: Any) -> Callable[[], float] | None:
     return lambda: deadline - time.monotonic()
 
 
-def _cloud(settings: Settings, credentials: Credentials | None, *, region: str | None = None, public: bool = False,
-           imm: bool = True, time_left: Callable[[], float] | None = None) -> App:
+def _cloud(settings: Settings, credentials: Credentials | None, *, region: str | None = None,
+           public: bool = False, imm: bool = True, time_left: Callable[[], float] | None = None) -> App:
     """OSS and IMM on their SDKs (``public``: OSS's public endpoint; ``imm=False``: no media)."""
     from .adapters.imm import ImmMediaService
     from .adapters.oss import OssObjectStore
@@ -77,13 +77,6 @@ def _cloud(settings: Settings, credentials: Credentials | None, *, region: str |
                             endpoint=settings.imm_endpoint, credentials=credentials,
                             attempts=settings.imm_attempts, time_left=time_left) if imm else _NoMedia()
     return App(settings=settings, store=store, media=media, time_left=time_left, kill_margin=SAFETY_MARGIN)
-
-
-def local_settings(settings: Settings) -> Settings:
-    """Locally there is always a result topic: the local media service delivers to ``on_task_result``."""
-    if settings.imm_notify_topic:
-        return settings
-    return settings.model_copy(update={"imm_notify_topic": LOCAL_TOPIC})
 
 
 def local_context(name: str = "autoanim-local") -> Any:
@@ -99,7 +92,8 @@ def build_local(settings: Settings) -> LocalApp:
     from .adapters.local_store import LocalObjectStore
     from .local import LocalApp
 
-    settings = local_settings(settings)
+    if not settings.imm_notify_topic:  # locally there is always one: the local media service delivers results
+        settings = settings.model_copy(update={"imm_notify_topic": LOCAL_TOPIC})
     store = LocalObjectStore(settings.local_root)
     app: LocalApp | None = None
 
@@ -133,7 +127,8 @@ def build_operator(settings: Settings, *, region: str | None = None, imm: bool =
     return _cloud(settings, resolve_credentials(None), region=region, public=True, imm=imm)
 
 
-def fc_invoker(settings: Settings, *, function: str, region: str | None, qualifier: str | None) -> tuple[Any, str]:
+def fc_invoker(settings: Settings, *, function: str, region: str | None,
+               qualifier: str | None) -> tuple[Any, str]:
     """The deployed upload function, for asynchronous invocations (``autoanim backfill --submit``)."""
     from .adapters.credentials import resolve_credentials
     from .adapters.fc import FcInvoker

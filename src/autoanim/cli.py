@@ -1,8 +1,8 @@
 """``autoanim``: plan, convert, upload, watch, invoke and backfill, offline or against IMM.
 
 Exit status: 0 done, 2 bad arguments or rules, 3 unreadable media, 4 a service failed.
-Errors are one line on stderr. Only argparse is imported up front: each command imports what it runs
-(``convert`` starts fast: no pipeline, no adapters).
+Errors are one line on stderr. Only argparse, the errors and the renderer are imported up front: each
+command imports what it runs (``convert`` starts fast: no pipeline, no adapters).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import render
+from .errors import AutoanimError, ConfigError, MediaError, RuleError, ServiceError
+
 if TYPE_CHECKING:
     from . import objects, rules
     from .config import Settings
@@ -29,8 +32,6 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _read(path: str, what: str) -> bytes:
-    from .errors import ConfigError
-
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -39,7 +40,7 @@ def _read(path: str, what: str) -> bytes:
 
 @contextlib.contextmanager
 def _progress(mode: str, show: Callable[..., None], **options: Any) -> Iterator[Callable[..., None] | None]:
-    """A tqdm bar on stderr (``on``, or ``auto`` on a terminal) and the callback ``show(bar, ...)`` feeding it."""
+    """A tqdm bar on stderr (``on``, or ``auto`` on a terminal), fed by the callback ``show(bar, ...)``."""
     if mode == "off" or (mode == "auto" and not sys.stderr.isatty()):
         yield None
         return
@@ -66,9 +67,8 @@ def _objects_listed(bar: Any, summary: Any) -> None:
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     """Run the real upload service on in-memory adapters: the exact requests, no network."""
-    from . import handlers, log, objects, render, rules
+    from . import handlers, log, objects, rules
     from .adapters.memory import MemoryObjectStore, RecordingMediaService
-    from .errors import ConfigError, RuleError
     from .events import parse_oss_event
     from .planner import TaskUserData
     from .service import App, RetryLater
@@ -77,10 +77,11 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     store = MemoryObjectStore()
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
     sidecar = _read(args.sidecar, "sidecar file") if args.sidecar else None
-    for _, record in parse_oss_event(raw).records:  # each object as the event describes it, with the given rules
+    for _, record in parse_oss_event(raw).records:  # each object as the event describes it, with these rules
         if objects.is_sidecar_key(record.key):  # a sidecar's event: its video is there too
             if sidecar is None:
-                raise ConfigError(f"{args.event} uploads the sidecar {record.key}: give its content with --sidecar")
+                raise ConfigError(f"{args.event} uploads the sidecar {record.key}: "
+                                  "give its content with --sidecar")
             store.add(record.bucket, objects.video_of_sidecar(record.key), b"", tags)
             store.add(record.bucket, record.key, sidecar)
             continue
@@ -116,21 +117,21 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
                "skipped": [s.model_dump() for s in report.skipped],
                "rejected": [r.model_dump(exclude_none=True) for r in report.rejected]}
     if any("cap" in t for t in tasks):
-        summary["billed_frames_worst_total"] = sum(t.get("billed_frames_worst", t["billed_frames"]) for t in tasks)
+        worst = sum(t.get("billed_frames_worst", t["billed_frames"]) for t in tasks)
+        summary["billed_frames_worst_total"] = worst
     if probes:
         summary["probes"] = probes
     _emit(args, summary, render.plan(summary))
     return RuleError.exit_code if report.rejected else 0
 
 
-_CONVERT_FLAGS = ("format", "start", "duration", "fps", "interval", "frames", "width", "height", "scale", "target",
-                  "max_bytes")
+_CONVERT_FLAGS = ("format", "start", "duration", "fps", "interval", "frames", "width", "height", "scale",
+                  "target", "max_bytes")
 
 
 def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
-    """One local conversion; a byte cap is met by the engine's bounded search, or by the cloud's plan (--fit model)."""
-    from . import engine, objects, planner, render, rules
-    from .errors import MediaError, RuleError
+    """One local conversion; a byte cap is met by the engine's search, or the cloud's plan (--fit model)."""
+    from . import engine, objects, planner, rules
 
     fields = {f: getattr(args, f) for f in _CONVERT_FLAGS if getattr(args, f) is not None}
     out = Path(args.output)
@@ -139,7 +140,8 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
         if ext in objects.OUTPUT_EXTENSIONS:
             fields["format"] = ext
         elif "target" not in fields:  # a target says its format
-            raise RuleError("command line", "--format", None, "give --format gif|webp or an output ending .gif/.webp")
+            raise RuleError("command line", "--format", None,
+                            "give --format gif|webp or an output ending .gif/.webp")
     spec = rules.validate_spec(fields, settings.limits, "command line", "--")
     (rule,) = rules.resolve([spec], origin="cli", source="command line", settings=settings)
     for note in rule.notes:
@@ -149,26 +151,27 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
         rule = _auto_start(Path(args.source), source, rule, settings)
     search = rule.max_bytes is not None and args.fit == "search"
     if search and args.quality is not None:
-        raise RuleError("command line", "--quality", args.quality, "with a byte cap the search picks the quality "
-                        "(or give --fit model)")
+        raise RuleError("command line", "--quality", args.quality,
+                        "with a byte cap the search picks the quality (or give --fit model)")
     task = planner.plan(source, [rule], settings, fit_caps=not search)[0]
-    clip = {"start": task.request.source.start_time, "duration": task.request.source.duration}
+    animation, clip = task.request.animation, {"start": task.request.source.start_time,
+                                                "duration": task.request.source.duration}
     if search:
         from .engine import fit
 
-        result = fit.fit(args.source, out, task.request.animation, rule.max_bytes, fixed_size=rule.fixed_size, **clip)
+        result = fit.fit(args.source, out, animation, rule.max_bytes, fixed_size=rule.fixed_size, **clip)
     else:
         with _progress(args.progress, _frames_done, unit="frame") as progress:
-            result = engine.convert(args.source, out, task.request.animation, quality=args.quality,
-                                    progress=progress, **clip)
+            result = engine.convert(args.source, out, animation, quality=args.quality, progress=progress,
+                                    **clip)
     summary = {"output": str(out), "frames": result.frames, "width": result.width, "height": result.height,
                "bytes": result.bytes, "duration": round(result.duration, 3), "seconds": round(result.elapsed, 3),
                "imm_billed_frames": result.frames, "start": clip["start"] or 0.0,
                "start_auto": rule.auto.model_dump(exclude={"sheet"}) if rule.auto else None}
     if search:
-        summary.update(fps=result.fps, target=rule.target, cap=result.cap, met=result.met, given_up=result.given_up,
-                       encodes=result.encodes, tried=result.tried)
-    elif rule.max_bytes is not None:  # --fit model: the cloud's plan, made once; the cap is checked, not searched
+        summary.update(fps=result.fps, target=rule.target, cap=result.cap, met=result.met,
+                       given_up=result.given_up, encodes=result.encodes, tried=result.tried)
+    elif rule.max_bytes is not None:  # --fit model: the cloud's plan, made once; the cap checked only
         summary.update(target=rule.target, cap=rule.max_bytes, met=result.bytes <= rule.max_bytes,
                        given_up=list(task.rule.given_up), encodes=1)
     _emit(args, summary, render.converted(summary, rule.auto))
@@ -197,7 +200,6 @@ def cmd_sample_video(args: argparse.Namespace, settings: Settings) -> int:
 
 def _local_app(settings: Settings) -> LocalApp:
     from . import bootstrap
-    from .errors import ConfigError
 
     if settings.backend != "local":
         raise ConfigError("this command runs the local backend: unset AUTOANIM_BACKEND or set it to 'local'")
@@ -206,7 +208,7 @@ def _local_app(settings: Settings) -> LocalApp:
 
 
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
-    from . import local, render, rules
+    from . import local, rules
 
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
     with _local_app(settings) as app:
@@ -229,8 +231,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
-    from . import bootstrap, handlers, render
-    from .errors import RuleError
+    from . import bootstrap, handlers
 
     raw = _read(args.event, "event file")
     upload = args.handler == "upload"
@@ -245,8 +246,7 @@ def cmd_invoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """The videos already in a bucket: the bill first (dry run), then on_upload does the work."""
-    from . import backfill, bootstrap, objects, render
-    from .errors import ConfigError, ServiceError
+    from . import backfill, bootstrap, objects
 
     bootstrap.check(settings)
     if args.resume and not args.submit:
@@ -263,24 +263,27 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
         app = bootstrap.build_operator(settings, region=args.region, imm=args.submit and via == "direct")
     else:
         if args.via:
-            raise ConfigError(f"{args.source} is a local folder bucket: it is converted here (no --via {args.via})")
+            raise ConfigError(f"{args.source} is a local folder bucket: it is converted here "
+                              f"(no --via {args.via})")
         bucket, prefix = _local_target(args.source, settings)
         via, source = "local", args.source
         app = _local_app(settings)
     submit, checkpoint, start_after = None, None, ""
     if args.submit:
         if via == "fc":
-            submit = backfill.fc_submitter(*bootstrap.fc_invoker(settings, function=args.function,
-                                                                 region=args.region, qualifier=args.qualifier))
+            invoker = bootstrap.fc_invoker(settings, function=args.function, region=args.region,
+                                           qualifier=args.qualifier)
+            submit = backfill.fc_submitter(*invoker)
         else:
             submit = backfill.in_process_submitter(app)
-        path = Path(args.checkpoint) if args.checkpoint else backfill.default_checkpoint(bucket, source, via, args.function)
-        checkpoint = backfill.Checkpoint(path, source=source, via=via, function=args.function)
+        checkpoint = backfill.Checkpoint.of(args.checkpoint, bucket, source=source, via=via,
+                                            function=args.function)
         start_after = checkpoint.load() if args.resume else ""
     with app, _progress(args.progress, _objects_listed, unit=" objects", dynamic_ncols=True) as progress:
-        summary = backfill.run(app, bucket, prefix, source=source, via=via, submit=submit, workers=args.workers,
-                               rate=args.rate, limit=args.limit, start_after=start_after, checkpoint=checkpoint,
-                               keep_tasks=args.json, progress=progress)
+        summary = backfill.run(app, bucket, prefix, source=source, via=via, submit=submit,
+                               workers=args.workers, rate=args.rate, limit=args.limit,
+                               start_after=start_after, checkpoint=checkpoint, keep_tasks=args.json,
+                               progress=progress)
         app.settle()
     data = summary.as_dict()
     data["function"] = args.function if via == "fc" else None
@@ -294,8 +297,6 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
 def _local_target(path: str, settings: Settings) -> tuple[str, str]:
     """``buckets/demo-bucket/videos/`` → ("demo-bucket", "videos/"), inside AUTOANIM_LOCAL_ROOT."""
     import os
-
-    from .errors import ConfigError
 
     root = Path(settings.local_root).resolve()
     try:
@@ -326,7 +327,8 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
         return p
 
-    p = command("plan", cmd_plan, "print the IMM requests and billed frames for an OSS event (no network)", as_json)
+    p = command("plan", cmd_plan, "print the IMM requests and billed frames for an OSS event (no network)",
+                as_json)
     p.add_argument("event", help="FC OSS trigger event JSON file")
     p.add_argument("--tags", help="object tags, 'anim-fps=15&anim-format=gif'")
     p.add_argument("--sidecar", help="a sidecar JSON file, as <key>.anim.json would hold")
@@ -342,17 +344,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=["stretch", "crop", "fill", "fit"])
     p.add_argument("--quality", type=int, choices=range(1, 101), metavar="1-100",
                    help="local only (IMM has no quality setting)")
-    p.add_argument("--target", help="a target (whatsapp-sticker, discord, discord-sticker, slack-emoji, github, "
-                   "email, or the operator's): its format, size, duration, fps and byte limits")
+    p.add_argument("--target", help="a target (whatsapp-sticker, discord, discord-sticker, slack-emoji, "
+                   "github, email, or the operator's): its format, size, duration, fps and byte limits")
     p.add_argument("--max-bytes", dest="max_bytes", help="a byte cap (alone, or under a target's)")
     p.add_argument("--fit", choices=["search", "model"], default="search",
-                   help="with a cap: the engine's bounded search (default), or the cloud's size-model plan, once")
+                   help="with a cap: the engine's bounded search (default), "
+                   "or the cloud's size-model plan, once")
 
     p = command("sample-video", cmd_sample_video, "write a synthetic, colourful, moving test video")
     p.add_argument("output")
     p.add_argument("--seconds", type=float, default=8.0)
 
-    p = command("upload", cmd_upload, "local backend: put a file in a local bucket and run the pipeline", as_json)
+    p = command("upload", cmd_upload, "local backend: put a file in a local bucket and run the pipeline",
+                as_json)
     p.add_argument("file")
     p.add_argument("key")
     p.add_argument("--bucket", default="local-bucket")
@@ -362,12 +366,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("root", nargs="?", help="folder of buckets (default AUTOANIM_LOCAL_ROOT or ./buckets)")
     p.add_argument("--grace", type=float, default=2.0, help="seconds a video waits for its sidecar")
 
-    p = command("invoke", cmd_invoke, "run a handler on an FC event file with the configured backend", as_json)
+    p = command("invoke", cmd_invoke, "run a handler on an FC event file with the configured backend",
+                as_json)
     p.add_argument("handler", choices=["upload", "result"])
     p.add_argument("event")
 
-    p = command("backfill", cmd_backfill, "the videos already in a bucket: the bill first, then --submit", progress)
-    p.add_argument("source", help="oss://BUCKET/PREFIX, or a local folder bucket such as buckets/demo-bucket/videos/")
+    p = command("backfill", cmd_backfill, "the videos already in a bucket: the bill first, then --submit",
+                progress)
+    p.add_argument("source", help="oss://BUCKET/PREFIX, or a local folder bucket such as "
+                   "buckets/demo-bucket/videos/")
     p.add_argument("--submit", action="store_true", help="hand every video with clips to make to on_upload")
     p.add_argument("--via", choices=["fc", "direct"], help="fc: async invocations of the deployed function "
                    "(default); direct: on_upload in this process against OSS and IMM")
@@ -387,7 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from . import log
     from .config import Settings
-    from .errors import AutoanimError
 
     log.setup(getattr(logging, args.log_level.upper()))
     try:

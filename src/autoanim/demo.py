@@ -26,9 +26,8 @@ def main() -> int:
     from .rules import parse_tag_string
 
     log.setup(30)  # the demo prints its own summary; warnings and errors still show
-    settings = bootstrap.local_settings(Settings.from_env())
     outputs: list[local.Converted] = []
-    with bootstrap.build_local(settings) as app, tempfile.TemporaryDirectory() as tmp:
+    with bootstrap.build_local(Settings.from_env()) as app, tempfile.TemporaryDirectory() as tmp:
         video = engine.sample_video(Path(tmp) / "sample.mp4", seconds=8)
         print(f"made a sample video: {video.stat().st_size:,} bytes, 8 s, 640x360")
         for what, tags in UPLOADS:
@@ -39,7 +38,7 @@ def main() -> int:
     if len(outputs) != len(UPLOADS):
         print("demo failed: see the manifests above", file=sys.stderr)
         return 4
-    page = write_index(app.store.path(BUCKET, settings.output_prefix + "index.html").parent, outputs)
+    page = write_index(app.store.path(BUCKET, app.settings.output_prefix + "index.html").parent, outputs)
     total = sum(o.billed_frames or 0 for o in outputs)
     print(f"\n{len(outputs)} animations, {total} frames IMM would bill. Open {page} to look at them.")
     return 0

@@ -64,7 +64,7 @@ class LocalUpload(UploadReport):
 
 
 def upload(app: LocalApp, src: Path, bucket: str, key: str, tags: dict[str, str]) -> LocalUpload:
-    """Put a file in a local bucket as OSS would, run the upload function on its event, wait for the results."""
+    """Put a file in a local bucket as OSS would, run the upload function on its event, wait for results."""
     rules.check_tags(tags, "--tags")
     if not src.is_file():
         raise ConfigError(f"{src}: no such file")
@@ -109,9 +109,11 @@ def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
         except AutoanimError as exc:
             log.event("watch.error", 40, reason=exc.message, retryable=exc.retryable)
 
+    def waits(bucket: str, key: str) -> bool:
+        return objects.is_video_key(key) and not app.store.exists(bucket, key + objects.SIDECAR_SUFFIX)
+
     def on_event(event: bytes) -> None:
-        if grace > 0 and any(objects.is_video_key(r.key) and not app.store.exists(r.bucket, r.key + objects.SIDECAR_SUFFIX)
-                             for _, r in parse_oss_event(event).records):
+        if grace > 0 and any(waits(r.bucket, r.key) for _, r in parse_oss_event(event).records):
             timer = threading.Timer(grace, upload, args=(event,))
             timer.daemon = True
             timer.start()

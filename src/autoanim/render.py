@@ -117,8 +117,8 @@ def backfill(d: dict[str, Any]) -> str:
         lines.append(f"  dry run: nothing submitted; --submit hands {d['to_submit']:,} videos to "
                      f"{d['function'] or 'on_upload'}")
     else:
-        lines.append(f"  submitted ({d['via']}): {d['invoked']:,} invoked, {d['duplicates']:,} already queued, "
-                     f"{d['skipped_done']:,} videos already done, {d['held']:,} left for later")
+        lines.append(f"  submitted ({d['via']}): {d['invoked']:,} invoked, {d['duplicates']:,} already "
+                     f"queued, {d['skipped_done']:,} videos already done, {d['held']:,} left for later")
         state = "complete" if d["complete"] else ("interrupted" if d["interrupted"] else "incomplete")
         lines.append(f"  {state}; checkpoint {d['checkpoint']} (last key {d['last_key']!r})"
                      + ("" if d["complete"] else ": --resume continues"))

@@ -93,9 +93,7 @@ class _Tracker:
             bucket, key = self._store.key_for(path)
         except (ValueError, ServiceError):
             return None  # outside a bucket folder, the .autoanim tree, or a name the store refuses
-        if any(segment.startswith(".") for segment in key.split("/")):
-            return None
-        if key.startswith(self._ignore_prefixes):
+        if key.startswith(self._ignore_prefixes) or any(part.startswith(".") for part in key.split("/")):
             return None
         return bucket, key
 
@@ -112,9 +110,8 @@ class _Tracker:
                 signature = (stat.st_size, stat.st_mtime_ns)
                 if self._handled.get(path) == signature:
                     del self._candidates[path]
-                elif candidate.closed or (
-                    signature == candidate.signature and now - candidate.since >= self._settle
-                ):
+                elif candidate.closed or (signature == candidate.signature
+                                          and now - candidate.since >= self._settle):
                     del self._candidates[path]
                     self._handled[path] = signature
                     found.append(self._object(path))
