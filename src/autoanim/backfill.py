@@ -32,11 +32,8 @@ CHECKPOINT_EVERY = 2.0  # seconds between checkpoint writes (and at the end)
 
 
 def task_id(video: ObjectInfo, tasks: Iterable[PlannedTask] = ()) -> str:
-    """The FC async task id of one video's hand-over, ``autoanim-<sha256>`` (73 characters; FC allows 128).
-
-    Of (bucket, key, ETag) and the planned clips: FC refuses a repeat (409); a re-upload or new rules
-    make a new id.
-    """
+    """FC's async task id of one video's hand-over, of (bucket, key, ETag) and the planned clips: FC refuses
+    a repeat (409), a re-upload or new rules make a new one. 73 characters (FC allows 128)."""
     identity = json.dumps([video.bucket, video.key, video.etag, sorted(t.idempotency_key for t in tasks)],
                           ensure_ascii=False, separators=(",", ":"))
     return "autoanim-" + hashlib.sha256(identity.encode()).hexdigest()
@@ -49,10 +46,8 @@ class Listed:
 
 
 def with_sidecars(listing: Iterable[ObjectInfo]) -> Iterator[Listed]:
-    """The listing in its own order, each video told whether its sidecar was listed (no probe).
-
-    A video is held (with what follows it, to keep the order) until the listing passes its sidecar's key.
-    """
+    """The listing in its own order, each video told whether its sidecar was listed (no probe): a video
+    is held (with what follows it, to keep the order) until the listing passes its sidecar's key."""
     held: deque[ObjectInfo] = deque()
     sidecars: set[str] = set()
 

@@ -97,9 +97,7 @@ def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
     """Every new complete file under the local root becomes an upload event (blocks until ``stop``).
 
     Dropped files carry no tags, so a video waits ``grace`` seconds for its sidecar (else it would get the
-    default profile as well); either order then gives exactly the sidecar's clips (through OSS, the tag
-    ``anim=sidecar`` says the same).
-    """
+    default profile as well); either order then gives exactly the sidecar's clips (OSS: ``anim=sidecar``)."""
     from .events import parse_oss_event
     from .watch import watch as watch_folder
 
