@@ -128,3 +128,11 @@ def test_bad_flags_are_refused_before_any_request(flags, capsys):
 
     assert cli.main(["backfill", "oss://b/videos/", "--progress", "off", *flags]) == 2
     assert capsys.readouterr().err.startswith("autoanim: ")
+
+
+@pytest.mark.parametrize("source", ["oss://", "oss:///videos/"])
+def test_a_source_without_a_bucket_is_refused_in_one_line(source, capsys):
+    from autoanim import cli
+
+    assert cli.main(["backfill", source, "--progress", "off"]) == 2
+    assert capsys.readouterr().err.startswith(f"autoanim: {source}: no bucket")
