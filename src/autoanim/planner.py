@@ -1,8 +1,4 @@
-"""Plan, then execute: (object, rules, settings) → one CreateMediaConvertTask per clip.
-
-Pure: no I/O. The same ``PlannedTask`` values drive IMM, the local engine,
-``autoanim plan`` and the golden tests.
-"""
+"""Plan, then execute: (object, rules, settings) → one CreateMediaConvertTask per clip. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ import posixpath
 import string
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from .config import Settings
 from .convert_request import (
@@ -31,8 +27,6 @@ from .objects import MANIFEST_SUFFIX, MAX_KEY_BYTES, ObjectRef, SourceObject, ex
 from .rules import ASSUMED_SOURCE, OPEN_SIDE, Rule, _estimated_area
 
 CLAIMS_FOLDER = ".autoanim/claims/"
-
-_TEMPLATE_FIELDS = {"prefix", "bucket", "key", "dirname", "barename", "basename", "srcext", "name", "ext"}
 
 
 # The IMM task tags that carry the claim (ListTasks finds a task by them). IMM documents no
@@ -70,13 +64,11 @@ class TaskUserData(BaseModel):
     def parse(cls, text: str) -> TaskUserData | None:
         """The user data of one of our tasks, or None for anything else."""
         try:
-            data = cls.model_validate_json(text) if text else None
-        except ValidationError:
+            data = cls.model_validate_json(text)
+            ObjectRef.parse(data.claim)
+        except ValueError:  # not JSON, not ours (a pydantic ValidationError), or no oss:// claim
             return None
-        try:
-            return data if data is not None and ObjectRef.parse(data.claim) else None
-        except ValueError:
-            return None
+        return data
 
     @property
     def claim_location(self) -> tuple[str, str]:
@@ -119,10 +111,9 @@ class PlannedTask(BaseModel):
         return self.billed_frames * (1 + (self.size_retries if self.rule.max_bytes else 0))
 
     def request_for(self, attempt: int, start: float | None = None, scale: float | None = None) -> ConvertRequest:
-        """The request of one attempt: the probe, or the animation (0 first, n for the n-th resubmit)
-        from ``start`` when the probe picked it, shrunk by ``scale`` (the bytes factor of a size retry,
-        ``scaled``); each with its own ``UserData`` and ``Tags``, so that its result and its task can
-        be told apart."""
+        """The request of one attempt: the probe, or the animation from ``start`` (the probe's pick)
+        shrunk by ``scale`` (a size retry's bytes factor, ``scaled``); each with its own ``UserData``
+        and ``Tags``, so that its result and its task can be told apart."""
         base = self.probe if attempt == PROBE else self.request
         if base is None:
             raise ValueError(f"{self.claim_key} has no probe")
@@ -130,12 +121,11 @@ class PlannedTask(BaseModel):
             rule, _ = scaled(self.rule, scale)
             base = base.model_copy(update={
                 "sources": [base.source.model_copy(update={"duration": rule.duration})],
-                "targets": [base.targets[0].model_copy(update={"image": base.targets[0].image.model_copy(update={
-                    "animations": [_animation(rule, base.animation.uri)]})})],
+                "targets": [Target(Image=TargetImage(Animations=[_animation(rule, base.animation.uri)]))],
             })
         if start is not None and attempt != PROBE:
             base = base.model_copy(update={"sources": [base.source.model_copy(update={"start_time": start})]})
-        user_data = TaskUserData.model_validate_json(self.request.user_data or "{}")
+        user_data = TaskUserData.model_validate_json(self.request.user_data)
         return base.model_copy(update={
             "user_data": user_data.model_copy(update={"attempt": attempt}).dump(),
             "tags": task_tags(self.idempotency_key, attempt),
@@ -226,8 +216,29 @@ def fit(rule: Rule) -> Rule:
     return fitted
 
 
+def claim_request(source: SourceObject, rule: Rule, settings: Settings, idem: str, image: TargetImage, *,
+                  attempt: int = 0, start: float | None = None, duration: float | None = None,
+                  ) -> ConvertRequest:
+    """A request of claim ``idem``: to the result topic, with ``UserData`` and ``Tags`` naming the attempt."""
+    claim = uri(settings.output_bucket or source.bucket, claim_key(idem, settings))
+    topic = settings.imm_notify_topic
+    return ConvertRequest(
+        ProjectName=settings.imm_project or "local",
+        Sources=[Source(URI=source.uri, StartTime=start, Duration=duration)],
+        Targets=[Target(Image=image)],
+        Notification=Notification(MNS=MNS(TopicName=topic)) if topic else None,
+        UserData=TaskUserData(claim=claim, attempt=attempt, src=source.uri, etag=source.etag,
+                              rule=rule.name or rule.origin).dump(),
+        Tags=task_tags(idem, attempt),
+    )
+
+
 def task_tags(idempotency_key: str, attempt: int) -> dict[str, str]:
     return {TAG_CLAIM: idempotency_key, TAG_ATTEMPT: step(attempt).removeprefix("a")}
+
+
+def claim_key(idem: str, settings: Settings) -> str:
+    return f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
 
 
 def idempotency_key(source: SourceObject, rule: Rule) -> str:
@@ -238,23 +249,22 @@ def idempotency_key(source: SourceObject, rule: Rule) -> str:
 def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
     """The output key from ``OUTPUT_TEMPLATE``; always under ``OUTPUT_PREFIX``, never a trigger match."""
     dirname, basename = posixpath.split(source.key)
-    barename = basename.rsplit(".", 1)[0] if "." in basename else basename
     values = {
         "prefix": settings.output_prefix,
         "bucket": source.bucket,
         "key": source.key,
         "dirname": dirname,
-        "barename": barename,
+        "barename": basename.rsplit(".", 1)[0],
         "basename": basename,
         "srcext": extension(source.key),
         "name": f"-{rule.name}" if rule.name else "",
         "ext": rule.format,
     }
     template = settings.output_template
-    unknown = {f for _, f, _, _ in string.Formatter().parse(template) if f} - _TEMPLATE_FIELDS
+    unknown = {f for _, f, _, _ in string.Formatter().parse(template) if f} - values.keys()
     if unknown:
         raise ConfigError(f"OUTPUT_TEMPLATE={template!r}: unknown variable(s) {sorted(unknown)}; "
-                          f"known: {sorted(_TEMPLATE_FIELDS)}")
+                          f"known: {sorted(values)}")
     key = template.format_map(values)
     key = "/".join(part for part in key.split("/") if part)
     if not key.startswith(settings.output_prefix) or not key.endswith("." + values["ext"]):
@@ -274,33 +284,22 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_cap
     A rule with a byte cap is first fitted to it by the size model (``fit``); ``fit_caps=False``
     plans it as asked (the local engine's search starts there and measures instead).
     """
+    from .probe import plan_probe
+
     out_bucket = settings.output_bucket or source.bucket
-    notification = (
-        Notification(MNS=MNS(TopicName=settings.imm_notify_topic)) if settings.imm_notify_topic else None
-    )
     tasks = []
     for rule in rules:
         key = output_key(source, rule, settings)
         idem = idempotency_key(source, rule)
         if fit_caps:
             rule = fit(rule)
-        claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
-        animation = _animation(rule, uri(out_bucket, key))
-        request = ConvertRequest(
-            ProjectName=settings.imm_project or "local",
-            Sources=[Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)],
-            Targets=[Target(Image=TargetImage(Animations=[animation]))],
-            Notification=notification,
-            UserData=TaskUserData(claim=uri(out_bucket, claim), src=source.uri, etag=source.etag,
-                                  rule=rule.name or rule.origin).dump(),
-            Tags=task_tags(idem, 0),
-        )
-        probe = None
-        if rule.start_auto and rule.auto is None:  # nothing picked the start yet: IMM's probe will
-            from .probe import plan_probe
-
-            probe = plan_probe(source, rule, settings).request
+        image = TargetImage(Animations=[_animation(rule, uri(out_bucket, key))])
+        request = claim_request(source, rule, settings, idem, image, start=rule.start_time,
+                                duration=rule.duration)
+        # ``start: auto`` and nothing picked the start yet: IMM's probe will
+        probe = plan_probe(source, rule, settings).request if rule.start_auto and rule.auto is None else None
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
-                                 output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim,
-                                 probe=probe, size_retries=settings.target_retries if rule.max_bytes else 0))
+                                 output_key=key, billed_frames=rule.frames, idempotency_key=idem,
+                                 claim_key=claim_key(idem, settings), probe=probe,
+                                 size_retries=settings.target_retries if rule.max_bytes else 0))
     return tasks
