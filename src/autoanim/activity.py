@@ -66,8 +66,6 @@ def sampling_interval(window: float, params: Params = PARAMS) -> float:
     return round(math.ceil(raw / params.interval_step - 1e-9) * params.interval_step, 6)
 
 
-# --- tiles -------------------------------------------------------------------------------------
-
 
 def luma(tile: np.ndarray) -> np.ndarray:
     """BT.601 luma (float32, 0-255) of an RGB (or already grey) tile."""
@@ -148,17 +146,12 @@ def pairs(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[Pair]:
     return found
 
 
-# --- windows -----------------------------------------------------------------------------------
-
 
 def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration: float, *,
                   end: float | None = None, params: Params = PARAMS) -> Choice:
-    """The start of the ``duration``-second window with the most visible motion inside one shot.
-
-    ``times[i]`` is when ``tiles[i]`` was sampled (ascending); ``end`` is where the
-    sampled range stops (default: the last time plus the median spacing). Candidate
-    starts are the tile times whose window fits before ``end``.
-    """
+    """The start of the ``duration``-second window with the most visible motion inside one shot, among the
+    tile times (``times[i]``: when ``tiles[i]`` was sampled, ascending) whose window ends by ``end`` (where
+    the sampled range stops; default: the last time plus the median spacing)."""
     import numpy as np
 
     if len(tiles) != len(times):
@@ -222,11 +215,10 @@ def _why(start, duration, score, energy, steps, flags, inside, shots, crosses, b
     return "; ".join(parts)
 
 
-# --- sprite sheets -----------------------------------------------------------------------------
-
 
 def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_height: int, margin: int = 0,
-                pad: int = 0, count: int | None = None, max_bytes: int = PARAMS.max_sheet_bytes) -> list[np.ndarray]:
+                pad: int = 0, count: int | None = None, max_bytes: int = PARAMS.max_sheet_bytes,
+                ) -> list[np.ndarray]:
     """The tiles of a sprite sheet (JPEG or PNG bytes), row by row, as RGB uint8 arrays.
 
     Up to ``columns`` x ``rows`` tiles, ``margin`` px from the edge and ``pad`` apart; a sheet of fewer
@@ -255,14 +247,9 @@ def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_h
             raise ValueError(f"sprite sheet is {w}x{h}, narrower than one {tile_width} px tile")
         pixels = np.asarray(image.convert("RGB"))
     tiles = []
-    for r in range(rows):
-        y = margin + r * (tile_height + pad)
-        if y + tile_height > h:
-            break
-        for c in range(columns):
-            x = margin + c * (tile_width + pad)
-            if x + tile_width > w:
-                break
+    for r, c in itertools.product(range(rows), range(columns)):  # row by row; cells past the edge are none
+        y, x = margin + r * (tile_height + pad), margin + c * (tile_width + pad)
+        if y + tile_height <= h and x + tile_width <= w:
             tiles.append(pixels[y : y + tile_height, x : x + tile_width])
     if count is not None:
         return tiles[:count]

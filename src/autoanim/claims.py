@@ -1,8 +1,7 @@
 """Claims: exactly one IMM task per (object version, rule, attempt) and one recorded outcome.
 
-A claim is a few write-once JSON objects under ``<OUTPUT_PREFIX>.autoanim/claims/<key>``;
-only a lease is rewritten, by its holder. The objects, the state machine ``service``
-drives through them, and what this guarantees: docs/reliability.md §0.1.
+Write-once JSON objects beside the outputs (only a lease is rewritten, by its holder); which exist is
+the state ``service`` drives. The objects, the machine and the guarantee: docs/reliability.md §0.1.
 """
 
 from __future__ import annotations
@@ -204,11 +203,8 @@ class Claims:
         return self._create(claim.bucket, claim.part("done"), outcome)[0]
 
     def lease(self, claim: Claim, attempt: int, reason: dict[str, str] | None = None) -> Held | TaskRecord:
-        """The right to submit ``attempt``, or its task when a holder got that far.
-
-        A live holder is waited for while this invocation's budget allows (it usually
-        finishes in milliseconds); then ``ClaimBusy`` is raised and the delivery retried.
-        """
+        """The right to submit ``attempt``, or its task when a holder got that far. A live holder is waited
+        for while the budget allows (it usually finishes in ms); then ``ClaimBusy`` is raised (retried)."""
         index = 0
         must_look_up = False  # lease 0: nobody held the attempt before
         budget = WAIT_WITHOUT_BUDGET if self.time_left is None else max(0.0, self.time_left())
@@ -241,9 +237,7 @@ class Claims:
     def release(self, held: Held, *, clean: bool = False, task_id: str | None = None,
                 error: AutoanimError | None = None) -> None:
         """Give the lease up (its guarded call failed); best effort: an unreleased lease expires.
-
-        ``clean``: the failure certainly made no task; ``task_id``: the task it made, unrecorded.
-        """
+        ``clean``: the failure certainly made no task; ``task_id``: the task it made, unrecorded."""
         lease = held.lease.model_copy(update={"released": True, "clean": clean, "task_id": task_id})
         key = held.claim.part(f"lease{held.index}", held.attempt)
         try:

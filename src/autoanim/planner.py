@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from . import targets
 from .config import Settings
 from .convert_request import (
     MAX_USER_DATA,
@@ -159,19 +160,12 @@ def _fit_box(w: float, h: float, aspect: float) -> tuple[float, float]:
 
 
 def estimated_bytes(rule: Rule) -> int:
-    from . import targets
-
     return targets.estimate_bytes(rule.format, *estimated_size(rule), rule.frames)
 
 
 def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
-    """``rule`` with fewer frames, a lower rate or a smaller size so that its bytes scale by ``factor``.
-
-    Pure: the planner fits a rule to its cap with it, and a size retry scales the plan by the
-    ratio it measured with the same function, so every holder builds the same request.
-    """
-    from . import targets
-
+    """``rule`` with fewer frames, a lower rate or a smaller size so that its bytes scale by ``factor``;
+    the planner's fit and a size retry both use it, so every holder builds the same request."""
     width, height = estimated_size(rule)
     knobs = targets.Knobs(fps=rule.fps, interval=rule.interval, frames=rule.frames, width=width, height=height,
                           size_fixed=rule.fixed_size)
@@ -193,13 +187,8 @@ def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
     }), given_up
 
 
-FIT_ROUNDS = 6
-
-
 def fit(rule: Rule) -> Rule:
     """A capped rule shrunk by the size model until its estimate is within the cap's margin."""
-    from . import targets
-
     if rule.max_bytes is None:
         return rule
     estimate = estimated_bytes(rule)
@@ -207,7 +196,7 @@ def fit(rule: Rule) -> Rule:
     if estimate <= budget:
         return rule
     factor = budget / estimate
-    for _ in range(FIT_ROUNDS):  # bytes are not linear in the area (small pictures cost more a pixel)
+    for _ in range(6):  # bytes are not linear in the area (small pictures cost more a pixel): a few rounds
         fitted, _ = scaled(rule, factor)
         estimate = estimated_bytes(fitted)
         if estimate <= budget:
@@ -216,15 +205,15 @@ def fit(rule: Rule) -> Rule:
     return fitted
 
 
-def claim_request(source: SourceObject, rule: Rule, settings: Settings, idem: str, image: TargetImage, *,
-                  attempt: int = 0, start: float | None = None, duration: float | None = None,
-                  ) -> ConvertRequest:
-    """A request of claim ``idem``: to the result topic, with ``UserData`` and ``Tags`` naming the attempt."""
+def claim_request(source: SourceObject, rule: Rule, settings: Settings, idem: str, clip: Source,
+                  image: TargetImage, attempt: int = 0) -> ConvertRequest:
+    """A request of claim ``idem`` for ``clip`` of the source, to the result topic, with ``UserData`` and
+    ``Tags`` naming the claim and the attempt."""
     claim = uri(settings.output_bucket or source.bucket, claim_key(idem, settings))
     topic = settings.imm_notify_topic
     return ConvertRequest(
         ProjectName=settings.imm_project or "local",
-        Sources=[Source(URI=source.uri, StartTime=start, Duration=duration)],
+        Sources=[clip],
         Targets=[Target(Image=image)],
         Notification=Notification(MNS=MNS(TopicName=topic)) if topic else None,
         UserData=TaskUserData(claim=claim, attempt=attempt, src=source.uri, etag=source.etag,
@@ -249,17 +238,10 @@ def idempotency_key(source: SourceObject, rule: Rule) -> str:
 def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
     """The output key from ``OUTPUT_TEMPLATE``; always under ``OUTPUT_PREFIX``, never a trigger match."""
     dirname, basename = posixpath.split(source.key)
-    values = {
-        "prefix": settings.output_prefix,
-        "bucket": source.bucket,
-        "key": source.key,
-        "dirname": dirname,
-        "barename": basename.rsplit(".", 1)[0],
-        "basename": basename,
-        "srcext": extension(source.key),
-        "name": f"-{rule.name}" if rule.name else "",
-        "ext": rule.format,
-    }
+    values = {"prefix": settings.output_prefix, "bucket": source.bucket, "key": source.key,
+              "dirname": dirname, "barename": basename.rsplit(".", 1)[0], "basename": basename,
+              "srcext": extension(source.key), "name": f"-{rule.name}" if rule.name else "",
+              "ext": rule.format}
     template = settings.output_template
     unknown = {f for _, f, _, _ in string.Formatter().parse(template) if f} - values.keys()
     if unknown:
@@ -279,11 +261,8 @@ def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
 
 
 def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_caps: bool = True) -> list[PlannedTask]:
-    """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty.
-
-    A rule with a byte cap is first fitted to it by the size model (``fit``); ``fit_caps=False``
-    plans it as asked (the local engine's search starts there and measures instead).
-    """
+    """One task per rule (explicit Interval, FrameRate and Number; Container/URI empty), a capped rule fitted
+    to its cap (``fit``) unless ``fit_caps=False`` (the local engine's search starts there and measures)."""
     from .probe import plan_probe
 
     out_bucket = settings.output_bucket or source.bucket
@@ -293,9 +272,9 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_cap
         idem = idempotency_key(source, rule)
         if fit_caps:
             rule = fit(rule)
+        clip = Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)
         image = TargetImage(Animations=[_animation(rule, uri(out_bucket, key))])
-        request = claim_request(source, rule, settings, idem, image, start=rule.start_time,
-                                duration=rule.duration)
+        request = claim_request(source, rule, settings, idem, clip, image)
         # ``start: auto`` and nothing picked the start yet: IMM's probe will
         probe = plan_probe(source, rule, settings).request if rule.start_auto and rule.auto is None else None
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,

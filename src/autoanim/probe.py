@@ -1,17 +1,14 @@
 """The ``start: auto`` probe as a value: one cheap IMM request (a sprite sheet), then the start it picks.
-
-Pure: no I/O. The local engine makes the same sheet from the same ``Sprite``, so both backends
-score the same tiles. The two steps, and why Sprites and not Snapshots: docs/engine.md ("start: auto").
-"""
+Pure; the local engine makes the same sheet. Both steps, and why Sprites: docs/engine.md ("start: auto")."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
 from .config import Settings
-from .convert_request import ConvertRequest, Sprite, TargetImage
+from .convert_request import ConvertRequest, Source, Sprite, TargetImage
 from .objects import SourceObject, uri
-from .planner import PROBE, claim_key, claim_request, idempotency_key
+from .planner import PROBE, claim_request, idempotency_key
 from .rules import AutoStart, Rule
 
 PROBES_FOLDER = ".autoanim/probes/"
@@ -31,8 +28,6 @@ class PlannedProbe(BaseModel):
     interval: float  # seconds between tiles; tile k shows the video at k * interval
     tiles: int  # at most (IMM's Number); a shorter video gives fewer
     span: float  # seconds scanned from the start: tiles * interval
-    idempotency_key: str  # the same as the animation's
-    claim_key: str  # the same as the animation's
 
     @property
     def sheet_uri(self) -> str:
@@ -62,11 +57,10 @@ def plan_probe(source: SourceObject, rule: Rule, settings: Settings, params=None
         ScaleHeight=params.tile_height, ScaleType="stretch", Margin=0, Pad=0,
         URI=uri(out_bucket, sheet_key),
     )
-    request = claim_request(source, rule, settings, idem, TargetImage(Animations=[], Sprites=[sprite]),
-                            attempt=PROBE, duration=span)
+    request = claim_request(source, rule, settings, idem, Source(URI=source.uri, Duration=span),
+                            TargetImage(Animations=[], Sprites=[sprite]), attempt=PROBE)
     return PlannedProbe(source=source, rule=rule, request=request, sheet_bucket=out_bucket,
-                        sheet_key=sheet_key, interval=interval, tiles=tiles, span=span, idempotency_key=idem,
-                        claim_key=claim_key(idem, settings))
+                        sheet_key=sheet_key, interval=interval, tiles=tiles, span=span)
 
 
 def pick_start(sheet: bytes, probe: PlannedProbe, params=None) -> AutoStart:
@@ -75,10 +69,8 @@ def pick_start(sheet: bytes, probe: PlannedProbe, params=None) -> AutoStart:
 
 
 def score_sheet(sheet: bytes, sprite: Sprite, rule: Rule, params=None) -> AutoStart:
-    """Split the sheet ``sprite`` asked for (e.g. as a claim stored it) and score ``rule``'s windows.
-
-    Raises ``ValueError`` when the sheet is too large or unreadable.
-    """
+    """Split the sheet ``sprite`` asked for (as a claim stored it) and score ``rule``'s windows;
+    ``ValueError`` when the sheet is too large or unreadable."""
     from . import activity
 
     params = params or activity.PARAMS

@@ -12,27 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from . import log, objects, planner, rules
-from .activity import PARAMS
+from . import activity, log, objects, planner, probe, rules, targets
 from .claims import Claim, Claims, Held, Outcome, ScaleRecord, TaskRecord, factor_at
 from .config import Settings
 from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
 from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
 from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
-from .objects import SourceObject
 from .planner import PROBE, PlannedTask, TaskUserData
 from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
-from .probe import score_sheet
 from .reports import Clip, Problem, ResultEvent, ResultReport, Skipped, UploadReport
 from .rules import AutoStart
-from .targets import MARGIN
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 STATUS_TAG = "autoanim-status"
-# IMM result codes worth a resubmit (transient on IMM's side).
+# IMM result codes (and their sub-codes, ``Code.Detail``) worth a resubmit: transient on IMM's side.
 RETRYABLE_TASK_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "RequestTimeout", "Timeout")
 # FC ends an invocation at its timeout; a lease lasts past that by this much (clock skew between instances).
 LEASE_MARGIN = 10.0
@@ -60,14 +56,12 @@ class App:
 
     @property
     def claims(self) -> Claims:
-        return Claims(self.store, lease_seconds=self.lease_seconds(), time_left=self.time_left,
-                      clock=self.clock, sleep=self.sleep)
-
-    def lease_seconds(self) -> float:
-        """How long a lease taken now may be held: until FC has surely ended this invocation."""
+        # A lease taken now is held until FC has surely ended this invocation.
         if self.time_left is None:
-            return self.settings.claim_timeout
-        return max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
+            lease = self.settings.claim_timeout
+        else:
+            lease = max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
+        return Claims(self.store, lease, self.time_left, self.clock, self.sleep)
 
     # Lifecycle, for the entry points: in the cloud IMM does the work elsewhere, so there is nothing
     # to wait for or to close; the local backend (``LocalApp``) runs it in this process.
@@ -169,7 +163,7 @@ def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> l
     caller knows (a listing; None reads it). Raises ``RuleError`` for rules that cannot be honoured."""
     if objects.is_ours(video.key, app.settings.output_prefix):  # the key as it really is (it may have arrived encoded)
         return "autoanim's own output (loop guard)"
-    source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)  # the version, as claims keep it
+    source = objects.SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)  # the version claimed
     clips = rules_for(app, source, sidecar=sidecar)
     if isinstance(clips, str):
         return clips
@@ -188,7 +182,8 @@ def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | Non
     return None
 
 
-def rules_for(app: App, source: SourceObject, *, sidecar: bool | None = None) -> list[rules.Rule] | str:
+def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = None,
+              ) -> list[rules.Rule] | str:
     """The clips for a video by precedence (sidecar > tags > default profile), or why none."""
     settings = app.settings
     tag_source = f"tags of {source.uri}"
@@ -212,7 +207,7 @@ def rules_for(app: App, source: SourceObject, *, sidecar: bool | None = None) ->
                          settings=settings, base_profile=default)
 
 
-def _read_sidecar(app: App, source: SourceObject) -> list[rules.RuleSpec] | None:
+def _read_sidecar(app: App, source: objects.SourceObject) -> list[rules.RuleSpec] | None:
     where = f"sidecar {source.uri}{objects.SIDECAR_SUFFIX}"
     limit = app.settings.limits.max_sidecar_bytes
     try:
@@ -241,21 +236,15 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
 
 
 def submit_attempt(app: App, held: Held) -> TaskRecord:
-    """Submit one attempt under its lease, exactly once, and record its task.
-
-    Looks the task up first when a holder before us may have submitted, and
-    after an ambiguous failure of its own submit (a read timeout, a reset, a
-    5xx: IMM may have made the task). A retryable failure releases the lease
-    (clean when it certainly made no task) and is raised; a permanent refusal
-    is recorded as the clip's outcome (a Failed manifest) and raised.
-    """
+    """Submit one attempt under its lease, exactly once, and record its task: looked up first when a
+    holder before us may have submitted, or after our submit failed ambiguously (IMM may have made it).
+    A retryable failure releases the lease (clean: it certainly made no task) and is raised; a permanent
+    refusal is recorded as the clip's outcome (a Failed manifest) and raised."""
     claims = app.claims
     claim, attempt = held.claim, held.attempt
-    pick = None
-    if claim.plan.probe is not None and attempt != PROBE:
-        pick = claims.pick(claim)
-        if pick is None:
-            raise ServiceError(f"{claim.uri}: attempt {attempt} before its probe picked a start", retryable=True)
+    pick = claims.pick(claim) if claim.plan.probe is not None and attempt != PROBE else None
+    if pick is None and claim.plan.probe is not None and attempt != PROBE:
+        raise ServiceError(f"{claim.uri}: attempt {attempt} before its probe picked a start", retryable=True)
     request = claim.plan.request_for(attempt, start=pick.start if pick else None,
                                      scale=factor_at(claims.scales(claim, attempt), attempt))
     look_up = held.must_look_up
@@ -304,8 +293,6 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> Autoan
     return None
 
 
-# --- results -----------------------------------------------------------------------------
-
 
 def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
     """Record one IMM task result. Unknown, stale and duplicate notifications change nothing."""
@@ -330,9 +317,11 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
         return _said(ResultReport(event="running", **base))
     if attempt == PROBE:  # score its sheet, then submit the animation from the start it picked
         pick = claims.pick(claim) or claims.record_pick(claim, _score_probe(app, claim, result))
-        return _next_attempt(app, claim, result, 0, {"after": "probe", "start": f"{pick.start:g}"},
-                             event="submitted", what="the animation", note=f"start {pick.start:g} s: {pick.why}")
-    if result.status == "Failed" and _retryable_code(result.code) and attempt < app.settings.max_resubmits:
+        reason = {"after": "probe", "start": f"{pick.start:g}"}
+        return _next_attempt(app, claim, result, 0, reason, event="submitted", what="the animation",
+                             note=f"start {pick.start:g} s: {pick.why}")
+    retryable = result.code.split(".")[0] in RETRYABLE_TASK_CODES  # a code or one of its sub-codes
+    if result.status == "Failed" and retryable and attempt < app.settings.max_resubmits:
         reason = {"code": result.code, "message": result.message[:300]}
         return _next_attempt(app, claim, result, attempt + 1, reason)
     size = None
@@ -368,26 +357,18 @@ def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
     else:
         sheet = objects.ObjectRef.parse(sprite.uri)
         try:
-            data = app.store.read(sheet.bucket, sheet.key, PARAMS.max_sheet_bytes)
-            return score_sheet(data, sprite, claim.plan.rule)
+            data = app.store.read(sheet.bucket, sheet.key, activity.PARAMS.max_sheet_bytes)
+            return probe.score_sheet(data, sprite, claim.plan.rule)
         except (NotFound, TooLarge, ValueError) as exc:
             why = f"sheet could not be used ({exc})"
     return AutoStart(start=0.0, score=0.0, why=f"started at 0 s: the probe {why}", tiles=0,
                      sheet=sprite.uri if result.status == "Succeeded" else "")
 
 
-def _retryable_code(code: str) -> bool:
-    return any(code == c or code.startswith(c + ".") for c in RETRYABLE_TASK_CODES)
-
-
 def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRecord | None:
-    """Attempt ``attempt + 1``'s scale when this attempt succeeded over the rule's cap with size retries
-    left (recorded write-once; None: this output is the outcome).
-
-    ``size`` was measured before the next attempt's scale is looked for: that attempt only exists once
-    its scale is recorded (before its lease), so ``size`` is this attempt's output, never the smaller one
-    that replaces it.
-    """
+    """Attempt ``attempt + 1``'s scale when this attempt succeeded over the cap with size retries left
+    (None: this output is the outcome). ``size`` was measured before the scale is looked for, so it is
+    this attempt's output, never the smaller one that replaces it (recorded after its scale)."""
     claims = app.claims
     cap = claim.plan.rule.max_bytes
     decided = claims.scale(claim, attempt + 1)
@@ -396,7 +377,7 @@ def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRe
     scales = claims.scales(claim, attempt)
     if len(scales) >= app.settings.target_retries:
         return None
-    factor = (factor_at(scales, attempt) or 1.0) * cap * MARGIN / size
+    factor = (factor_at(scales, attempt) or 1.0) * cap * targets.MARGIN / size
     scale = ScaleRecord(factor=factor, after=attempt, bytes=size, cap=cap, at=app.clock())
     return claims.record_scale(claim, attempt + 1, scale)
 
@@ -424,10 +405,8 @@ def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, r
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
                     size: int | None = None, task_start: str = "", task_end: str = "",
                     reported: dict[str, Any] | None = None) -> Manifest:
-    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked).
-
-    ``size``: the output's bytes as the caller measured them (a success without them has no output).
-    """
+    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked);
+    ``size``: the output's bytes as the caller measured them (a success without them has no output)."""
     plan, claims = claim.plan, app.claims
     if status == "Succeeded" and size is None:
         status, code = "Failed", "OutputMissing"
@@ -478,7 +457,7 @@ def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict[int, ScaleRecord]
                    billed_frames_estimate=frames, scale=factor)
 
 
-def _tag_source(app: App, source: SourceObject, status: str) -> None:
+def _tag_source(app: App, source: objects.SourceObject, status: str) -> None:
     """Merge ``autoanim-status`` into the source's tags, within OSS's 10-tag limit."""
     bucket, key = source.bucket, source.key
     try:
