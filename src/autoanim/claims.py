@@ -34,12 +34,28 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class ClaimRecord(_Record):
-    """The claim itself: what is to be made, exactly as planned by the first delivery."""
+class Claim(_Record):
+    """The claim itself: what is to be made, exactly as planned by the first delivery (where it is stored)."""
 
     v: Literal[2] = 2
     created_at: float
     plan: PlannedTask
+
+    @property
+    def bucket(self) -> str:
+        return self.plan.output_bucket
+
+    @property
+    def key(self) -> str:
+        return self.plan.claim_key
+
+    @property
+    def uri(self) -> str:
+        return uri(self.bucket, self.key)
+
+    def part(self, name: str, attempt: int | None = None) -> str:
+        """The key of one of its records: ``done``, or ``task``, ``scale``... of an attempt."""
+        return part_key(self.key, name if attempt is None else f"{step(attempt)}.{name}")
 
 
 class Lease(_Record):
@@ -82,27 +98,6 @@ class Outcome(_Record):
     task_id: str = ""
     attempt: int = 0
     at: float
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim as this invocation sees it: where it lives and its plan."""
-
-    bucket: str
-    key: str
-    record: ClaimRecord
-
-    @property
-    def plan(self) -> PlannedTask:
-        return self.record.plan
-
-    @property
-    def uri(self) -> str:
-        return uri(self.bucket, self.key)
-
-    def part(self, name: str, attempt: int | None = None) -> str:
-        """The key of one of its records: ``done``, or ``task``, ``scale``... of an attempt."""
-        return part_key(self.key, name if attempt is None else f"{step(attempt)}.{name}")
 
 
 def part_key(claim_key: str, name: str) -> str:
@@ -152,13 +147,10 @@ class Claims:
 
     def open(self, task: PlannedTask) -> tuple[Claim, bool]:
         """The claim for ``task`` and whether this call made it (else the first delivery's plan wins)."""
-        bucket, key = task.output_bucket, task.claim_key
-        record, made = self._create(bucket, key, ClaimRecord(created_at=self.clock(), plan=task))
-        return Claim(bucket, key, record), made
+        return self._create(task.output_bucket, task.claim_key, Claim(created_at=self.clock(), plan=task))
 
     def load(self, bucket: str, key: str) -> Claim | None:
-        record = self._read(bucket, key, ClaimRecord)
-        return Claim(bucket, key, record) if record is not None else None
+        return self._read(bucket, key, Claim)
 
     def outcome(self, claim: Claim) -> Outcome | None:
         return self._read(claim.bucket, claim.part("done"), Outcome)

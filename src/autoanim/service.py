@@ -251,7 +251,7 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
     for last_try in (False, True):
         looking = look_up
         try:
-            task_id = app.media.find_task(request.tags or {}, since=claim.record.created_at) if look_up else None
+            task_id = app.media.find_task(request.tags or {}, since=claim.created_at) if look_up else None
             how = "found" if task_id else "submitted"
             looking = False
             task_id = task_id or app.media.submit(request)
@@ -432,7 +432,7 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
         billed_frames_estimate=sum(a.billed_frames_estimate for a in attempts),
         cap=cap, met=None if cap is None else size is not None and size <= cap,
         given_up=list((plan.rule if factor is None else planner.scaled(plan.rule, factor)[0]).given_up),
-        timings=Timings(claimed_at=iso_ms(claim.record.created_at), task_start=task_start or None,
+        timings=Timings(claimed_at=iso_ms(claim.created_at), task_start=task_start or None,
                         task_end=task_end or None, recorded_at=iso_ms(app.clock())),
         request=final.wire(),
     )
