@@ -103,14 +103,9 @@ class Pair:
 def tile_flags(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[str]:
     """For each tile: ``"black"``, ``"flat"`` or ``""`` (good)."""
     flags = []
-    for tile in tiles:
-        y = luma(tile)
-        if float(y.mean()) < params.black_level:
-            flags.append("black")
-        elif float(y.std()) < params.flat_std:
-            flags.append("flat")
-        else:
-            flags.append("")
+    for y in map(luma, tiles):
+        black, flat = float(y.mean()) < params.black_level, float(y.std()) < params.flat_std
+        flags.append("black" if black else "flat" if flat else "")
     return flags
 
 

@@ -161,7 +161,7 @@ class Claims:
     def tasks(self, claim: Claim, upto: int) -> list[TaskRecord]:
         """The recorded tasks of the probe (if any) and attempts 0..upto (a missing one is skipped)."""
         steps = range(claim.plan.first_attempt, upto + 1)
-        return [t for t in (self.task(claim, n) for n in steps) if t is not None]
+        return [task for n in steps if (task := self.task(claim, n)) is not None]
 
     def pick(self, claim: Claim) -> AutoStart | None:
         """The start the probe picked for a ``start: auto`` clip."""
@@ -175,8 +175,7 @@ class Claims:
         """The size retries among attempts 1..upto, by attempt (a claim without a cap has none)."""
         if claim.plan.rule.max_bytes is None:
             return {}
-        found = {n: self.scale(claim, n) for n in range(1, upto + 1)}
-        return {n: record for n, record in found.items() if record is not None}
+        return {n: scale for n in range(1, upto + 1) if (scale := self.scale(claim, n)) is not None}
 
     # Write-once parts: the first record made wins and is returned (every holder then builds the same
     # request: the probe's pick and a size retry's scale are recorded before the next lease).

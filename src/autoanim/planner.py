@@ -142,7 +142,13 @@ def estimated_size(rule: Rule) -> tuple[float, float]:
     """The output's pixels, at most (ratios and open sides estimated as ``rules`` does for the limits)."""
     w, h = rule.width, rule.height
     if w is not None and h is not None and 1 <= w < OPEN_SIDE and 1 <= h < OPEN_SIDE:
-        return _fit_box(w, h, ASSUMED_SOURCE[0] / ASSUMED_SOURCE[1]) if rule.scale == "fit" else (w, h)
+        if rule.scale != "fit":
+            return w, h
+        # Fitted inside w × h: the larger of a landscape and a portrait picture of the assumed source.
+        aspect = ASSUMED_SOURCE[0] / ASSUMED_SOURCE[1]
+        landscape = (min(w, h * aspect), min(w, h * aspect) / aspect)
+        portrait = (min(h, w * aspect) / aspect, min(h, w * aspect))
+        return max(landscape, portrait, key=lambda size: size[0] * size[1])
     area = _estimated_area(*(None if s is None or s >= OPEN_SIDE else s for s in (w, h)))
     if w is not None and 1 <= w < OPEN_SIDE:
         return w, area / w
@@ -150,13 +156,6 @@ def estimated_size(rule: Rule) -> tuple[float, float]:
         return area / h, h
     aspect = 16 / 9
     return math.sqrt(area * aspect), math.sqrt(area / aspect)
-
-
-def _fit_box(w: float, h: float, aspect: float) -> tuple[float, float]:
-    """The larger of a landscape and a portrait picture of ``aspect`` fitted inside w × h."""
-    landscape = (min(w, h * aspect), min(w, h * aspect) / aspect)
-    portrait = (min(h, w * aspect) / aspect, min(h, w * aspect))
-    return max(landscape, portrait, key=lambda size: size[0] * size[1])
 
 
 def estimated_bytes(rule: Rule) -> int:

@@ -133,9 +133,9 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
         except AutoanimError as exc:  # one clip's failure does not stop the video's other clips
             if exc.retryable:
                 retry = retry or exc
-                continue
-            _add(report.rejected, "upload.rejected",
-                 Problem(source=task.source.uri, output=task.output_uri, code=exc.code, reason=exc.message), 30)
+            else:
+                problem = Problem(source=task.source.uri, output=task.output_uri, code=exc.code, reason=exc.message)
+                _add(report.rejected, "upload.rejected", problem, 30)
     if retry is not None:
         raise retry
 
@@ -191,9 +191,16 @@ def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = 
     if raw_tags.get("anim") == "off":  # the opt-out wins over everything, even a sidecar
         return "anim=off"
     default = None if settings.default_profile == "none" else settings.default_profile
-    specs = _read_sidecar(app, source) if sidecar is not False else None  # False: known absent (a listing)
-    if specs is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
-        return rules.resolve(specs, origin="sidecar", source=f"sidecar {source.uri}{objects.SIDECAR_SUFFIX}",
+    key, limit = source.key + objects.SIDECAR_SUFFIX, settings.limits.max_sidecar_bytes
+    where = f"sidecar {objects.uri(source.bucket, key)}"
+    try:  # sidecar=False: known absent (a listing), not read
+        raw = None if sidecar is False else app.store.read(source.bucket, key, limit)
+    except NotFound:
+        raw = None
+    except TooLarge as exc:
+        raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
+    if raw is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
+        return rules.resolve(rules.parse_sidecar(raw, where, settings.limits), origin="sidecar", source=where,
                              settings=settings, base_profile=default)
     tags = rules.parse_tags(raw_tags, tag_source, settings.limits)
     if tags.mode == "sidecar":
@@ -205,18 +212,6 @@ def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = 
         return "no rules and DEFAULT_PROFILE=none (conversion is opt-in)"
     return rules.resolve([rules.RuleSpec()], origin="default", source=f"DEFAULT_PROFILE for {source.uri}",
                          settings=settings, base_profile=default)
-
-
-def _read_sidecar(app: App, source: objects.SourceObject) -> list[rules.RuleSpec] | None:
-    where = f"sidecar {source.uri}{objects.SIDECAR_SUFFIX}"
-    limit = app.settings.limits.max_sidecar_bytes
-    try:
-        raw = app.store.read(source.bucket, source.key + objects.SIDECAR_SUFFIX, limit)
-    except NotFound:
-        return None
-    except TooLarge as exc:
-        raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
-    return rules.parse_sidecar(raw, where, app.settings.limits)
 
 
 def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
@@ -408,6 +403,7 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
     """Write the manifest beside the output, then the claim's outcome (and tag the source if asked);
     ``size``: the output's bytes as the caller measured them (a success without them has no output)."""
     plan, claims = claim.plan, app.claims
+    reported = reported or {}
     if status == "Succeeded" and size is None:
         status, code = "Failed", "OutputMissing"
         message = f"IMM reported success but {plan.output_uri} does not exist"
@@ -419,7 +415,6 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
     final = plan.request if factor is None else plan.request_for(attempt, start=pick.start if pick else None,
                                                                   scale=factor)
     cap = plan.rule.max_bytes
-    reported = reported or {}
     manifest = Manifest(
         status=status, code=code, message=message,
         task_id=tasks[-1].task_id if tasks and tasks[-1].attempt == attempt else "",
@@ -450,7 +445,7 @@ def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict[int, ScaleRecord]
         return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
                        billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
     factor = factor_at(scales, task.attempt)
-    frames = plan.request_for(task.attempt, scale=factor).animation.number if factor is not None else plan.billed_frames
+    frames = plan.billed_frames if factor is None else planner.scaled(plan.rule, factor)[0].frames
     own = scales.get(task.attempt)  # an adopted task's record has no reason: its scale says it
     return Attempt(attempt=task.attempt, task_id=task.task_id, how=task.how,
                    reason=task.reason or (own.reason() if own is not None else None),
@@ -459,13 +454,12 @@ def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict[int, ScaleRecord]
 
 def _tag_source(app: App, source: objects.SourceObject, status: str) -> None:
     """Merge ``autoanim-status`` into the source's tags, within OSS's 10-tag limit."""
-    bucket, key = source.bucket, source.key
     try:
-        tags = app.store.get_tags(bucket, key)
+        tags = app.store.get_tags(source.bucket, source.key)
         if STATUS_TAG not in tags and len(tags) >= objects.MAX_TAGS:
             log.event("result.status_tag_skipped", 30, source=source.uri,
                       reason=f"the object already has {len(tags)} tags (OSS allows {objects.MAX_TAGS})")
             return
-        app.store.put_tags(bucket, key, {**tags, STATUS_TAG: status.lower()})
+        app.store.put_tags(source.bucket, source.key, {**tags, STATUS_TAG: status.lower()})
     except AutoanimError as exc:  # the manifest is the record; a tag that cannot be written is only logged
         log.event("result.status_tag_skipped", 30, source=source.uri, reason=exc.message)
