@@ -109,7 +109,7 @@ class PlannedTask(BaseModel):
     @property
     def worst_billed_frames(self) -> int:
         """Billed frames if every size retry runs (each smaller, so this bounds them from above)."""
-        return self.billed_frames * (1 + (self.size_retries if self.rule.max_bytes else 0))
+        return self.billed_frames * (1 + self.size_retries)  # no retries without a cap
 
     def request_for(self, attempt: int, start: float | None = None, scale: float | None = None) -> ConvertRequest:
         """The request of one attempt: the probe, or the animation from ``start`` (the probe's pick)
@@ -119,7 +119,7 @@ class PlannedTask(BaseModel):
         if base is None:
             raise ValueError(f"{self.claim_key} has no probe")
         if scale is not None and attempt != PROBE:
-            rule, _ = scaled(self.rule, scale)
+            rule = scaled(self.rule, scale)
             base = base.model_copy(update={
                 "sources": [base.source.model_copy(update={"duration": rule.duration})],
                 "targets": [Target(Image=TargetImage(Animations=[_animation(rule, base.animation.uri)]))],
@@ -162,7 +162,7 @@ def estimated_bytes(rule: Rule) -> int:
     return targets.estimate_bytes(rule.format, *estimated_size(rule), rule.frames)
 
 
-def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
+def scaled(rule: Rule, factor: float) -> Rule:
     """``rule`` with fewer frames, a lower rate or a smaller size so that its bytes scale by ``factor``;
     the planner's fit and a size retry both use it, so every holder builds the same request."""
     width, height = estimated_size(rule)
@@ -170,7 +170,7 @@ def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
                           size_fixed=rule.fixed_size)
     new, given_up = targets.shrink(knobs, factor)
     if not given_up:
-        return rule, []
+        return rule
     side = new.width / width if width else 1.0
 
     def shrink_side(value: float | None) -> float | None:
@@ -183,7 +183,7 @@ def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
         "fps": new.fps, "interval": new.interval, "frames": new.frames, "duration": duration,
         "width": shrink_side(rule.width), "height": shrink_side(rule.height),
         "given_up": (*rule.given_up, *given_up),
-    }), given_up
+    })
 
 
 def fit(rule: Rule) -> Rule:
@@ -196,7 +196,7 @@ def fit(rule: Rule) -> Rule:
         return rule
     factor = budget / estimate
     for _ in range(6):  # bytes are not linear in the area (small pictures cost more a pixel): a few rounds
-        fitted, _ = scaled(rule, factor)
+        fitted = scaled(rule, factor)
         estimate = estimated_bytes(fitted)
         if estimate <= budget:
             break

@@ -3,6 +3,7 @@ submit) and ``handle_result`` (a task result → manifest, or the next attempt),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -175,10 +176,8 @@ def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> l
 def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | None:
     """Head the object an event names, as delivered or decoded (``objects.key_forms``)."""
     for form in objects.key_forms(key):
-        try:
+        with contextlib.suppress(NotFound):
             return store.head(bucket, form)
-        except NotFound:
-            continue
     return None
 
 
@@ -320,11 +319,9 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
         reason = {"code": result.code, "message": result.message[:300]}
         return _next_attempt(app, claim, result, attempt + 1, reason)
     size = None
-    if result.status == "Succeeded":  # one HEAD: the cap, the manifest (None: IMM wrote nothing)
-        try:
+    if result.status == "Succeeded":
+        with contextlib.suppress(NotFound):  # one HEAD: the cap, the manifest (None: IMM wrote nothing)
             size = app.store.head(claim.plan.output_bucket, claim.plan.output_key).size
-        except NotFound:
-            pass
         over = _over_cap(app, claim, attempt, size) if claim.plan.rule.max_bytes is not None else None
         if over is not None:
             return _next_attempt(app, claim, result, attempt + 1, over.reason())
@@ -426,7 +423,7 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
                           width=reported.get("Width"), height=reported.get("Height")),
         billed_frames_estimate=sum(a.billed_frames_estimate for a in attempts),
         cap=cap, met=None if cap is None else size is not None and size <= cap,
-        given_up=list((plan.rule if factor is None else planner.scaled(plan.rule, factor)[0]).given_up),
+        given_up=list((plan.rule if factor is None else planner.scaled(plan.rule, factor)).given_up),
         timings=Timings(claimed_at=iso_ms(claim.created_at), task_start=task_start or None,
                         task_end=task_end or None, recorded_at=iso_ms(app.clock())),
         request=final.wire(),
@@ -445,7 +442,7 @@ def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict[int, ScaleRecord]
         return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
                        billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
     factor = factor_at(scales, task.attempt)
-    frames = plan.billed_frames if factor is None else planner.scaled(plan.rule, factor)[0].frames
+    frames = plan.billed_frames if factor is None else planner.scaled(plan.rule, factor).frames
     own = scales.get(task.attempt)  # an adopted task's record has no reason: its scale says it
     return Attempt(attempt=task.attempt, task_id=task.task_id, how=task.how,
                    reason=task.reason or (own.reason() if own is not None else None),
