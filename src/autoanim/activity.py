@@ -66,7 +66,6 @@ def sampling_interval(window: float, params: Params = PARAMS) -> float:
     return round(math.ceil(raw / params.interval_step - 1e-9) * params.interval_step, 6)
 
 
-
 def luma(tile: np.ndarray) -> np.ndarray:
     """BT.601 luma (float32, 0-255) of an RGB (or already grey) tile."""
     import numpy as np
@@ -141,7 +140,6 @@ def pairs(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[Pair]:
     return found
 
 
-
 def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration: float, *,
                   end: float | None = None, params: Params = PARAMS) -> Choice:
     """The start of the ``duration``-second window with the most visible motion inside one shot, among the
@@ -208,7 +206,6 @@ def _why(start, duration, score, energy, steps, flags, inside, shots, crosses, b
     if bad:
         parts.append(f"{bad} of the window's {len(inside)} tiles are black or flat")
     return "; ".join(parts)
-
 
 
 def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_height: int, margin: int = 0,

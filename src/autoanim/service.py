@@ -236,8 +236,9 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
     refusal is recorded as the clip's outcome (a Failed manifest) and raised."""
     claims = app.claims
     claim, attempt = held.claim, held.attempt
-    pick = claims.pick(claim) if claim.plan.probe is not None and attempt != PROBE else None
-    if pick is None and claim.plan.probe is not None and attempt != PROBE:
+    after_probe = claim.plan.probe is not None and attempt != PROBE  # the animation of a start: auto clip
+    pick = claims.pick(claim) if after_probe else None
+    if after_probe and pick is None:
         raise ServiceError(f"{claim.uri}: attempt {attempt} before its probe picked a start", retryable=True)
     request = claim.plan.request_for(attempt, start=pick.start if pick else None,
                                      scale=factor_at(claims.scales(claim, attempt), attempt))
@@ -285,7 +286,6 @@ def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> Autoan
                   retried=put_error.retryable)
         return put_error if put_error.retryable else None
     return None
-
 
 
 def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
