@@ -35,7 +35,7 @@ class _Record(BaseModel):
 
 
 class Claim(_Record):
-    """The claim itself: what is to be made, exactly as planned by the first delivery (where it is stored)."""
+    """The claim: what is to be made, as the first delivery planned it, stored at its plan's claim key."""
 
     v: Literal[2] = 2
     created_at: float
@@ -134,6 +134,9 @@ class ClaimBusy(ServiceError):
 
     code = "ClaimBusy"
 
+    def __init__(self, message: str):
+        super().__init__(message, retryable=True)
+
 
 @dataclass
 class Claims:
@@ -221,7 +224,7 @@ class Claims:
             if now + delay > waited_until:
                 left = f"{current.expires_at - now:.0f} s" if current is not None else "unknown (unreadable)"
                 raise ClaimBusy(f"attempt {attempt} of claim {claim.uri} is held by another invocation "
-                                f"(lease {index}, expires in {left})", retryable=True)
+                                f"(lease {index}, expires in {left})")
             self.sleep(delay)
             delay = min(POLL_MAX, delay * 2)
 
