@@ -6,7 +6,6 @@ the state ``service`` drives. The objects, the machine and the guarantee: docs/r
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -257,11 +256,10 @@ class Claims:
         except NotFound:
             return None
         try:
-            return model.model_validate(json.loads(raw))
-        except ValueError:  # a pydantic ValidationError too
+            return model.model_validate_json(raw)
+        except ValueError:  # a pydantic ValidationError: not JSON, or not the record
             return None
 
 
 def _dump(record: BaseModel) -> bytes:
-    return json.dumps(record.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    return record.model_dump_json(by_alias=True, exclude_none=True).encode()
