@@ -64,8 +64,7 @@ class App:
             lease = max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
         return Claims(self.store, lease, self.time_left, self.clock, self.sleep)
 
-    # Lifecycle, for the entry points: in the cloud IMM does the work elsewhere, so there is nothing
-    # to wait for or to close; the local backend (``LocalApp``) runs it in this process.
+    # In the cloud IMM does the work elsewhere: nothing to wait for or close (``LocalApp`` runs it here).
     def settle(self) -> None:
         """Returns once every task submitted through this app has ended and its result is recorded."""
 
@@ -108,7 +107,7 @@ def handle_upload(app: App, batch: OssBatch) -> UploadReport:
             if not exc.retryable:
                 _add(report.rejected, "upload.rejected", Problem(**where, code=exc.code, reason=exc.message), 30)
                 exc = _record_rejection(app, record, exc)
-            if exc is not None and exc.retryable:
+            if exc is not None:  # retryable: the entry's own failure, or its record's
                 first_retryable = first_retryable or exc
                 _add(report.retry, "upload.retry", Problem(**where, code=exc.code, reason=exc.message), 30)
     if first_retryable is not None:
@@ -159,9 +158,8 @@ def _tasks_of(app: App, record: OssRecord) -> list[PlannedTask] | str:
 
 
 def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> list[PlannedTask] | str:
-    """The planned tasks for one existing video, or why there are none: ``on_upload``'s and
-    ``autoanim backfill``'s one planning path. ``sidecar``: whether ``<key>.anim.json`` exists, when the
-    caller knows (a listing; None reads it). Raises ``RuleError`` for rules that cannot be honoured."""
+    """One existing video's planned tasks, or why none (on_upload's and backfill's one planning path);
+    ``sidecar``: whether ``<key>.anim.json`` exists, when a listing knows (None reads it)."""
     if objects.is_ours(video.key, app.settings.output_prefix):  # the key as it really is (it may have arrived encoded)
         return "autoanim's own output (loop guard)"
     source = objects.SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)  # the version claimed
@@ -181,8 +179,7 @@ def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | Non
     return None
 
 
-def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = None,
-              ) -> list[rules.Rule] | str:
+def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = None) -> list[rules.Rule] | str:
     """The clips for a video by precedence (sidecar > tags > default profile), or why none."""
     settings = app.settings
     tag_source = f"tags of {source.uri}"
@@ -230,10 +227,9 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
 
 
 def submit_attempt(app: App, held: Held) -> TaskRecord:
-    """Submit one attempt under its lease, exactly once, and record its task: looked up first when a
-    holder before us may have submitted, or after our submit failed ambiguously (IMM may have made it).
-    A retryable failure releases the lease (clean: it certainly made no task) and is raised; a permanent
-    refusal is recorded as the clip's outcome (a Failed manifest) and raised."""
+    """Submit one attempt under its lease exactly once and record its task, looked up first when a holder
+    before us, or our own ambiguous submit, may have made it. A failure is raised: a retryable one after
+    the lease is released, a permanent refusal after it is recorded as the clip's outcome."""
     claims = app.claims
     claim, attempt = held.claim, held.attempt
     after_probe = claim.plan.probe is not None and attempt != PROBE  # the animation of a start: auto clip
@@ -271,8 +267,7 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
 
 
 def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> AutoanimError | None:
-    """A permanent failure gets a record beside where its outputs would be; the store's error is
-    returned when it cannot be written for now (the entry is retried, and recorded then)."""
+    """The record of a permanent failure beside its outputs; the store's retryable error if not written."""
     if not objects.is_video_key(record.key) and not objects.is_sidecar_key(record.key):
         return None
     key = f"{app.settings.output_prefix}{record.key}{objects.REJECTED_SUFFIX}"
@@ -341,8 +336,7 @@ def _said(report: ResultReport, level: int = logging.INFO) -> ResultReport:
 
 
 def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
-    """The start a probe's sheet picks; a failed probe, or a sheet that cannot be read or split, does not
-    lose the clip: it starts at 0, and the manifest says why. A store failing for now is raised."""
+    """The start a probe's sheet picks; a failed probe or an unusable sheet starts the clip at 0 (said why)."""
     sprite = claim.plan.probe.sprite
     if result.status != "Succeeded":
         why = f"failed ({result.code}: {result.message})"
@@ -358,9 +352,8 @@ def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
 
 
 def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRecord | None:
-    """Attempt ``attempt + 1``'s scale when this attempt succeeded over the cap with size retries left
-    (None: this output is the outcome). ``size`` was measured before the scale is looked for, so it is
-    this attempt's output, never the smaller one that replaces it (recorded after its scale)."""
+    """Attempt ``attempt + 1``'s scale when this one succeeded over the cap with size retries left (None:
+    this output is the outcome). ``size`` was measured before the scale is read: this attempt's output."""
     claims = app.claims
     cap = claim.plan.rule.max_bytes
     decided = claims.scale(claim, attempt + 1)
@@ -377,8 +370,7 @@ def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRe
 def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, reason: dict[str, str], *,
                   event: ResultEvent = "resubmitted", what: str = "resubmit",
                   note: str | None = None) -> ResultReport:
-    """Lease attempt ``attempt`` and submit it once (the same work again after a transient IMM failure, or
-    smaller after an output over its cap); a holder before us made it: a duplicate."""
+    """Lease attempt ``attempt`` and submit it once (after a transient failure, a probe, or over the cap)."""
     base = {"task_id": result.task_id, "status": result.status, "code": reason.get("code") or result.code or None}
     claims = app.claims
     held = None if claims.task(claim, attempt) is not None else claims.lease(claim, attempt, reason=reason)
@@ -397,8 +389,8 @@ def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, r
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
                     size: int | None = None, task_start: str = "", task_end: str = "",
                     reported: dict[str, Any] | None = None) -> Manifest:
-    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked);
-    ``size``: the output's bytes as the caller measured them (a success without them has no output)."""
+    """The manifest beside the output, then the claim's outcome, then the status tag if asked; ``size``:
+    the output's bytes as measured (a success without them has no output)."""
     plan, claims = claim.plan, app.claims
     reported = reported or {}
     if status == "Succeeded" and size is None:
