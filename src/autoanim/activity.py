@@ -50,10 +50,9 @@ PARAMS = Params()
 
 @dataclass(frozen=True)
 class Choice:
-    """The window picked: start and end (seconds), its score, and why, in words."""
+    """The window picked: its start (seconds), its score, and why, in words."""
 
     start: float
-    end: float
     score: float
     why: str
     tiles: int  # tiles scored
@@ -141,10 +140,10 @@ def pairs(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[Pair]:
 
 
 def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration: float, *,
-                  end: float | None = None, params: Params = PARAMS) -> Choice:
+                  params: Params = PARAMS) -> Choice:
     """The start of the ``duration``-second window with the most visible motion inside one shot, among the
-    tile times (``times[i]``: when ``tiles[i]`` was sampled, ascending) whose window ends by ``end`` (where
-    the sampled range stops; default: the last time plus the median spacing)."""
+    tile times (``times[i]``: when ``tiles[i]`` was sampled, ascending) whose window ends within the
+    sampled range (the last time plus the median spacing)."""
     import numpy as np
 
     if len(tiles) != len(times):
@@ -153,9 +152,8 @@ def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration:
         raise ValueError(f"window duration must be > 0, got {duration}")
     times = [float(t) for t in times]
     if not tiles:
-        return Choice(0.0, duration, 0.0, "no tiles: the clip could not be sampled; starting at 0", 0)
-    spacing = float(np.median(np.diff(times))) if len(times) > 1 else duration
-    end = times[-1] + spacing if end is None else end
+        return Choice(0.0, 0.0, "no tiles: the clip could not be sampled; starting at 0", 0)
+    end = times[-1] + (float(np.median(np.diff(times))) if len(times) > 1 else duration)  # sampled range
     flags = tile_flags(tiles, params)
     steps = pairs(tiles, params)
     energy = [
@@ -180,7 +178,7 @@ def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration:
     candidates = [i for i, t in enumerate(times) if t + duration <= end + 1e-6] or [0]
     _, i, inside, score, bad, crosses = max(judged(i) for i in candidates)  # the keys differ: -i
     start = times[i]
-    return Choice(start=start, end=start + duration, score=round(score, 3),
+    return Choice(start=start, score=round(score, 3),
                   why=_why(start, duration, score, energy, steps, flags, inside, shots, crosses, bad),
                   tiles=len(tiles), shots=shots)
 

@@ -45,16 +45,12 @@ class Claim(_Record):
         return self.plan.output_bucket
 
     @property
-    def key(self) -> str:
-        return self.plan.claim_key
-
-    @property
     def uri(self) -> str:
-        return uri(self.bucket, self.key)
+        return uri(self.bucket, self.plan.claim_key)
 
     def part(self, name: str, attempt: int | None = None) -> str:
         """The key of one of its records: ``done``, or ``task``, ``scale``... of an attempt."""
-        return part_key(self.key, name if attempt is None else f"{step(attempt)}.{name}")
+        return part_key(self.plan.claim_key, name if attempt is None else f"{step(attempt)}.{name}")
 
 
 class Lease(_Record):
@@ -198,11 +194,10 @@ class Claims:
     def lease(self, claim: Claim, attempt: int, reason: dict[str, str] | None = None) -> Held | TaskRecord:
         """The right to submit ``attempt``, or its task when a holder got that far. A live holder is waited
         for while the budget allows (it usually finishes in ms); then ``ClaimBusy`` is raised (retried)."""
-        index = 0
+        index, delay = 0, POLL_FIRST
         must_look_up = False  # lease 0: nobody held the attempt before
         budget = WAIT_WITHOUT_BUDGET if self.time_left is None else max(0.0, self.time_left())
         waited_until = self.clock() + budget
-        delay = POLL_FIRST
         while True:
             now = self.clock()
             lease = Lease(at=now, expires_at=now + self.lease_seconds, reason=reason)
@@ -252,12 +247,8 @@ class Claims:
 
     def _read(self, bucket: str, key: str, model: type[Model]) -> Model | None:
         try:
-            raw = self.store.read(bucket, key, MAX_RECORD_BYTES)
-        except NotFound:
-            return None
-        try:
-            return model.model_validate_json(raw)
-        except ValueError:  # a pydantic ValidationError: not JSON, or not the record
+            return model.model_validate_json(self.store.read(bucket, key, MAX_RECORD_BYTES))
+        except (NotFound, ValueError):  # ValueError: pydantic's ValidationError (not JSON, or not the record)
             return None
 
 
