@@ -1,12 +1,10 @@
-"""Where something happens: score windows of a clip from small tiles sampled at known times.
-
-Pure functions over numpy arrays, imported by the functions that use them (planning a probe
-imports neither numpy nor Pillow). The cloud splits IMM's sprite sheet, the local engine makes
-the same tiles, and both score them here; the score and its knobs: docs/engine.md ("The score").
-"""
+"""Where something happens: a clip's windows scored from small tiles sampled at known times (IMM's
+sprite sheet, or the local engine's same tiles). numpy and Pillow are imported by the functions that
+use them (planning a probe imports neither); the score and its knobs: docs/engine.md ("The score")."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Sequence
@@ -209,14 +207,9 @@ def _why(start, duration, score, energy, steps, flags, inside, shots, crosses, b
 def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_height: int, margin: int = 0,
                 pad: int = 0, count: int | None = None, max_bytes: int = PARAMS.max_sheet_bytes,
                 ) -> list[np.ndarray]:
-    """The tiles of a sprite sheet (JPEG or PNG bytes), row by row, as RGB uint8 arrays.
-
-    Up to ``columns`` x ``rows`` tiles, ``margin`` px from the edge and ``pad`` apart; a sheet of fewer
-    tiles may have fewer rows. Without ``count``, trailing cells of one colour are unused and dropped.
-    ``ValueError`` for a sheet that is too large, unreadable or not of the grid's width.
-    """
-    import io
-
+    """The tiles of a sprite sheet (JPEG or PNG bytes), row by row, as RGB uint8 arrays: up to ``columns``
+    x ``rows``, ``margin`` px from the edge and ``pad`` apart (fewer tiles may mean fewer rows; without
+    ``count``, trailing one-colour cells are dropped). ``ValueError``: too large, unreadable, too narrow."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -252,8 +245,6 @@ def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_h
 def make_sheet(tiles: Sequence[np.ndarray], *, columns: int, margin: int = 0, pad: int = 0,
                fmt: str = "jpg", quality: int = 90) -> bytes:
     """Lay tiles out row by row (the inverse of ``split_sheet``) and encode the sheet."""
-    import io
-
     import numpy as np
     from PIL import Image
 

@@ -1,10 +1,7 @@
 """``autoanim backfill``: list, plan each video as ``on_upload`` would (``service.plan_video``), bill,
-and with ``--submit`` hand each to ``on_upload`` (README "Backfill", docs/local.md).
-
-A video's sidecar is known from the listing (``<key>.anim.json`` sorts after ``<key>``), so only
-tags are read per video; the claims folder is listed once per output bucket. The checkpoint is the
-last key before which everything was handled, so ``--resume`` starts after it and loses nothing.
-"""
+and with ``--submit`` hand each to ``on_upload`` (README "Backfill", docs/local.md). Sidecars are known
+from the listing, so only tags are read per video; the claims folder is listed once per output bucket;
+the checkpoint is the last key before which everything was handled (``--resume`` loses nothing)."""
 
 from __future__ import annotations
 
@@ -289,9 +286,8 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         workers: int = 16, rate: float = 0.0, limit: int | None = None, start_after: str = "",
         checkpoint: Checkpoint | None = None, keep_tasks: bool = True,
         progress: Callable[[Summary], None] | None = None, stop: threading.Event | None = None) -> Summary:
-    """List, plan and (with ``submit``) hand over every video under ``prefix``, results taken in listing
-    order with at most ``4 * workers`` objects in flight. A non-retryable hand-over failure (no such
-    function, no permission) is raised, after the checkpoint is written."""
+    """List, plan and (with ``submit``) hand over every video under ``prefix``, in listing order, at most
+    ``4 * workers`` objects in flight; a permanent hand-over failure is raised after the checkpoint."""
     summary = Summary(source=source, mode="submit" if submit else "dry-run", via=via,
                       resumed_after=start_after or None)
     gate, lock = HandOvers(limit, rate), threading.Lock()

@@ -1,8 +1,6 @@
-"""Claims: exactly one IMM task per (object version, rule, attempt) and one recorded outcome.
-
-Write-once JSON objects beside the outputs (only a lease is rewritten, by its holder); which exist is
-the state ``service`` drives. The objects, the machine and the guarantee: docs/reliability.md §0.1.
-"""
+"""Claims: exactly one IMM task per (object version, rule, attempt) and one recorded outcome, as
+write-once JSON objects beside the outputs (only a lease is rewritten, by its holder); which exist is
+the state ``service`` drives. The objects, the machine and the guarantee: docs/reliability.md §0.1."""
 
 from __future__ import annotations
 
@@ -158,8 +156,7 @@ class Claims:
 
     def tasks(self, claim: Claim, upto: int) -> list[TaskRecord]:
         """The recorded tasks of the probe (if any) and attempts 0..upto (a missing one is skipped)."""
-        steps = range(claim.plan.first_attempt, upto + 1)
-        return [task for n in steps if (task := self.task(claim, n)) is not None]
+        return [task for n in range(claim.plan.first_attempt, upto + 1) if (task := self.task(claim, n))]
 
     def pick(self, claim: Claim) -> AutoStart | None:
         """The start the probe picked for a ``start: auto`` clip."""
@@ -224,8 +221,7 @@ class Claims:
 
     def release(self, held: Held, *, clean: bool = False, task_id: str | None = None,
                 error: AutoanimError | None = None) -> None:
-        """Give the lease up (its guarded call failed); best effort: an unreleased lease expires.
-        ``clean``: the failure certainly made no task; ``task_id``: the task it made, unrecorded."""
+        """Give the lease up after its call failed (best effort: an unreleased lease expires)."""
         lease = held.lease.model_copy(update={"released": True, "clean": clean, "task_id": task_id})
         key = held.claim.part(f"lease{held.index}", held.attempt)
         try:

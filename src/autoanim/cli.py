@@ -1,9 +1,7 @@
 """``autoanim``: plan, convert, upload, watch, invoke and backfill, offline or against IMM.
 
-Exit status: 0 done, 2 bad arguments or rules, 3 unreadable media, 4 a service failed.
-Errors are one line on stderr. Only argparse, the errors and the renderer are imported up front: each
-command imports what it runs (``convert`` starts fast: no pipeline, no adapters).
-"""
+Exit status: 0 done, 2 bad arguments or rules, 3 unreadable media, 4 a service failed; errors are one
+line on stderr. Each command imports what it runs (``convert`` loads no pipeline and no adapters)."""
 
 from __future__ import annotations
 

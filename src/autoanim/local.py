@@ -94,10 +94,8 @@ def results(app: LocalApp, report: UploadReport) -> list[Converted]:
 
 def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
           ready: threading.Event | None = None) -> None:
-    """Every new complete file under the local root becomes an upload event (blocks until ``stop``).
-
-    Dropped files carry no tags, so a video waits ``grace`` seconds for its sidecar (else it would get the
-    default profile as well); either order then gives exactly the sidecar's clips (OSS: ``anim=sidecar``)."""
+    """Every new complete file under the local root is an upload event (until ``stop``); a video waits
+    ``grace`` s for its sidecar (dropped files carry no ``anim=sidecar`` tag), so either order works."""
     from .events import parse_oss_event
     from .watch import watch as watch_folder
 

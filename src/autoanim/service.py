@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -25,9 +25,6 @@ from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
 from .reports import Clip, Problem, ResultEvent, ResultReport, Skipped, UploadReport
 from .rules import AutoStart
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
-
 STATUS_TAG = "autoanim-status"
 # IMM result codes (and their sub-codes, ``Code.Detail``) worth a resubmit: transient on IMM's side.
 RETRYABLE_TASK_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "RequestTimeout", "Timeout")
@@ -39,7 +36,7 @@ LOOKUP_DELAY = 2.0
 
 
 @dataclass
-class App:
+class App(contextlib.AbstractContextManager):
     """What the handlers run on; built by ``bootstrap`` (the composition root)."""
 
     settings: Settings
@@ -70,9 +67,6 @@ class App:
 
     def close(self) -> None:
         """Settles, then releases what the app holds."""
-
-    def __enter__(self) -> Self:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -1,8 +1,5 @@
-"""``autoanim watch``: every new complete file under ``<root>/<bucket>/`` is one FC OSS PutObject event.
-
-Complete: closed by its writer (inotify close-write), or unchanged for ``settle`` seconds. What is
-ignored and why: docs/local.md, "autoanim watch".
-"""
+"""``autoanim watch``: every new complete file under ``<root>/<bucket>/`` (closed by its writer, or
+unchanged for ``settle`` s) is one FC OSS PutObject event; what is ignored: docs/local.md."""
 
 from __future__ import annotations
 
