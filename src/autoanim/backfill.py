@@ -299,6 +299,7 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
                 folder = app.settings.output_prefix + planner.CLAIMS_FOLDER
                 known[task.output_bucket] = {o.key for o in app.store.list(task.output_bucket, folder)}
         return claims.handled(task.claim_key, known[task.output_bucket])
+
     started = time.monotonic()
     frontier = True  # every object so far was handled: the checkpoint may move
     saved_at = started

@@ -282,27 +282,26 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
     base = {"task_id": result.task_id, "status": result.status}
     data = TaskUserData.parse(result.user_data)
     if data is None:
-        return _said(ResultReport(event="unknown", **base, reason="no autoanim UserData in the notification"), 30)
+        return _said("unknown", 30, **base, reason="no autoanim UserData in the notification")
     claims = app.claims
     claim = claims.load(*data.claim_location)
     if claim is None:
-        return _said(ResultReport(event="unknown", **base, reason=f"no claim at {data.claim}"), 30)
+        return _said("unknown", 30, **base, reason=f"no claim at {data.claim}")
     if claims.outcome(claim) is not None:
-        return _said(ResultReport(event="duplicate", **base, reason="already recorded"))
+        return _said("duplicate", **base, reason="already recorded")
     attempt = data.attempt
     # The attempt's task: recorded by its submit, or adopted here when the submitter died before
     # recording it (the first record made wins, so a late submitter finds this one).
     recorded = claims.task(claim, attempt) or claims.record_task(claim, attempt, result.task_id, "adopted")
     if recorded.task_id != result.task_id:
-        return _said(ResultReport(event="stale", **base, current_task=recorded.task_id,
-                                  reason=f"not the task of attempt {attempt} of {claim.uri}"), 30)
+        return _said("stale", 30, **base, current_task=recorded.task_id,
+                     reason=f"not the task of attempt {attempt} of {claim.uri}")
     if result.status == "Running":
-        return _said(ResultReport(event="running", **base))
+        return _said("running", **base)
     if attempt == PROBE:  # score its sheet, then submit the animation from the start it picked
         pick = claims.pick(claim) or claims.record_pick(claim, _score_probe(app, claim, result))
         reason = {"after": "probe", "start": f"{pick.start:g}"}
-        return _next_attempt(app, claim, result, 0, reason, event="submitted", what="the animation",
-                             note=f"start {pick.start:g} s: {pick.why}")
+        return _next_attempt(app, claim, result, 0, reason, note=f"start {pick.start:g} s: {pick.why}")
     retryable = result.code.split(".")[0] in RETRYABLE_TASK_CODES  # a code or one of its sub-codes
     if result.status == "Failed" and retryable and attempt < app.settings.max_resubmits:
         reason = {"code": result.code, "message": result.message[:300]}
@@ -318,14 +317,14 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
         app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt, size=size,
         task_start=result.start_time, task_end=result.end_time,
         reported=next((a for a in result.animations() if a.get("URI") == claim.plan.output_uri), None))
-    return _said(ResultReport(event="recorded", **base, code=result.code or None, message=result.message or None,
-                              source=manifest.source.uri, output=manifest.output.uri, bytes=manifest.output.bytes,
-                              billed_frames=manifest.billed_frames_estimate),
-                 20 if manifest.status == "Succeeded" else 30)
+    return _said("recorded", 20 if manifest.status == "Succeeded" else 30, **base, code=result.code or None,
+                 message=result.message or None, source=manifest.source.uri, output=manifest.output.uri,
+                 bytes=manifest.output.bytes, billed_frames=manifest.billed_frames_estimate)
 
 
-def _said(report: ResultReport, level: int = logging.INFO) -> ResultReport:
-    log.report(f"result.{report.event}", report, level)
+def _said(event: ResultEvent, level: int = logging.INFO, **fields: Any) -> ResultReport:
+    report = ResultReport(event=event, **fields)
+    log.report(f"result.{event}", report, level)
     return report
 
 
@@ -361,23 +360,25 @@ def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRe
     return claims.record_scale(claim, attempt + 1, scale)
 
 
-def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, reason: dict[str, str], *,
-                  event: ResultEvent = "resubmitted", what: str = "resubmit",
+def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, reason: dict[str, str],
                   note: str | None = None) -> ResultReport:
-    """Lease attempt ``attempt`` and submit it once (after a transient failure, a probe, or over the cap)."""
+    """Lease attempt ``attempt`` and submit it once: the animation after its probe (0), or a resubmit
+    after a transient failure or an output over its cap."""
+    event: ResultEvent = "submitted" if attempt == 0 else "resubmitted"
     base = {"task_id": result.task_id, "status": result.status, "code": reason.get("code") or result.code or None}
     claims = app.claims
     held = None if claims.task(claim, attempt) is not None else claims.lease(claim, attempt, reason=reason)
     if not isinstance(held, Held):
-        return _said(ResultReport(event="duplicate", **base, reason=f"attempt {attempt} already submitted"))
+        return _said("duplicate", **base, reason=f"attempt {attempt} already submitted")
     try:
         recorded = submit_attempt(app, held)
     except AutoanimError as exc:
         if exc.retryable:  # raised: the MNS trigger delivers the notification again
             raise
-        return _said(ResultReport(event="recorded", **base, reason=f"{what} refused: {exc.message}"), 30)
-    return _said(ResultReport(event=event, **base, new_task_id=recorded.task_id, attempt=attempt, reason=note),
-                 20 if event == "submitted" else 30)
+        what = "the animation" if attempt == 0 else "resubmit"
+        return _said("recorded", 30, **base, reason=f"{what} refused: {exc.message}")
+    return _said(event, 20 if event == "submitted" else 30, **base, new_task_id=recorded.task_id,
+                 attempt=attempt, reason=note)
 
 
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
