@@ -78,7 +78,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     for _, record in parse_oss_event(raw).records:  # each object as the event describes it, with these rules
         is_sidecar = objects.is_sidecar_key(record.key)  # a sidecar's event: its video is there too
         if is_sidecar and sidecar is None:
-            raise ConfigError(f"{args.event} uploads the sidecar {record.key}: give its content with --sidecar")
+            raise ConfigError(f"{args.event} uploads the sidecar {record.key}: "
+                              "give its content with --sidecar")
         video = objects.video_of_sidecar(record.key) if is_sidecar else record.key
         store.add(record.bucket, video, b"", tags, etag=None if is_sidecar else record.etag)
         if sidecar is not None and objects.is_video_key(video):
@@ -93,9 +94,10 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     except RetryLater as exc:  # cannot happen on memory adapters, but never hide it
         report = exc.report
     tasks, probes = [], []
-    for request in media.requests:  # what on_upload sent: each clip's attempt 0, or a start: auto clip's probe
+    for request in media.requests:  # what on_upload sent: each clip's attempt 0, or its start: auto probe
         plan = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location).plan
-        task = {"output": plan.output_uri, "billed_frames": plan.billed_frames, "request": plan.request.wire()}
+        task = {"output": plan.output_uri, "billed_frames": plan.billed_frames,
+                "request": plan.request.wire()}
         if plan.probe is not None:  # then the animation from the start it picks (billed: the worst case)
             task["start"] = "auto"
             probes.append({"for": plan.output_uri, "start": "auto", "sheet": plan.probe.sprite.uri,
@@ -108,7 +110,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
                "skipped": [s.model_dump() for s in report.skipped],
                "rejected": [r.model_dump(exclude_none=True) for r in report.rejected]}
     if any("cap" in t for t in tasks):
-        summary["billed_frames_worst_total"] = sum(t.get("billed_frames_worst", t["billed_frames"]) for t in tasks)
+        summary["billed_frames_worst_total"] = sum(t.get("billed_frames_worst", t["billed_frames"])
+                                                   for t in tasks)
     if probes:
         summary["probes"] = probes
     _emit(args, summary, render.plan(summary))

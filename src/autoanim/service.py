@@ -173,7 +173,8 @@ def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | Non
     return None
 
 
-def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = None) -> list[rules.Rule] | str:
+def rules_for(app: App, source: objects.SourceObject, *,
+              sidecar: bool | None = None) -> list[rules.Rule] | str:
     """The clips for a video by precedence (sidecar > tags > default profile), or why none."""
     settings = app.settings
     tag_source = f"tags of {source.uri}"
@@ -329,7 +330,7 @@ def _said(event: ResultEvent, level: int = logging.INFO, **fields: Any) -> Resul
 
 
 def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
-    """The start a probe's sheet picks; a failed probe or an unusable sheet starts the clip at 0 (said why)."""
+    """The start a probe's sheet picks; a failed probe or an unusable sheet starts at 0, saying why."""
     sprite = claim.plan.probe.sprite
     if result.status != "Succeeded":
         why = f"failed ({result.code}: {result.message})"
@@ -425,9 +426,9 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
 
 def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict[int, ScaleRecord]) -> Attempt:
     if task.attempt == PROBE:  # a sprite sheet: IMM's billing unit for it is not documented
-        tiles = plan.probe.sprite.number if plan.probe else 0
+        unit = f"one sprite sheet of {plan.probe.sprite.number} sampled frames"
         return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
-                       billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
+                       billed_frames_estimate=0, unit=unit)
     factor = factor_at(scales, task.attempt)
     frames = plan.billed_frames if factor is None else planner.scaled(plan.rule, factor).frames
     own = scales.get(task.attempt)  # an adopted task's record has no reason: its scale says it
