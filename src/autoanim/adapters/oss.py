@@ -11,14 +11,14 @@ first use.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ConfigError, NotFound, ServiceError, TooLarge
 from ..objects import uri
 from ..ports import ObjectInfo
 from .credentials import Credentials
-from .retry import retryable_status
+from .retry import retryable_status, short
 
 
 class OssObjectStore:
@@ -35,9 +35,7 @@ class OssObjectStore:
         public: bool = False,
     ):
         if not region:
-            raise ConfigError(
-                "OSS needs a region (OSS_REGION, IMM_REGION or FC_REGION); v4 signatures include it"
-            )
+            raise ConfigError("OSS needs a region (OSS_REGION, IMM_REGION or FC_REGION); v4 signatures include it")
         self.region = region
         self.endpoint = endpoint
         self._credentials = credentials
@@ -53,10 +51,7 @@ class OssObjectStore:
     # -- ObjectStore -------------------------------------------------------------
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
-        oss = self._oss()
-        result = self._call(
-            "HeadObject", bucket, key, lambda c: c.head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
-        )
+        result = self._request("HeadObject", bucket, key)
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -67,29 +62,23 @@ class OssObjectStore:
         )
 
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
-        oss = self._oss()
-        result = self._call(
-            "GetObjectTagging",
-            bucket,
-            key,
-            lambda c: c.get_object_tagging(oss.GetObjectTaggingRequest(bucket=bucket, key=key)),
-        )
+        result = self._request("GetObjectTagging", bucket, key)
         tags = result.tag_set.tags if result.tag_set and result.tag_set.tags else []
         return {tag.key: tag.value or "" for tag in tags}
 
     def put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
-        oss = self._oss()
+        import alibabacloud_oss_v2 as oss
+
         tagging = oss.Tagging(tag_set=oss.TagSet(tags=[oss.Tag(key=k, value=v) for k, v in tags.items()]))
-        request = oss.PutObjectTaggingRequest(bucket=bucket, key=key, tagging=tagging)
-        self._call("PutObjectTagging", bucket, key, lambda c: c.put_object_tagging(request))
+        self._request("PutObjectTagging", bucket, key, tagging=tagging)
 
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         """One ranged GET of at most ``max_bytes + 1`` bytes; the object's total size decides ``TooLarge``."""
-        oss = self._oss()
-        request = oss.GetObjectRequest(bucket=bucket, key=key, range_header=f"bytes=0-{max_bytes}")
-        result = self._call("GetObject", bucket, key, lambda c: c.get_object(request))
+        result = self._request("GetObject", bucket, key, range_header=f"bytes=0-{max_bytes}")
         try:
-            size = _total_size(result.content_range, result.content_length)
+            # Content-Range: bytes 0-99/1234 → 1234; without one the server sent the whole object.
+            total = re.search(r"/(\d+)\s*$", result.content_range or "")
+            size = int(total.group(1)) if total else result.content_length or 0
             if size > max_bytes:
                 raise TooLarge(f"{uri(bucket, key)} is {size} bytes, over the limit of {max_bytes}")
             # Reading the body is part of the call: a reset mid-stream is translated too.
@@ -98,9 +87,7 @@ class OssObjectStore:
             result.body.close()
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        oss = self._oss()
-        request = oss.PutObjectRequest(bucket=bucket, key=key, body=data, content_type=content_type)
-        self._call("PutObject", bucket, key, lambda c: c.put_object(request))
+        self._request("PutObject", bucket, key, body=data, content_type=content_type)
 
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         """PutObject with ``x-oss-forbid-overwrite: true``: False when the object already exists.
@@ -113,31 +100,22 @@ class OssObjectStore:
         versioning is enabled or suspended (every put makes a new version), so the
         first create in a bucket checks GetBucketVersioning and refuses such a bucket.
         """
-        self._check_unversioned(bucket)
-        oss = self._oss()
-        request = oss.PutObjectRequest(
-            bucket=bucket, key=key, body=data, content_type=content_type, forbid_overwrite=True
-        )
+        if bucket not in self._unversioned:
+            state = self._request("GetBucketVersioning", bucket).version_status
+            if state in ("Enabled", "Suspended"):
+                raise ConfigError(
+                    f"bucket {bucket} has versioning {state}: OSS ignores x-oss-forbid-overwrite there, so "
+                    "claims cannot be made safely; set OUTPUT_BUCKET to a bucket without versioning "
+                    "(outputs and claims go there)", retryable=True, code="VersionedOutputBucket")
+            self._unversioned.add(bucket)
         try:
-            self._call("PutObject", bucket, key, lambda c: c.put_object(request, retry_max_attempts=1))
+            self._request("PutObject", bucket, key, body=data, content_type=content_type, forbid_overwrite=True,
+                          options={"retry_max_attempts": 1})
         except ServiceError as error:
             if error.status == 409 and error.code == "FileAlreadyExists":
                 return False
             raise
         return True
-
-    def _check_unversioned(self, bucket: str) -> None:
-        if bucket in self._unversioned:
-            return
-        oss = self._oss()
-        result = self._call("GetBucketVersioning", bucket, "",
-                            lambda c: c.get_bucket_versioning(oss.GetBucketVersioningRequest(bucket=bucket)))
-        if result.version_status in ("Enabled", "Suspended"):
-            raise ConfigError(
-                f"bucket {bucket} has versioning {result.version_status}: OSS ignores x-oss-forbid-overwrite "
-                "there, so claims cannot be made safely; set OUTPUT_BUCKET to a bucket without versioning "
-                "(outputs and claims go there)", retryable=True, code="VersionedOutputBucket")
-        self._unversioned.add(bucket)
 
     def exists(self, bucket: str, key: str) -> bool:
         try:
@@ -156,16 +134,14 @@ class OssObjectStore:
         place listed keys are decoded; they are used as they come from here. The SDK's own retry
         (3 attempts) covers each page; a failure leaves translated, like every other call.
         """
-        oss = self._oss()
+        import alibabacloud_oss_v2 as oss
+
         request = oss.ListObjectsV2Request(bucket=bucket, prefix=prefix or None,
                                            start_after=start_after or None, max_keys=page_size)
         where = prefix or "(bucket root)"
         pages = self._call("ListObjectsV2", bucket, where,
                            lambda c: iter(c.list_objects_v2_paginator().iter_page(request)))
-        while True:
-            page = self._call("ListObjectsV2", bucket, where, lambda _: next(pages, None))
-            if page is None:
-                return
+        while (page := self._call("ListObjectsV2", bucket, where, lambda _: next(pages, None))) is not None:
             for item in page.contents or []:
                 yield ObjectInfo(
                     bucket=bucket,
@@ -179,14 +155,10 @@ class OssObjectStore:
 
     # -- internals ---------------------------------------------------------------
 
-    def _oss(self) -> Any:
-        import alibabacloud_oss_v2 as oss
-
-        return oss
-
     def _sdk(self) -> Any:
         if self._client is None:
-            oss = self._oss()
+            import alibabacloud_oss_v2 as oss
+
             cfg = oss.config.load_default()
             cfg.region = self.region
             cfg.connect_timeout = self.connect_timeout
@@ -200,7 +172,19 @@ class OssObjectStore:
             self._client = oss.Client(cfg)
         return self._client
 
-    def _call(self, operation: str, bucket: str, key: str, send: Any) -> Any:
+    def _request(self, operation: str, bucket: str, key: str | None = None, *, options: dict | None = None,
+                 **fields: Any) -> Any:
+        """One operation by its API name, as the SDK names its parts: ``HeadObject`` is
+        ``client.head_object(HeadObjectRequest(bucket=..., key=..., **fields), **options)``."""
+        import alibabacloud_oss_v2 as oss
+
+        if key is not None:
+            fields["key"] = key
+        request = getattr(oss, f"{operation}Request")(bucket=bucket, **fields)
+        method = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", operation).lower()
+        return self._call(operation, bucket, key or "", lambda c: getattr(c, method)(request, **(options or {})))
+
+    def _call(self, operation: str, bucket: str, key: str, send: Callable[[Any], Any]) -> Any:
         try:
             return send(self._sdk())
         except Exception as exc:  # every SDK failure is translated here
@@ -224,12 +208,6 @@ def _credentials_provider(oss: Any, credentials: Credentials | None) -> Any:
     return oss.credentials.CredentialsProviderFunc(fetch)
 
 
-def _total_size(content_range: str | None, content_length: int | None) -> int:
-    """``Content-Range: bytes 0-99/1234`` → 1234; without one the server sent the whole object."""
-    match = re.search(r"/(\d+)\s*$", content_range or "")
-    return int(match.group(1)) if match else content_length or 0
-
-
 def translate(operation: str, bucket: str, key: str, exc: BaseException) -> ServiceError:
     """An OSS SDK exception as a ``ServiceError`` / ``NotFound``; messages name the object, never credentials."""
     import alibabacloud_oss_v2 as oss
@@ -239,15 +217,9 @@ def translate(operation: str, bucket: str, key: str, exc: BaseException) -> Serv
     if isinstance(inner, oss.exceptions.ServiceError):
         status, code = inner.status_code, inner.code or "Unknown"
         said = f": {inner.message}" if inner.message else ""
-        message = f"OSS {operation} {where} failed: {code} (HTTP {status}){said}"
-        if status == 404:
-            return NotFound(
-                message, retryable=False, code=code, status=status, request_id=inner.request_id or None
-            )
-        retryable = retryable_status(status, permissions=True)
-        return ServiceError(
-            message, retryable=retryable, code=code, status=status, request_id=inner.request_id or None
-        )
+        kind = NotFound if status == 404 else ServiceError
+        return kind(f"OSS {operation} {where} failed: {code} (HTTP {status}){said}", code=code, status=status,
+                    retryable=retryable_status(status, permissions=True), request_id=inner.request_id or None)
     if isinstance(inner, oss.exceptions.CredentialsFetchError):
         # The role's credentials could not be fetched: FC's retry may succeed, and a permanent
         # misconfiguration still ends in the on-failure destination, not lost.
@@ -255,5 +227,4 @@ def translate(operation: str, bucket: str, key: str, exc: BaseException) -> Serv
     else:
         retryable = isinstance(inner, (oss.exceptions.RequestError, oss.exceptions.ResponseError, OSError))
         code = "ConnectionError" if retryable else type(inner).__name__
-    detail = " ".join(str(inner).split())[:300]
-    return ServiceError(f"OSS {operation} {where} failed: {code}: {detail}", retryable=retryable, code=code)
+    return ServiceError(f"OSS {operation} {where} failed: {code}: {short(inner)}", retryable=retryable, code=code)
