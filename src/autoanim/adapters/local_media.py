@@ -10,7 +10,7 @@ composition root passes ``on_task_result``). A failed task leaves no output.
 ``autoanim.engine.probe``, reported under ``Targets[].Image.Sprites[]``.
 
 Task codes (IMM's own codes for these cases are unconfirmed; consumers should
-treat any ``Failed`` status as final unless the code says otherwise):
+treat any ``Failed`` status as final unless the code says otherwise; ``TASK_CODES``):
 - ``InvalidMedia``: the engine cannot read the source (``MediaError``); permanent.
 - ``ResourceNotFound``: the source object or an output bucket does not exist; permanent.
 - ``InvalidArgument``: a URI outside the local store or a request the engine cannot run; permanent.
@@ -26,18 +26,18 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
-from ..convert_request import Animation, ConvertRequest
-from ..errors import AutoanimError, MediaError, NotFound, ServiceError
+from ..convert_request import ConvertRequest
+from ..errors import AutoanimError, NotFound, ServiceError
 from ..fc_events import LOCAL_ACCOUNT, iso_ms, mns_json_event
 from ..objects import ObjectRef
-from ..ports import FIND_SLACK
 from .local_store import LocalObjectStore
+from .memory import RecordingMediaService
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -49,20 +49,23 @@ log = logging.getLogger(__name__)
 DELIVERY_ATTEMPTS = 4
 DELIVERY_BACKOFF = 0.5
 
+# A failure's task code by the error's code: the media, or the request (the store refusing a URI's bucket
+# or key is the request's fault); anything else (an engine timeout or crash) is IMM's InternalError,
+# which the result function may resubmit.
+TASK_CODES = {"InvalidMedia": "InvalidMedia", "InvalidArgument": "InvalidArgument",
+              "ResourceNotFound": "ResourceNotFound", "InvalidObjectName": "InvalidArgument",
+              "InvalidBucketName": "InvalidArgument"}
+
+
 @dataclass(frozen=True)
 class TaskInfo:
-    """What the local media service knows of a task (as IMM's GetTask / ListTasks tell)."""
+    """What the local media service knows of a task (as IMM's GetTask tells)."""
 
     task_id: str
     status: str  # Running | Succeeded | Failed
     code: str = ""
     message: str = ""
     user_data: str = ""
-    start_time: str = ""
-    end_time: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    created_at: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,21 @@ class FailedDelivery:
     error: BaseException
 
 
-class _TaskFailed(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+def _convert(*args: Any, **kw: Any) -> Any:
+    from ..engine import convert  # PyAV: imported on first use
+
+    return convert(*args, **kw)
 
 
-class LocalMediaService:
+def _sprite_sheet(*args: Any, **kw: Any) -> Any:
+    from ..engine.probe import sprite_sheet
+
+    return sprite_sheet(*args, **kw)
+
+
+class LocalMediaService(RecordingMediaService):
+    """Records requests and finds tasks by their tags as the memory fake does, and runs them."""
+
     def __init__(
         self,
         store: LocalObjectStore,
@@ -95,12 +105,13 @@ class LocalMediaService:
         timeout: float | None = None,
         sheet: Callable[..., Any] | None = None,
     ):
+        super().__init__()
         self._store = store
         self._notify = notify
         self._project = project
         self._region = region
-        self._convert = convert
-        self._sheet = sheet  # Image.Sprites targets (the start: auto probe); default: autoanim.engine.probe
+        self._convert = convert or _convert
+        self._sheet = sheet or _sprite_sheet  # Image.Sprites targets (the start: auto probe)
         self._quality = quality
         self._timeout = timeout  # seconds per conversion; the engine kills its worker past it
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoanim-local-media")
@@ -110,28 +121,15 @@ class LocalMediaService:
         self._closed = False
         self._idle = threading.Condition()
 
-    # --- the MediaService port ---------------------------------------------------------
-
     def submit(self, request: ConvertRequest) -> str:
-        task_id = f"MediaConvert-{uuid.uuid4()}"
         with self._idle:
             if self._closed:
                 raise ServiceError("the local media service is closed", retryable=True, code="ServiceClosed")
+            task_id = super().submit(request)
             self._pending += 1
-            self._tasks[task_id] = TaskInfo(
-                task_id=task_id, status="Running", user_data=request.user_data or "", start_time=iso_ms(),
-                tags=dict(request.tags or {}), created_at=time.time(),
-            )
+            self._tasks[task_id] = TaskInfo(task_id, "Running", user_data=request.user_data or "")
             self._executor.submit(self._run, task_id, request)
         return task_id
-
-    def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
-        """The earliest task of this process with all ``tags`` (tasks live as long as the process)."""
-        with self._idle:
-            for info in self._tasks.values():
-                if tags and info.created_at >= since - FIND_SLACK and tags.items() <= info.tags.items():
-                    return info.task_id
-        return None
 
     # --- beyond the port ---------------------------------------------------------------
 
@@ -140,9 +138,7 @@ class LocalMediaService:
             try:
                 return self._tasks[task_id]
             except KeyError:
-                raise NotFound(
-                    f"no local media task {task_id!r}", code="ResourceNotFound", status=404
-                ) from None
+                raise NotFound(f"no local media task {task_id!r}", code="ResourceNotFound", status=404) from None
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once every submitted task (and any task its notification submitted) is done and delivered."""
@@ -172,17 +168,10 @@ class LocalMediaService:
     def _run(self, task_id: str, request: ConvertRequest) -> None:
         try:
             content = self._execute(task_id, request)
-            event = self._event(request, content)
             with self._idle:
-                self._tasks[task_id] = replace(
-                    self._tasks[task_id],
-                    status=content["Status"],
-                    code=content["Code"],
-                    message=content["Message"],
-                    end_time=content["EndTime"],
-                    extra={"Targets": content["Targets"]},
-                )
-            self._deliver(task_id, event)
+                self._tasks[task_id] = TaskInfo(task_id, content["Status"], content["Code"], content["Message"],
+                                                content["UserData"])
+            self._deliver(task_id, self._event(request, content))
         except Exception:  # a bug here must not leave wait() hanging; it is logged, not lost
             log.exception("local media task %s could not be completed", task_id)
             with self._idle:
@@ -196,40 +185,31 @@ class LocalMediaService:
         started = iso_ms()
         written: list[Path] = []
         targets: list[dict[str, Any]] = []
-        status, code, message = "Succeeded", "", ""
+        code = message = ""
         try:
             if len(request.sources) != 1:
-                raise _TaskFailed("InvalidArgument", "the local engine converts exactly one source per task")
+                raise ServiceError("the local engine converts exactly one source per task", code="InvalidArgument")
             source = request.source
-            src = self._source_path(source.uri)
+            src = self._locate(source.uri)
+            clip = {"start": source.start_time, "duration": source.duration, "timeout": self._timeout}
             for target in request.targets:
-                done = []
+                done, sheets = [], []
                 for animation in target.image.animations:
-                    out = self._output_path(animation.uri)
-                    result = self._engine(src, out, animation, source.start_time, source.duration)
-                    written.append(out)
+                    written.append(out := self._locate(animation.uri, output=True))
+                    result = self._convert(src, out, animation, quality=self._quality, **clip)
                     done.append({"URI": animation.uri, **_extras(result)})
-                sheets = []
                 for sprite in target.image.sprites or []:
-                    out = self._output_path(sprite.uri)
-                    sheet = self._sprite_sheet(src, out, sprite, source.start_time, source.duration)
-                    written.append(out)
+                    written.append(out := self._locate(sprite.uri, output=True))
+                    sheet = self._sheet(src, out, sprite, **clip)
                     sheets.append({"URI": sprite.uri, "Tiles": sheet.tiles, "Width": sheet.width,
                                    "Height": sheet.height, "Size": sheet.bytes})
                 targets.append(_target(done, sheets or None))
-        except _TaskFailed as exc:
-            status, code, message = "Failed", exc.code, exc.message
-        except MediaError as exc:
-            status, code, message = "Failed", "InvalidMedia", exc.message
         except AutoanimError as exc:
-            # The store refusing a URI's bucket or key is the request's fault; anything else (an engine
-            # timeout or crash) is IMM's InternalError, which the result function may resubmit.
-            code = "InvalidArgument" if exc.code in ("InvalidObjectName", "InvalidBucketName") else "InternalError"
-            status, message = "Failed", exc.message
+            code, message = TASK_CODES.get(exc.code, "InternalError"), exc.message
         except Exception as exc:
             log.exception("local media task %s failed", task_id)
-            status, code, message = "Failed", "InternalError", f"{type(exc).__name__}: {exc}"
-        if status == "Failed":
+            code, message = "InternalError", f"{type(exc).__name__}: {exc}"
+        if code:  # a failed task leaves no output
             for out in written:
                 out.unlink(missing_ok=True)
             targets = [_target([{"URI": a.uri} for a in t.image.animations],
@@ -244,7 +224,7 @@ class LocalMediaService:
             "UserData": request.user_data or "",
             "TaskType": "MediaConvert",
             "TaskId": task_id,
-            "Status": status,
+            "Status": "Failed" if code else "Succeeded",
             "Code": code,
             "Message": message,
             "EventSourceId": "",
@@ -252,45 +232,23 @@ class LocalMediaService:
             "Targets": targets,
         }
 
-    def _engine(
-        self, src: Path, out: Path, animation: Animation, start: float | None, duration: float | None
-    ) -> Any:
-        convert = self._convert
-        if convert is None:
-            from ..engine import convert
-        return convert(src, out, animation, start=start, duration=duration, quality=self._quality,
-                       timeout=self._timeout)
-
-    def _sprite_sheet(self, src: Path, out: Path, sprite: Any, start: float | None, duration: float | None) -> Any:
-        sheet = self._sheet
-        if sheet is None:
-            from ..engine.probe import sprite_sheet as sheet
-        return sheet(src, out, sprite, start=start, duration=duration, timeout=self._timeout)
-
-    def _locate(self, uri: str) -> Path:
+    def _locate(self, uri: str, *, output: bool = False) -> Path:
+        """The file of ``uri`` in the local store: a source that exists, or an output whose folder does."""
         try:
-            bucket, key = dict(ObjectRef.parse(uri, key_optional=True)).values()
+            ref = ObjectRef.parse(uri, key_optional=True)
         except ValueError as exc:
-            raise _TaskFailed("InvalidArgument", str(exc)) from None
-        path = self._store.path(bucket, key)  # a bad bucket or key: ServiceError → InvalidArgument
-        if not (self._store.root / bucket).is_dir():
-            raise _TaskFailed(
-                "ResourceNotFound", f"bucket {bucket!r} of {uri} is not in the local store {self._store.root}"
-            )
-        return path
-
-    def _source_path(self, uri: str) -> Path:
-        path = self._locate(uri)
-        if not path.is_file():
-            raise _TaskFailed("ResourceNotFound", f"source {uri} does not exist ({path})")
-        return path
-
-    def _output_path(self, uri: str) -> Path:
-        path = self._locate(uri)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _TaskFailed("InvalidArgument", f"cannot write {uri}: {exc}") from exc
+            raise ServiceError(str(exc), code="InvalidArgument") from None
+        path = self._store.path(ref.bucket, ref.key)  # a bad bucket or key: InvalidArgument
+        if not (self._store.root / ref.bucket).is_dir():
+            raise ServiceError(f"bucket {ref.bucket!r} of {uri} is not in the local store {self._store.root}",
+                               code="ResourceNotFound")
+        if output:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServiceError(f"cannot write {uri}: {exc}", code="InvalidArgument") from exc
+        elif not path.is_file():
+            raise ServiceError(f"source {uri} does not exist ({path})", code="ResourceNotFound")
         return path
 
     def _event(self, request: ConvertRequest, content: dict[str, Any]) -> bytes:

@@ -27,32 +27,30 @@ class MemoryObjectStore:
         self.calls: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
-    def _get(self, bucket: str, key: str) -> bytes:
+    def _get(self, call: str, bucket: str, key: str) -> bytes:
+        """Records the call; the object's data, or ``NotFound``."""
+        self.calls.append((call, bucket, key))
         try:
             return self.objects[(bucket, key)]
         except KeyError:
             raise NotFound(f"{uri(bucket, key)} does not exist") from None
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
-        self.calls.append(("head", bucket, key))
-        data = self._get(bucket, key)
+        data = self._get("head", bucket, key)
         etag = self.etags.get((bucket, key)) or hashlib.md5(data).hexdigest().upper()
         return ObjectInfo(bucket=bucket, key=key, etag=etag, size=len(data),
                           content_type=self.content_types.get((bucket, key), ""))
 
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
-        self.calls.append(("get_tags", bucket, key))
-        self._get(bucket, key)
+        self._get("get_tags", bucket, key)
         return dict(self.tags.get((bucket, key), {}))
 
     def put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
-        self.calls.append(("put_tags", bucket, key))
-        self._get(bucket, key)
+        self._get("put_tags", bucket, key)
         self.tags[(bucket, key)] = dict(tags)
 
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
-        self.calls.append(("read", bucket, key))
-        data = self._get(bucket, key)
+        data = self._get("read", bucket, key)
         if len(data) > max_bytes:
             raise TooLarge(f"{uri(bucket, key)} is {len(data)} bytes, over {max_bytes}")
         return data
@@ -60,18 +58,20 @@ class MemoryObjectStore:
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.calls.append(("put", bucket, key))
         with self._lock:
-            self.objects[(bucket, key)] = bytes(data)
-            self.content_types[(bucket, key)] = content_type
-            self.etags.pop((bucket, key), None)
+            self._write(bucket, key, data, content_type)
 
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         self.calls.append(("create", bucket, key))
         with self._lock:
             if (bucket, key) in self.objects:
                 return False
-            self.objects[(bucket, key)] = bytes(data)
-            self.content_types[(bucket, key)] = content_type
+            self._write(bucket, key, data, content_type)
             return True
+
+    def _write(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        self.objects[(bucket, key)] = bytes(data)
+        self.content_types[(bucket, key)] = content_type
+        self.etags.pop((bucket, key), None)
 
     def exists(self, bucket: str, key: str) -> bool:
         return (bucket, key) in self.objects
@@ -95,19 +95,16 @@ class MemoryObjectStore:
 
 
 class RecordingMediaService:
-    """Accepts requests and records them with their tags (``find_task`` searches them).
+    """Accepts requests and records them with their tags (``find_task`` searches them, as ListTasks would).
 
     ``fail`` (public, settable): a function of the request returning an error to raise
     instead of submitting, or None to submit.
     """
 
-    def __init__(self, fail: Callable[[ConvertRequest], Exception | None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, fail: Callable[[ConvertRequest], Exception | None] | None = None) -> None:
         self.requests: list[ConvertRequest] = []
-        self.tasks: dict[str, ConvertRequest] = {}
-        self.created_at: dict[str, float] = {}
         self.fail = fail
-        self._clock = clock
+        self._made: list[tuple[str, float, dict[str, str]]] = []  # task id, created at, tags
 
     def submit(self, request: ConvertRequest) -> str:
         error = self.fail(request) if self.fail else None
@@ -115,12 +112,11 @@ class RecordingMediaService:
             raise error
         task_id = f"MediaConvert-{uuid.uuid4()}"
         self.requests.append(request)
-        self.tasks[task_id] = request
-        self.created_at[task_id] = self._clock()
+        self._made.append((task_id, time.time(), dict(request.tags or {})))
         return task_id
 
     def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
-        for task_id, request in self.tasks.items():  # in creation order: the earliest match wins
-            if tags and self.created_at[task_id] >= since - FIND_SLACK and tags.items() <= (request.tags or {}).items():
+        for task_id, created, made_with in self._made:  # in creation order: the earliest match wins
+            if tags and created >= since - FIND_SLACK and tags.items() <= made_with.items():
                 return task_id
         return None
