@@ -12,11 +12,9 @@ deployed by the ``fc3`` component have no service, so it is not used here.
 
 FC refuses a repeated async task id with HTTP 409 when the function's
 ``asyncInvokeConfig.asyncTask`` is on (FC's "task deduplication" page): that is
-reported as ``duplicate``, not as an error. Throttling (429), 5xx and transport
-failures are retried (``retry.call``) with capped exponential backoff and full
-jitter (at least the server's retry-after); everything else leaves as a ``ServiceError`` with
-``retryable`` set, like the IMM adapter's. The SDK is imported on first use; it
-is the ``backfill`` extra (the functions themselves never invoke FC).
+reported as ``duplicate``, not as an error. Calls, retries and errors as the IMM
+adapter's (``retry.OpenApiAdapter``). The SDK is imported on first use; it is
+the ``backfill`` extra (the functions themselves never invoke FC).
 """
 
 from __future__ import annotations

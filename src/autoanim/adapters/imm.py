@@ -1,13 +1,7 @@
 """MediaService on IMM (``alibabacloud-imm20200930``): CreateMediaConvertTask and ListTasks.
 
-The SDK retries nothing by default, so this adapter does (``retry.call``): a
-bounded number of attempts with capped exponential backoff and full jitter on
-throttling, 5xx and transport failures, never sleeping past the invocation's
-time budget (a retry is made only when its pause plus one more call, up to the
-read timeout, fits in ``time_left()``; otherwise the last error is raised at
-once). Every SDK failure leaves as a ``ServiceError`` (``NotFound`` for 404)
-with ``retryable`` set; FC's async retry takes over from there.
-
+Calls, retries and errors as ``retry.OpenApiAdapter`` makes them; a retry is made only
+when its pause plus one more call (up to the read timeout) fits in ``time_left()``.
 CreateMediaConvertTask has no client token: a read timeout, a reset or a 5xx
 may come after IMM made the task. Those failures are raised at once, marked
 ``ambiguous``, and never retried here; the service looks the task up by its

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, NotFound, ServiceError, TooLarge
@@ -21,32 +22,22 @@ from .credentials import Credentials
 from .retry import retryable_status, short
 
 
+@dataclass(kw_only=True, eq=False)
 class OssObjectStore:
     """``ObjectStore`` on the real OSS v2 SDK; one SDK client per instance, built on first use."""
 
-    def __init__(
-        self,
-        *,
-        region: str | None,
-        endpoint: str | None,
-        credentials: Credentials | None,
-        connect_timeout: float = 3.0,
-        readwrite_timeout: float = 10.0,
-        public: bool = False,
-    ):
-        if not region:
-            raise ConfigError("OSS needs a region (OSS_REGION, IMM_REGION or FC_REGION); v4 signatures include it")
-        self.region = region
-        self.endpoint = endpoint
-        self._credentials = credentials
-        self.connect_timeout = connect_timeout
-        self.readwrite_timeout = readwrite_timeout
-        self.public = public  # the public endpoint (a command outside Alibaba Cloud), not the internal one
-        self._client: Any = None
-        self._unversioned: set[str] = set()  # buckets whose versioning was checked: off
+    region: str | None
+    endpoint: str | None
+    credentials: Credentials | None
+    connect_timeout: float = 3.0
+    readwrite_timeout: float = 10.0
+    public: bool = False  # the public endpoint (a command outside Alibaba Cloud), not the internal one
+    _client: Any = field(default=None, init=False, repr=False)
+    _unversioned: set[str] = field(default_factory=set, init=False, repr=False)  # versioning checked: off
 
-    def __repr__(self) -> str:
-        return f"OssObjectStore(region={self.region!r}, endpoint={self.endpoint!r})"
+    def __post_init__(self) -> None:
+        if not self.region:
+            raise ConfigError("OSS needs a region (OSS_REGION, IMM_REGION or FC_REGION); v4 signatures include it")
 
     # -- ObjectStore -------------------------------------------------------------
 
@@ -168,7 +159,7 @@ class OssObjectStore:
                 cfg.use_path_style = True
             else:
                 cfg.endpoint = f"oss-{self.region}{'' if self.public else '-internal'}.aliyuncs.com"
-            cfg.credentials_provider = _credentials_provider(oss, self._credentials)
+            cfg.credentials_provider = _credentials_provider(oss, self.credentials)
             self._client = oss.Client(cfg)
         return self._client
 

@@ -1,6 +1,12 @@
 """What the IMM and FC adapters share (both on tea OpenAPI SDKs): the client, the retries, the errors.
 
-Retries on tenacity rather than stamina: stamina adds its jitter to the exponential instead of
+The SDKs retry nothing (``autoretry`` off), so ``call`` does: a bounded number of attempts
+with capped exponential backoff and full jitter on throttling, 5xx and transport failures,
+never sleeping past the invocation's time budget. Every SDK failure leaves as a
+``ServiceError`` (``NotFound`` for 404) with ``retryable`` set, and ``ambiguous`` where
+the call may have taken effect; FC's async retry takes over from there.
+
+On tenacity rather than stamina: stamina adds its jitter to the exponential instead of
 drawing the whole pause at random (full jitter), stops on a wall-clock total rather
 than on a budget that must still hold the pause plus one more call, and cannot take
 a sleep per call (only a process-wide testing mode); tenacity's stop, wait, retry
@@ -80,10 +86,10 @@ def call(
         return bool(why)
 
     def give_up(state: RetryCallState) -> T:
-        error: ServiceError = state.outcome.exception()  # type: ignore[union-attr,assignment]
-        raise type(error)(f"{error.message} ({why[0]})", retryable=error.retryable, code=error.code,
-                          status=error.status, request_id=error.request_id,
-                          ambiguous=error.ambiguous) from error.__cause__
+        error: AutoanimError = state.outcome.exception()  # type: ignore[union-attr,assignment]
+        error.message = f"{error.message} ({why[0]})"  # made by this call's translate: ours to amend
+        error.args = (error.message,)
+        raise error
 
     retrying = Retrying(
         retry=retry_if_exception(lambda exc: isinstance(exc, AutoanimError) and retry_if(exc)),
