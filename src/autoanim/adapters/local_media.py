@@ -26,21 +26,20 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from ..convert_request import ConvertRequest
-from ..errors import AutoanimError, NotFound, ServiceError
+from ..errors import AutoanimError, ServiceError
 from ..fc_events import LOCAL_ACCOUNT, iso_ms, mns_json_event
 from ..objects import ObjectRef
+from .local_probe import sprite_sheet
 from .local_store import LocalObjectStore
 from .memory import RecordingMediaService
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +48,11 @@ log = logging.getLogger(__name__)
 DELIVERY_ATTEMPTS = 4
 DELIVERY_BACKOFF = 0.5
 
-# A failure's task code by the error's code: the media, or the request (the store refusing a URI's bucket
-# or key is the request's fault); anything else (an engine timeout or crash) is IMM's InternalError,
-# which the result function may resubmit.
+# A failure's task code by its error's code (the list above: the store refusing a URI's bucket or key is
+# the request's fault); anything else (an engine timeout or crash) is InternalError.
 TASK_CODES = {"InvalidMedia": "InvalidMedia", "InvalidArgument": "InvalidArgument",
               "ResourceNotFound": "ResourceNotFound", "InvalidObjectName": "InvalidArgument",
               "InvalidBucketName": "InvalidArgument"}
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """What the local media service knows of a task (as IMM's GetTask tells)."""
-
-    task_id: str
-    status: str  # Running | Succeeded | Failed
-    code: str = ""
-    message: str = ""
-    user_data: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,13 +70,7 @@ def _convert(*args: Any, **kw: Any) -> Any:
     return convert(*args, **kw)
 
 
-def _sprite_sheet(*args: Any, **kw: Any) -> Any:
-    from ..engine.probe import sprite_sheet
-
-    return sprite_sheet(*args, **kw)
-
-
-class LocalMediaService(RecordingMediaService):
+class LocalMediaService(RecordingMediaService, AbstractContextManager):
     """Records requests and finds tasks by their tags as the memory fake does, and runs them."""
 
     def __init__(
@@ -101,7 +82,6 @@ class LocalMediaService(RecordingMediaService):
         project: str = "local",
         region: str = "local",
         convert: Callable[..., Any] | None = None,
-        quality: int | None = None,
         timeout: float | None = None,
         sheet: Callable[..., Any] | None = None,
     ):
@@ -111,12 +91,10 @@ class LocalMediaService(RecordingMediaService):
         self._project = project
         self._region = region
         self._convert = convert or _convert
-        self._sheet = sheet or _sprite_sheet  # Image.Sprites targets (the start: auto probe)
-        self._quality = quality
+        self._sheet = sheet or sprite_sheet  # Image.Sprites targets (the start: auto probe)
         self._timeout = timeout  # seconds per conversion; the engine kills its worker past it
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoanim-local-media")
-        self._tasks: dict[str, TaskInfo] = {}
-        self._failed: list[FailedDelivery] = []
+        self.failed_deliveries: list[FailedDelivery] = []
         self._pending = 0
         self._closed = False
         self._idle = threading.Condition()
@@ -127,28 +105,13 @@ class LocalMediaService(RecordingMediaService):
                 raise ServiceError("the local media service is closed", retryable=True, code="ServiceClosed")
             task_id = super().submit(request)
             self._pending += 1
-            self._tasks[task_id] = TaskInfo(task_id, "Running", user_data=request.user_data or "")
             self._executor.submit(self._run, task_id, request)
         return task_id
-
-    # --- beyond the port ---------------------------------------------------------------
-
-    def get_task(self, task_id: str) -> TaskInfo:
-        with self._idle:
-            try:
-                return self._tasks[task_id]
-            except KeyError:
-                raise NotFound(f"no local media task {task_id!r}", code="ResourceNotFound", status=404) from None
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once every submitted task (and any task its notification submitted) is done and delivered."""
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    @property
-    def failed_deliveries(self) -> list[FailedDelivery]:
-        with self._idle:
-            return list(self._failed)
 
     def close(self) -> None:
         """Waits for every task and its notification, then stops the workers."""
@@ -157,9 +120,6 @@ class LocalMediaService(RecordingMediaService):
             self._closed = True
         self._executor.shutdown(wait=True)
 
-    def __enter__(self) -> Self:
-        return self
-
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
@@ -167,15 +127,9 @@ class LocalMediaService(RecordingMediaService):
 
     def _run(self, task_id: str, request: ConvertRequest) -> None:
         try:
-            content = self._execute(task_id, request)
-            with self._idle:
-                self._tasks[task_id] = TaskInfo(task_id, content["Status"], content["Code"], content["Message"],
-                                                content["UserData"])
-            self._deliver(task_id, self._event(request, content))
+            self._deliver(task_id, self._event(request, self._execute(task_id, request)))
         except Exception:  # a bug here must not leave wait() hanging; it is logged, not lost
             log.exception("local media task %s could not be completed", task_id)
-            with self._idle:
-                self._tasks[task_id] = replace(self._tasks[task_id], status="Failed", code="InternalError")
         finally:
             with self._idle:
                 self._pending -= 1
@@ -196,7 +150,7 @@ class LocalMediaService(RecordingMediaService):
                 done, sheets = [], []
                 for animation in target.image.animations:
                     written.append(out := self._locate(animation.uri, output=True))
-                    result = self._convert(src, out, animation, quality=self._quality, **clip)
+                    result = self._convert(src, out, animation, **clip)
                     done.append({"URI": animation.uri, **_extras(result)})
                 for sprite in target.image.sprites or []:
                     written.append(out := self._locate(sprite.uri, output=True))
@@ -280,8 +234,7 @@ class LocalMediaService(RecordingMediaService):
                                 wait=wait_exponential(multiplier=DELIVERY_BACKOFF))
             retrying(self._notify, event)
         except Exception as exc:  # noqa: BLE001 - each failure was logged; the event is kept, not lost
-            with self._idle:
-                self._failed.append(FailedDelivery(task_id, event, exc))
+            self.failed_deliveries.append(FailedDelivery(task_id, event, exc))
 
 
 def _target(animations: list[dict[str, Any]], sprites: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ submitted as any other.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import MediaError
@@ -18,6 +19,12 @@ from ..objects import SourceObject
 from ..probe import PlannedProbe, pick_start, plan_probe, with_start
 from ..rules import AutoStart, Rule
 from .local_store import LocalObjectStore
+
+
+def sprite_sheet(*args: Any, **kw: Any) -> Any:
+    from ..engine.probe import sprite_sheet  # PyAV: imported on first use
+
+    return sprite_sheet(*args, **kw)
 
 
 class LocalStartPicker:
@@ -39,10 +46,8 @@ class LocalStartPicker:
 def probe_file(src: Path, sheet: Path, probe: PlannedProbe, *, timeout: float | None = None,
                render=None) -> AutoStart:
     """Render ``probe``'s sprite sheet of the file ``src`` at ``sheet``, then score it."""
-    if render is None:
-        from ..engine.probe import sprite_sheet as render
     clip = probe.request.source
-    render(src, sheet, probe.sprite, start=clip.start_time, duration=clip.duration, timeout=timeout)
+    (render or sprite_sheet)(src, sheet, probe.sprite, start=clip.start_time, duration=clip.duration, timeout=timeout)
     try:
         return pick_start(sheet.read_bytes(), probe)
     except ValueError as exc:
