@@ -219,11 +219,8 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
         return mns_json_event(json.dumps(envelope, ensure_ascii=False), topic=topic)
 
     def _deliver(self, task_id: str, event: bytes) -> None:
-        """Hand the result to the topic's subscriber, retried like MNS's BACKOFF_RETRY (3 more times).
-
-        On tenacity, the adapters' one retry library (``autoanim.adapters.retry`` says why); MNS's
-        pauses are fixed, so a plain exponential wait, no jitter.
-        """
+        """Hand the result to the topic's subscriber, retried like MNS's BACKOFF_RETRY (3 more times, at
+        fixed pauses: a plain exponential wait, no jitter)."""
 
         def failed(state: Any) -> None:
             log.error("delivering the result of %s failed (attempt %d)", task_id, state.attempt_number,

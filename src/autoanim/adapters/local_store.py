@@ -15,6 +15,7 @@ across threads and processes).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mimetypes
@@ -24,7 +25,6 @@ import stat as stats
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +145,7 @@ class LocalObjectStore:
         segments[-1] += ".json"
         return self.root.joinpath(META_DIR, "meta", bucket, *segments)
 
-    # --- metadata and files ------------------------------------------------------------
-
-    @contextmanager
+    @contextlib.contextmanager
     def _meta_lock(self) -> Iterator[None]:
         lock_path = self.root / META_DIR / "lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,13 +219,11 @@ class LocalObjectStore:
 
     def _stat(self, bucket: str, key: str) -> tuple[Path, os.stat_result]:
         path = self.path(bucket, key)
-        try:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             stat = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            stat = None
-        if stat is None or not stats.S_ISREG(stat.st_mode):
-            raise NotFound(f"no object {key!r} in local bucket {bucket!r} ({path})", status=404)
-        return path, stat
+            if stats.S_ISREG(stat.st_mode):
+                return path, stat
+        raise NotFound(f"no object {key!r} in local bucket {bucket!r} ({path})", status=404)
 
     # --- the ObjectStore port ----------------------------------------------------------
 

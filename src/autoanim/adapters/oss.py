@@ -10,9 +10,11 @@ first use.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..errors import ConfigError, NotFound, ServiceError, TooLarge
@@ -32,14 +34,11 @@ class OssObjectStore:
     connect_timeout: float = 3.0
     readwrite_timeout: float = 10.0
     public: bool = False  # the public endpoint (a command outside Alibaba Cloud), not the internal one
-    _client: Any = field(default=None, init=False, repr=False)
     _unversioned: set[str] = field(default_factory=set, init=False, repr=False)  # versioning checked: off
 
     def __post_init__(self) -> None:
         if not self.region:
             raise ConfigError("OSS needs a region (OSS_REGION, IMM_REGION or FC_REGION); v4 signatures include it")
-
-    # -- ObjectStore -------------------------------------------------------------
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         result = self._request("HeadObject", bucket, key)
@@ -109,11 +108,9 @@ class OssObjectStore:
         return True
 
     def exists(self, bucket: str, key: str) -> bool:
-        try:
-            self.head(bucket, key)
-        except NotFound:
-            return False
-        return True
+        with contextlib.suppress(NotFound):
+            return bool(self.head(bucket, key))
+        return False
 
     def list(self, bucket: str, prefix: str = "", start_after: str = "", page_size: int = 1000
              ) -> Iterator[ObjectInfo]:
@@ -144,24 +141,21 @@ class OssObjectStore:
                     restored='ongoing-request="false"' in (item.restore_info or ""),
                 )
 
-    # -- internals ---------------------------------------------------------------
+    @cached_property
+    def _client(self) -> Any:
+        import alibabacloud_oss_v2 as oss
 
-    def _sdk(self) -> Any:
-        if self._client is None:
-            import alibabacloud_oss_v2 as oss
-
-            cfg = oss.config.load_default()
-            cfg.region = self.region
-            cfg.connect_timeout = self.connect_timeout
-            cfg.readwrite_timeout = self.readwrite_timeout
-            if self.endpoint:
-                cfg.endpoint = self.endpoint
-                cfg.use_path_style = True
-            else:
-                cfg.endpoint = f"oss-{self.region}{'' if self.public else '-internal'}.aliyuncs.com"
-            cfg.credentials_provider = _credentials_provider(oss, self.credentials)
-            self._client = oss.Client(cfg)
-        return self._client
+        cfg = oss.config.load_default()
+        cfg.region = self.region
+        cfg.connect_timeout = self.connect_timeout
+        cfg.readwrite_timeout = self.readwrite_timeout
+        if self.endpoint:
+            cfg.endpoint = self.endpoint
+            cfg.use_path_style = True
+        else:
+            cfg.endpoint = f"oss-{self.region}{'' if self.public else '-internal'}.aliyuncs.com"
+        cfg.credentials_provider = _credentials_provider(oss, self.credentials)
+        return oss.Client(cfg)
 
     def _request(self, operation: str, bucket: str, key: str | None = None, *, options: dict | None = None,
                  **fields: Any) -> Any:
@@ -177,7 +171,7 @@ class OssObjectStore:
 
     def _call(self, operation: str, bucket: str, key: str, send: Callable[[Any], Any]) -> Any:
         try:
-            return send(self._sdk())
+            return send(self._client)
         except Exception as exc:  # every SDK failure is translated here
             raise translate(operation, bucket, key, exc) from exc
 
@@ -185,9 +179,7 @@ class OssObjectStore:
 def _credentials_provider(oss: Any, credentials: Credentials | None) -> Any:
     """Static credentials when given; else the Alibaba default chain (not OSS's own ``OSS_*`` env provider)."""
     if credentials is not None:
-        return oss.credentials.StaticCredentialsProvider(
-            credentials.access_key_id, credentials.access_key_secret, credentials.security_token
-        )
+        return oss.credentials.StaticCredentialsProvider(**asdict(credentials))
     from alibabacloud_credentials.client import Client as CredClient
 
     chain = CredClient()

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
@@ -147,21 +147,16 @@ class OpenApiAdapter:
         """The SDK client and runtime options with the SDK's own retry off (``_call`` retries)."""
         built = getattr(self._local, "client", None)
         if built is None:
+            from alibabacloud_credentials.client import Client as CredClient
             from alibabacloud_tea_openapi import utils_models
             from darabonba.runtime import RuntimeOptions
 
-            config = utils_models.Config(region_id=self.region, connect_timeout=int(self.connect_timeout * 1000),
-                                         read_timeout=int(self.read_timeout * 1000))
-            if self.endpoint:
-                config.protocol, config.endpoint = split_endpoint(self.endpoint)
-            if self.credentials is not None:
-                config.access_key_id = self.credentials.access_key_id
-                config.access_key_secret = self.credentials.access_key_secret
-                config.security_token = self.credentials.security_token
-            else:  # a Config without credentials does not fall back to the default chain by itself
-                from alibabacloud_credentials.client import Client as CredClient
-
-                config.credential = CredClient()
+            protocol, endpoint = split_endpoint(self.endpoint) if self.endpoint else (None, None)
+            # The given credentials, else the default chain: a Config without them does not fall back to it.
+            signing = asdict(self.credentials) if self.credentials else {"credential": CredClient()}
+            config = utils_models.Config(region_id=self.region, protocol=protocol, endpoint=endpoint,
+                                         connect_timeout=int(self.connect_timeout * 1000),
+                                         read_timeout=int(self.read_timeout * 1000), **signing)
             client = importlib.import_module(self.sdk).Client(config)
             built = self._local.client = (client, RuntimeOptions(autoretry=False))
         return built
