@@ -50,22 +50,19 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
-def _refused(what: str, why: str, code: str) -> ServiceError:
-    return ServiceError(f"{what} is not allowed: {why}", retryable=False, code=code, status=400)
-
-
 def _invalid_key(bucket: str, key: str, why: str) -> ServiceError:
-    return _refused(f"object key {key[:120]!r} in bucket {bucket!r}", why, "InvalidObjectName")
+    return ServiceError(f"object key {key[:120]!r} in bucket {bucket!r} is not allowed: {why}",
+                        code="InvalidObjectName", status=400)
 
 
 def _io_error(doing: str, exc: OSError) -> ServiceError:
-    return ServiceError(f"cannot {doing}: {exc}", retryable=False, code="LocalIOError")
+    return ServiceError(f"cannot {doing}: {exc}", code="LocalIOError")
 
 
 def check_bucket(bucket: str) -> None:
     if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
-        raise _refused(f"bucket name {str(bucket)[:80]!r}", "3-63 characters of a-z, 0-9 and '-', starting and "
-                       "ending with a letter or digit", "InvalidBucketName")
+        raise ServiceError(f"bucket name {str(bucket)[:80]!r} is not allowed: 3-63 characters of a-z, 0-9 and "
+                           "'-', starting and ending with a letter or digit", code="InvalidBucketName", status=400)
 
 
 def check_key(bucket: str, key: str) -> list[str]:
@@ -87,9 +84,7 @@ def check_key(bucket: str, key: str) -> list[str]:
         if segment in ("", ".", ".."):
             raise _invalid_key(bucket, key, f"empty, '.' or '..' path segment ({segment!r})")
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise _invalid_key(
-                bucket, key, f"a path segment is over {MAX_SEGMENT_BYTES} bytes (local file name limit)"
-            )
+            raise _invalid_key(bucket, key, f"a path segment is over {MAX_SEGMENT_BYTES} bytes (a local file name)")
     return segments
 
 
@@ -103,7 +98,7 @@ def _check_tags(bucket: str, key: str, tags: dict[str, str]) -> dict[str, str]:
     try:
         check_tags(tags, f"tags of {bucket}/{key}")
     except RuleError as exc:
-        raise ServiceError(exc.message, retryable=False, code="InvalidTag", status=400) from None
+        raise ServiceError(exc.message, code="InvalidTag", status=400) from None
     return dict(tags)
 
 
@@ -162,10 +157,10 @@ class LocalObjectStore:
             return {}
         except (OSError, ValueError) as exc:
             raise ServiceError(f"metadata file {path} is unreadable ({exc}); fix or delete it",
-                               retryable=False, code="InvalidMetadata") from exc
+                               code="InvalidMetadata") from exc
         if not isinstance(meta, dict) or not isinstance(meta.get("tags", {}), dict):
             raise ServiceError(f'metadata file {path} must be a JSON object like {{"tags": {{"anim": "on"}}}}',
-                               retryable=False, code="InvalidMetadata")
+                               code="InvalidMetadata")
         return meta
 
     def _write_meta(self, bucket: str, key: str, meta: dict[str, Any]) -> None:
@@ -308,9 +303,8 @@ class LocalObjectStore:
         base = self.root / bucket
         found = []
         for dirpath, _, filenames in os.walk(base.joinpath(*check_key(bucket, folder)) if folder else base):
-            relative = Path(dirpath).relative_to(base).as_posix()
             for name in filenames:
-                key = name if relative == "." else f"{relative}/{name}"
+                key = Path(dirpath, name).relative_to(base).as_posix()
                 if not is_temp_name(name) and key.startswith(prefix) and key > start_after:
                     found.append(key)
         for key in sorted(found):

@@ -42,14 +42,8 @@ class OssObjectStore:
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         result = self._request("HeadObject", bucket, key)
-        return ObjectInfo(
-            bucket=bucket,
-            key=key,
-            etag=(result.etag or "").strip('"'),
-            size=result.content_length or 0,
-            content_type=result.content_type or "",
-            last_modified=result.last_modified.isoformat() if result.last_modified else "",
-        )
+        return _info(bucket, key, result.etag, result.content_length, result.last_modified,
+                     content_type=result.content_type or "")
 
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
         result = self._request("GetObjectTagging", bucket, key)
@@ -131,15 +125,9 @@ class OssObjectStore:
                            lambda c: iter(c.list_objects_v2_paginator().iter_page(request)))
         while (page := self._call("ListObjectsV2", bucket, where, lambda _: next(pages, None))) is not None:
             for item in page.contents or []:
-                yield ObjectInfo(
-                    bucket=bucket,
-                    key=item.key,
-                    etag=(item.etag or "").strip('"'),
-                    size=item.size or 0,
-                    last_modified=item.last_modified.isoformat() if item.last_modified else "",
-                    storage_class=item.storage_class or "",
-                    restored='ongoing-request="false"' in (item.restore_info or ""),
-                )
+                yield _info(bucket, item.key, item.etag, item.size, item.last_modified,
+                            storage_class=item.storage_class or "",
+                            restored='ongoing-request="false"' in (item.restore_info or ""))
 
     @cached_property
     def _client(self) -> Any:
@@ -174,6 +162,12 @@ class OssObjectStore:
             return send(self._client)
         except Exception as exc:  # every SDK failure is translated here
             raise translate(operation, bucket, key, exc) from exc
+
+
+def _info(bucket: str, key: str, etag: str | None, size: int | None, modified: Any, **more: Any) -> ObjectInfo:
+    """OSS's quoted ETag and its datetimes as the port's plain strings."""
+    return ObjectInfo(bucket=bucket, key=key, etag=(etag or "").strip('"'), size=size or 0,
+                      last_modified=modified.isoformat() if modified else "", **more)
 
 
 def _credentials_provider(oss: Any, credentials: Credentials | None) -> Any:
