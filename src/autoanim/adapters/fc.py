@@ -38,8 +38,6 @@ class Invocation:
 
     task_id: str
     status: Literal["accepted", "duplicate"]
-    request_id: str | None = None
-    attempts: int = 1
 
 
 @dataclass(kw_only=True, eq=False)
@@ -68,12 +66,9 @@ class FcInvoker(OpenApiAdapter):
             raise ValueError(f"not a valid FC async task id: {task_id!r}")
         from alibabacloud_fc20230330 import models
 
-        tries = 0
         lost: list[bool] = []  # per retried failure: may FC have queued it although the answer was lost?
 
         def send(client: Any, runtime: Any) -> Any:
-            nonlocal tries
-            tries += 1
             request = models.InvokeFunctionRequest(body=io.BytesIO(body), qualifier=self.qualifier)
             headers = models.InvokeFunctionHeaders(x_fc_invocation_type="Async", x_fc_async_task_id=task_id)
             return client.invoke_function_with_options(self.function, request, headers, runtime)
@@ -89,8 +84,8 @@ class FcInvoker(OpenApiAdapter):
             if error.status != 409:
                 raise
             # Refused as a repeat: queued before, by an earlier run or by our own lost attempt.
-            return Invocation(task_id, "accepted" if any(lost) else "duplicate", error.request_id, tries)
+            return Invocation(task_id, "accepted" if any(lost) else "duplicate")
         with contextlib.suppress(Exception):  # drain the (empty) 202 body so the connection can be reused
             response.body.read()
             response.body.close()
-        return Invocation(task_id, "accepted", (response.headers or {}).get("x-fc-request-id"), tries)
+        return Invocation(task_id, "accepted")

@@ -263,11 +263,10 @@ class LocalObjectStore:
         """Writes the whole object atomically; like OSS PutObject, its tags start empty."""
         self._put(bucket, key, [data], content_type, {})
 
-    def put_file(self, bucket: str, key: str, src_path: str | os.PathLike[str], tags: dict[str, str] | None = None,
-                 content_type: str | None = None) -> ObjectInfo:
+    def put_file(self, bucket: str, key: str, src: str | os.PathLike[str], tags: dict[str, str] | None = None
+                 ) -> ObjectInfo:
         """Copies a local file in atomically, with its tags set before the object appears."""
-        tags = _check_tags(bucket, key, tags or {})
-        self._put(bucket, key, _chunks(src_path), content_type or content_type_for(key), tags)
+        self._put(bucket, key, _chunks(src), content_type_for(key), _check_tags(bucket, key, tags or {}))
         return self.head(bucket, key)
 
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
