@@ -98,7 +98,7 @@ def parse(event: bytes) -> tuple[dict, dict, dict]:
 
 def test_success_publishes_an_imm_shaped_result(store: LocalObjectStore) -> None:
     engine, notify = FakeEngine(), Recorder()
-    with LocalMediaService(store, notify=notify, convert=engine, project="demo", region="cn-test") as media:
+    with LocalMediaService(store, notify=notify, convert=engine, project="demo") as media:
         task_id = media.submit(request())
         assert task_id.startswith("MediaConvert-")
         assert media.wait(timeout=30)
@@ -116,7 +116,7 @@ def test_success_publishes_an_imm_shaped_result(store: LocalObjectStore) -> None
         "MessageId",
     }
     assert envelope["source"] == "acs.imm" and envelope["type"] == "imm:Task:MediaConvert"
-    assert envelope["subject"] == "acs:imm:cn-test:local:demo/imm:Task:MediaConvert"
+    assert envelope["subject"] == "acs:imm:local:local:demo/imm:Task:MediaConvert"
     assert envelope["time"].isdigit()
     assert content["TaskId"] == task_id and content["Status"] == "Succeeded" and content["Code"] == ""
     assert content["UserData"] == '{"rule": "preview"}' and content["TaskType"] == "MediaConvert"

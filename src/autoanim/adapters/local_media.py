@@ -10,11 +10,11 @@ composition root passes ``on_task_result``). A failed task leaves no output.
 ``autoanim.engine.probe``, reported under ``Targets[].Image.Sprites[]``.
 
 Task codes (IMM's own codes for these cases are unconfirmed; consumers should
-treat any ``Failed`` status as final unless the code says otherwise; ``TASK_CODES``):
+treat any ``Failed`` status as final unless the code says otherwise):
 - ``InvalidMedia``: the engine cannot read the source (``MediaError``); permanent.
 - ``ResourceNotFound``: the source object or an output bucket does not exist; permanent.
-- ``InvalidArgument``: a URI outside the local store or a request the engine cannot run; permanent.
-- ``InternalError``: anything else (an engine bug, a crash); worth retrying.
+- ``InvalidArgument``: a URI or key outside the local store, or a request the engine cannot run; permanent.
+- ``InternalError``: anything else (an engine bug, a crash, a timeout); worth retrying.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ log = logging.getLogger(__name__)
 DELIVERY_ATTEMPTS = 4
 DELIVERY_BACKOFF = 0.5
 
-# A failure's task code by its error's code (the list above: the store refusing a URI's bucket or key is
-# the request's fault); anything else (an engine timeout or crash) is InternalError.
+# A failure's task code by its error's code (the list above); anything else is InternalError.
 TASK_CODES = {"InvalidMedia": "InvalidMedia", "InvalidArgument": "InvalidArgument",
               "ResourceNotFound": "ResourceNotFound", "InvalidObjectName": "InvalidArgument",
               "InvalidBucketName": "InvalidArgument"}
@@ -80,7 +79,6 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
         notify: Callable[[bytes], None],
         workers: int = 2,
         project: str = "local",
-        region: str = "local",
         convert: Callable[..., Any] | None = None,
         timeout: float | None = None,
         sheet: Callable[..., Any] | None = None,
@@ -89,7 +87,6 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
         self._store = store
         self._notify = notify
         self._project = project
-        self._region = region
         self._convert = convert or _convert
         self._sheet = sheet or sprite_sheet  # Image.Sprites targets (the start: auto probe)
         self._timeout = timeout  # seconds per conversion; the engine kills its worker past it
@@ -206,12 +203,11 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
         return path
 
     def _event(self, request: ConvertRequest, content: dict[str, Any]) -> bytes:
-        project = content["ProjectName"]
         envelope = {
             "id": uuid.uuid4().hex.upper(),
             "source": "acs.imm",
             "type": "imm:Task:MediaConvert",
-            "subject": f"acs:imm:{self._region}:{LOCAL_ACCOUNT}:{project}/imm:Task:MediaConvert",
+            "subject": f"acs:imm:local:{LOCAL_ACCOUNT}:{content['ProjectName']}/imm:Task:MediaConvert",
             "time": str(int(time.time() * 1000)),
             "content": json.dumps(content, ensure_ascii=False),
         }

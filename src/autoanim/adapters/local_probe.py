@@ -1,11 +1,8 @@
-"""``start: auto`` on the local backend: the probe run by the local engine, at upload time.
+"""``start: auto`` on the local backend: the cloud's two-step probe done in one go, at upload time.
 
-The same steps as the cloud's two-step task, done in one go: the probe request
-is planned (``probe.plan_probe``), the engine renders its sprite sheet from the
-local bucket's file into the sheet's key (so the bucket holds what IMM would
-write), and the sheet is split and scored by ``probe.pick_start``. The rule
-comes back with its start picked; the animation is then planned, claimed and
-submitted as any other.
+The engine renders the planned probe's sprite sheet of the local bucket's file into the sheet's
+key (so the bucket holds what IMM would write) and ``probe.pick_start`` scores it; the animation
+is then planned, claimed and submitted as any other.
 """
 
 from __future__ import annotations

@@ -76,13 +76,10 @@ class OssObjectStore:
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         """PutObject with ``x-oss-forbid-overwrite: true``: False when the object already exists.
 
-        Sent once (no SDK retry): a retried create that had in fact succeeded
-        would meet its own object and wrongly report "already existed". A
-        transport failure is raised as retryable instead.
-
-        OSS's PutObject reference: forbid-overwrite has no effect on a bucket whose
-        versioning is enabled or suspended (every put makes a new version), so the
-        first create in a bucket checks GetBucketVersioning and refuses such a bucket.
+        Sent once (a retried create that had in fact succeeded would meet its own object and
+        wrongly report "already existed"; a transport failure is raised as retryable instead).
+        OSS's PutObject reference: forbid-overwrite has no effect on a bucket whose versioning is
+        enabled or suspended, so the first create in a bucket checks GetBucketVersioning.
         """
         if bucket not in self._unversioned:
             state = self._request("GetBucketVersioning", bucket).version_status
