@@ -80,9 +80,8 @@ class MemoryObjectStore:
         self.calls.append(("list", bucket, prefix))
         with self._lock:
             keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix) and k > start_after)
-        for key in keys:
-            if (bucket, key) in self.objects:
-                yield self.head(bucket, key)
+        for key in keys:  # nothing is ever removed here
+            yield self.head(bucket, key)
 
     def add(self, bucket: str, key: str, data: bytes, tags: dict[str, str] | None = None,
             etag: str | None = None) -> ObjectInfo:
