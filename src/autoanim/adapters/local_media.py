@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,32 +69,24 @@ def _convert(*args: Any, **kw: Any) -> Any:
     return convert(*args, **kw)
 
 
+@dataclass(kw_only=True, eq=False)
 class LocalMediaService(RecordingMediaService, AbstractContextManager):
     """Records requests and finds tasks by their tags as the memory fake does, and runs them."""
 
-    def __init__(
-        self,
-        store: LocalObjectStore,
-        *,
-        notify: Callable[[bytes], None],
-        workers: int = 2,
-        project: str = "local",
-        convert: Callable[..., Any] | None = None,
-        timeout: float | None = None,
-        sheet: Callable[..., Any] | None = None,
-    ):
-        super().__init__()
-        self._store = store
-        self._notify = notify
-        self._project = project
-        self._convert = convert or _convert
-        self._sheet = sheet or sprite_sheet  # Image.Sprites targets (the start: auto probe)
-        self._timeout = timeout  # seconds per conversion; the engine kills its worker past it
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoanim-local-media")
-        self.failed_deliveries: list[FailedDelivery] = []
-        self._pending = 0
-        self._closed = False
-        self._idle = threading.Condition()
+    store: LocalObjectStore = field(kw_only=False)
+    notify: Callable[[bytes], None]
+    workers: int = 2
+    project: str = "local"
+    convert: Callable[..., Any] = _convert
+    sheet: Callable[..., Any] = sprite_sheet  # Image.Sprites targets (the start: auto probe)
+    timeout: float | None = None  # seconds per conversion; the engine kills its worker past it
+    failed_deliveries: list[FailedDelivery] = field(default_factory=list, init=False)
+    _pending: int = field(default=0, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
+    _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="autoanim-local-media")
 
     def submit(self, request: ConvertRequest) -> str:
         with self._idle:
@@ -142,16 +134,16 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
                 raise ServiceError("the local engine converts exactly one source per task", code="InvalidArgument")
             source = request.source
             src = self._locate(source.uri)
-            clip = {"start": source.start_time, "duration": source.duration, "timeout": self._timeout}
+            clip = {"start": source.start_time, "duration": source.duration, "timeout": self.timeout}
             for target in request.targets:
                 done, sheets = [], []
                 for animation in target.image.animations:
                     written.append(out := self._locate(animation.uri, output=True))
-                    result = self._convert(src, out, animation, **clip)
+                    result = self.convert(src, out, animation, **clip)
                     done.append({"URI": animation.uri, **_extras(result)})
                 for sprite in target.image.sprites or []:
                     written.append(out := self._locate(sprite.uri, output=True))
-                    sheet = self._sheet(src, out, sprite, **clip)
+                    sheet = self.sheet(src, out, sprite, **clip)
                     sheets.append({"URI": sprite.uri, "Tiles": sheet.tiles, "Width": sheet.width,
                                    "Height": sheet.height, "Size": sheet.bytes})
                 targets.append(_target(done, sheets or None))
@@ -167,7 +159,7 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
                                [{"URI": s.uri} for s in t.image.sprites] if t.image.sprites else None)
                        for t in request.targets]
         return {
-            "ProjectName": request.project_name or self._project,
+            "ProjectName": request.project_name or self.project,
             "DatasetName": "",
             "RequestId": str(uuid.uuid4()).upper(),
             "StartTime": started,
@@ -189,9 +181,9 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
             ref = ObjectRef.parse(uri, key_optional=True)
         except ValueError as exc:
             raise ServiceError(str(exc), code="InvalidArgument") from None
-        path = self._store.path(ref.bucket, ref.key)  # a bad bucket or key: InvalidArgument
-        if not (self._store.root / ref.bucket).is_dir():
-            raise ServiceError(f"bucket {ref.bucket!r} of {uri} is not in the local store {self._store.root}",
+        path = self.store.path(ref.bucket, ref.key)  # a bad bucket or key: InvalidArgument
+        if not (self.store.root / ref.bucket).is_dir():
+            raise ServiceError(f"bucket {ref.bucket!r} of {uri} is not in the local store {self.store.root}",
                                code="ResourceNotFound")
         if output:
             try:
@@ -225,7 +217,7 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
         try:
             retrying = Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
                                 wait=wait_exponential(multiplier=DELIVERY_BACKOFF))
-            retrying(self._notify, event)
+            retrying(self.notify, event)
         except Exception as exc:  # noqa: BLE001 - each failure was logged; the event is kept, not lost
             self.failed_deliveries.append(FailedDelivery(task_id, event, exc))
 

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from ..convert_request import ConvertRequest
 from ..errors import NotFound, TooLarge
@@ -93,6 +94,7 @@ class MemoryObjectStore:
         return self.head(bucket, key)
 
 
+@dataclass(kw_only=True, eq=False)
 class RecordingMediaService:
     """Accepts requests and records them with their tags (``find_task`` searches them, as ListTasks would).
 
@@ -100,10 +102,9 @@ class RecordingMediaService:
     instead of submitting, or None to submit.
     """
 
-    def __init__(self, fail: Callable[[ConvertRequest], Exception | None] | None = None) -> None:
-        self.requests: list[ConvertRequest] = []
-        self.fail = fail
-        self._made: list[tuple[str, float, dict[str, str]]] = []  # task id, created at, tags
+    fail: Callable[[ConvertRequest], Exception | None] | None = None
+    requests: list[ConvertRequest] = field(default_factory=list, init=False)
+    _made: list[tuple[str, float, dict[str, str]]] = field(default_factory=list, init=False, repr=False)  # id, at, tags
 
     def submit(self, request: ConvertRequest) -> str:
         error = self.fail(request) if self.fail else None
