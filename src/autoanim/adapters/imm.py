@@ -1,7 +1,6 @@
 """MediaService on IMM (``alibabacloud-imm20200930``): CreateMediaConvertTask and ListTasks.
 
-Calls, retries and errors as ``retry.OpenApiAdapter`` makes them; a retry is made only
-when its pause plus one more call (up to the read timeout) fits in ``time_left()``.
+Calls, retries (within ``time_left()``) and errors: ``retry.OpenApiAdapter``.
 CreateMediaConvertTask has no client token: a read timeout, a reset or a 5xx
 may come after IMM made the task. Those failures are raised at once, marked
 ``ambiguous``, and never retried here; the service looks the task up by its

@@ -3,9 +3,7 @@
 Keys are used as given (the event parser decoded them once); the SDK does the
 percent-encoding. The default endpoint is the region's internal one (FC runs
 in-region); an endpoint override switches to path-style addressing (the
-loopback emulator, or a private gateway). SDK failures leave as ``NotFound``,
-``TooLarge`` or ``ServiceError`` with ``retryable`` set. The SDK is imported on
-first use.
+loopback emulator, or a private gateway). The SDK is imported on first use.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """What the IMM and FC adapters share (both on tea OpenAPI SDKs): the client, the retries, the errors.
 
-The SDKs retry nothing (``autoretry`` off), so ``call`` does: a bounded number of attempts
-with capped exponential backoff and full jitter on throttling, 5xx and transport failures,
-never sleeping past the invocation's time budget. Every SDK failure leaves as a
-``ServiceError`` (``NotFound`` for 404) with ``retryable`` set, and ``ambiguous`` where
-the call may have taken effect; FC's async retry takes over from there.
+The SDKs retry nothing themselves (``autoretry`` off): ``call`` does, within the invocation's
+time budget. Every SDK failure leaves as a ``ServiceError`` (``NotFound`` for 404) with
+``retryable`` set, and ``ambiguous`` where the call may have taken effect.
 
 On tenacity rather than stamina: stamina adds its jitter to the exponential instead of
 drawing the whole pause at random (full jitter), stops on a wall-clock total rather
@@ -192,18 +190,17 @@ class OpenApiAdapter:
                 ambiguous=not throttled and (status or 0) >= 500,  # a 5xx may come after the effect
             ), after
         inner = exc.inner_exception if isinstance(exc, UnretryableException) else exc
-        ambiguous = False
-        if isinstance(inner, (RetryError, OSError)):
-            # refused, reset or timed out; after a read timeout the call may still have taken effect
-            code, retryable, ambiguous = "ConnectionError", True, True
-        elif isinstance(inner, ValueError):
-            code, retryable, ambiguous = "BadResponse", True, True  # an error page that is not the SDK's JSON
+        # Refused, reset or timed out (after a read timeout the call may still have taken effect), or an
+        # error page that is not the SDK's JSON (a gateway's): worth another try, and ambiguous.
+        ambiguous = retryable = isinstance(inner, (RetryError, OSError, ValueError))
+        if ambiguous:
+            code = "BadResponse" if isinstance(inner, ValueError) else "ConnectionError"
         elif type(inner).__name__ == "CredentialException":
             # The role's credentials could not be fetched (metadata service, STS): FC's retry may succeed,
             # and a permanent misconfiguration still ends in the on-failure destination, not lost.
             code, retryable = "CredentialsUnavailable", self.permissions
         else:
-            code, retryable = type(inner).__name__, False
+            code = type(inner).__name__
         detail = getattr(inner, "message", None) or str(inner)
         return ServiceError(f"{where} failed: {code}: {short(detail)}", retryable=retryable, code=code,
                             ambiguous=ambiguous), None
