@@ -103,8 +103,8 @@ class RetryLater(ServiceError):
 def handle_upload(app: App, batch: OssBatch) -> UploadReport:
     """Handle every entry; permanent errors are recorded, retryable ones raised at the end."""
     report = UploadReport()
-    for error in batch.errors:
-        _add(report.rejected, "event.rejected", Problem(index=error.index, reason=error.reason, code="InvalidEvent"))
+    for index, reason in batch.errors:
+        _add(report.rejected, "event.rejected", Problem(index=index, reason=reason, code="InvalidEvent"))
     first_retryable: AutoanimError | None = None
     for index, record in batch.records:
         try:
