@@ -244,7 +244,8 @@ def test_submit_returns_before_the_conversion_runs(store: LocalObjectStore) -> N
     gate.set()
     assert media.wait(timeout=30)
     results = [parse(event)[2] for event in notify.events]
-    assert sorted(r["TaskId"] for r in results) == sorted(ids) and {r["Status"] for r in results} == {"Succeeded"}
+    assert sorted(r["TaskId"] for r in results) == sorted(ids)
+    assert {r["Status"] for r in results} == {"Succeeded"}
     media.close()
 
 

@@ -25,7 +25,8 @@ class Credentials:
     def __repr__(self) -> str:
         key_id = self.access_key_id  # enough of it to tell two apart in a log, never the whole
         shown = key_id[:4] + "****" if len(key_id) > 8 else "****"
-        return f"Credentials(access_key_id={shown!r}, type={'sts' if self.security_token else 'access_key'!r})"
+        kind = "sts" if self.security_token else "access_key"
+        return f"Credentials(access_key_id={shown!r}, type={kind!r})"
 
 
 def resolve_credentials(context: Any = None, environ: Mapping[str, str] = os.environ) -> Credentials | None:

@@ -68,7 +68,8 @@ class ImmMediaService(OpenApiAdapter):
                 max_results=100, next_token=token, sort="StartTime", order="asc",
             )
             body = self._call(
-                "IMM ListTasks", lambda client, rt, request=sdk_request: client.list_tasks_with_options(request, rt)
+                "IMM ListTasks",
+                lambda client, rt, request=sdk_request: client.list_tasks_with_options(request, rt),
             ).body
             for task in body.tasks or []:
                 if all((task.tags or {}).get(k) == v for k, v in tags.items()) and task.task_id:
@@ -81,6 +82,6 @@ class ImmMediaService(OpenApiAdapter):
     def _translate(self, where: str, exc: BaseException) -> tuple[AutoanimError, float | None]:
         error, retry_after = super()._translate(where, exc)
         if error.code == "ResourceNotFound" and "project" in error.message.lower():
-            return ConfigError(f"{error.message}: check IMM_PROJECT and IMM_REGION (the project must exist in "
-                               "the bucket's region)", retryable=True, code="ProjectNotFound"), None
+            return ConfigError(f"{error.message}: check IMM_PROJECT and IMM_REGION (the project must exist "
+                               "in the bucket's region)", retryable=True, code="ProjectNotFound"), None
         return error, retry_after

@@ -86,7 +86,7 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
     _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="autoanim-local-media")
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="autoanim-local-media")
 
     def submit(self, request: ConvertRequest) -> str:
         with self._idle:
@@ -131,7 +131,8 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
         code = message = ""
         try:
             if len(request.sources) != 1:
-                raise ServiceError("the local engine converts exactly one source per task", code="InvalidArgument")
+                raise ServiceError("the local engine converts exactly one source per task",
+                                   code="InvalidArgument")
             source = request.source
             src = self._locate(source.uri)
             clip = {"start": source.start_time, "duration": source.duration, "timeout": self.timeout}

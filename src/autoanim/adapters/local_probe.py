@@ -44,7 +44,8 @@ def probe_file(src: Path, sheet: Path, probe: PlannedProbe, *, timeout: float | 
                render=None) -> AutoStart:
     """Render ``probe``'s sprite sheet of the file ``src`` at ``sheet``, then score it."""
     clip = probe.request.source
-    (render or sprite_sheet)(src, sheet, probe.sprite, start=clip.start_time, duration=clip.duration, timeout=timeout)
+    render = render or sprite_sheet
+    render(src, sheet, probe.sprite, start=clip.start_time, duration=clip.duration, timeout=timeout)
     try:
         return pick_start(sheet.read_bytes(), probe)
     except ValueError as exc:

@@ -61,8 +61,9 @@ def _io_error(doing: str, exc: OSError) -> ServiceError:
 
 def check_bucket(bucket: str) -> None:
     if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
-        raise ServiceError(f"bucket name {str(bucket)[:80]!r} is not allowed: 3-63 characters of a-z, 0-9 and "
-                           "'-', starting and ending with a letter or digit", code="InvalidBucketName", status=400)
+        raise ServiceError(f"bucket name {str(bucket)[:80]!r} is not allowed: 3-63 characters of a-z, "
+                           "0-9 and '-', starting and ending with a letter or digit",
+                           code="InvalidBucketName", status=400)
 
 
 def check_key(bucket: str, key: str) -> list[str]:
@@ -84,7 +85,7 @@ def check_key(bucket: str, key: str) -> list[str]:
         if segment in ("", ".", ".."):
             raise _invalid_key(bucket, key, f"empty, '.' or '..' path segment ({segment!r})")
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise _invalid_key(bucket, key, f"a path segment is over {MAX_SEGMENT_BYTES} bytes (a local file name)")
+            raise _invalid_key(bucket, key, f"a path segment is over {MAX_SEGMENT_BYTES} bytes (a file name)")
     return segments
 
 
@@ -159,8 +160,8 @@ class LocalObjectStore:
             raise ServiceError(f"metadata file {path} is unreadable ({exc}); fix or delete it",
                                code="InvalidMetadata") from exc
         if not isinstance(meta, dict) or not isinstance(meta.get("tags", {}), dict):
-            raise ServiceError(f'metadata file {path} must be a JSON object like {{"tags": {{"anim": "on"}}}}',
-                               code="InvalidMetadata")
+            raise ServiceError(f"metadata file {path} must be a JSON object like "
+                               '{"tags": {"anim": "on"}}', code="InvalidMetadata")
         return meta
 
     def _write_meta(self, bucket: str, key: str, meta: dict[str, Any]) -> None:
@@ -233,8 +234,10 @@ class LocalObjectStore:
             etag = digest.hexdigest().upper()
             with self._meta_lock():
                 if _version(path.stat()) == _version(stat):
-                    self._write_meta(bucket, key, {**self._read_meta(bucket, key), "etag": etag, **_version(stat)})
-        return ObjectInfo(bucket=bucket, key=key, etag=etag, size=stat.st_size, last_modified=iso_ms(stat.st_mtime),
+                    cached = {**self._read_meta(bucket, key), "etag": etag, **_version(stat)}
+                    self._write_meta(bucket, key, cached)
+        return ObjectInfo(bucket=bucket, key=key, etag=etag, size=stat.st_size,
+                          last_modified=iso_ms(stat.st_mtime),
                           content_type=meta.get("content_type") or content_type_for(key))
 
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
@@ -253,7 +256,8 @@ class LocalObjectStore:
         with open(path, "rb") as handle:
             data = handle.read(max_bytes + 1)  # a byte over the cap is enough to tell, as OSS's ranged GET
         if len(data) > max_bytes:
-            raise TooLarge(f"{bucket}/{key} is over the {max_bytes}-byte limit ({stat.st_size} bytes)", status=413)
+            raise TooLarge(f"{bucket}/{key} is over the {max_bytes}-byte limit ({stat.st_size} bytes)",
+                           status=413)
         return data
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -277,7 +281,7 @@ class LocalObjectStore:
                 raise _invalid_key(bucket, key, f"{target} is a folder holding other objects") from None
             return False
         except OSError as exc:
-            raise _io_error(f"create {target} (the local store needs a file system with hard links)", exc) from exc
+            raise _io_error(f"create {target} (the local store needs hard links)", exc) from exc
         finally:
             temp.unlink(missing_ok=True)
         with self._meta_lock():

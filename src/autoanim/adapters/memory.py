@@ -80,7 +80,8 @@ class MemoryObjectStore:
     def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         self.calls.append(("list", bucket, prefix))
         with self._lock:
-            keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix) and k > start_after)
+            keys = sorted(k for b, k in self.objects
+                          if b == bucket and k.startswith(prefix) and k > start_after)
         for key in keys:  # nothing is ever removed here
             yield self.head(bucket, key)
 
@@ -104,7 +105,8 @@ class RecordingMediaService:
 
     fail: Callable[[ConvertRequest], Exception | None] | None = None
     requests: list[ConvertRequest] = field(default_factory=list, init=False)
-    _made: list[tuple[str, float, dict[str, str]]] = field(default_factory=list, init=False, repr=False)  # id, at, tags
+    # (task id, created at, tags) of each task made
+    _made: list[tuple[str, float, dict[str, str]]] = field(default_factory=list, init=False, repr=False)
 
     def submit(self, request: ConvertRequest) -> str:
         error = self.fail(request) if self.fail else None

@@ -36,7 +36,8 @@ class OssObjectStore:
 
     def __post_init__(self) -> None:
         if not self.region:
-            raise ConfigError("OSS needs a region (OSS_REGION, IMM_REGION or FC_REGION); v4 signatures include it")
+            raise ConfigError("OSS needs a region (OSS_REGION, IMM_REGION or FC_REGION); "
+                              "v4 signatures include it")
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         result = self._request("HeadObject", bucket, key)
@@ -88,8 +89,8 @@ class OssObjectStore:
                     "(outputs and claims go there)", retryable=True, code="VersionedOutputBucket")
             self._unversioned.add(bucket)
         try:
-            self._request("PutObject", bucket, key, body=data, content_type=content_type, forbid_overwrite=True,
-                          options={"retry_max_attempts": 1})
+            self._request("PutObject", bucket, key, body=data, content_type=content_type,
+                          forbid_overwrite=True, options={"retry_max_attempts": 1})
         except ServiceError as error:
             if error.status == 409 and error.code == "FileAlreadyExists":
                 return False
@@ -150,7 +151,8 @@ class OssObjectStore:
             fields["key"] = key
         request = getattr(oss, f"{operation}Request")(bucket=bucket, **fields)
         method = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", operation).lower()
-        return self._call(operation, bucket, key or "", lambda c: getattr(c, method)(request, **(options or {})))
+        return self._call(operation, bucket, key or "",
+                          lambda client: getattr(client, method)(request, **(options or {})))
 
     def _call(self, operation: str, bucket: str, key: str, send: Callable[[Any], Any]) -> Any:
         try:
@@ -159,14 +161,15 @@ class OssObjectStore:
             raise translate(operation, bucket, key, exc) from exc
 
 
-def _info(bucket: str, key: str, etag: str | None, size: int | None, modified: Any, **more: Any) -> ObjectInfo:
+def _info(bucket: str, key: str, etag: str | None, size: int | None, modified: Any,
+          **more: Any) -> ObjectInfo:
     """OSS's quoted ETag and its datetimes as the port's plain strings."""
     return ObjectInfo(bucket=bucket, key=key, etag=(etag or "").strip('"'), size=size or 0,
                       last_modified=modified.isoformat() if modified else "", **more)
 
 
 def _credentials_provider(oss: Any, credentials: Credentials | None) -> Any:
-    """Static credentials when given; else the Alibaba default chain (not OSS's own ``OSS_*`` env provider)."""
+    """Static credentials when given; else the Alibaba default chain (not OSS's ``OSS_*`` provider)."""
     if credentials is not None:
         return oss.credentials.StaticCredentialsProvider(**asdict(credentials))
     from alibabacloud_credentials.client import Client as CredClient
@@ -181,7 +184,7 @@ def _credentials_provider(oss: Any, credentials: Credentials | None) -> Any:
 
 
 def translate(operation: str, bucket: str, key: str, exc: BaseException) -> ServiceError:
-    """An OSS SDK exception as a ``ServiceError`` / ``NotFound``; messages name the object, never credentials."""
+    """An OSS SDK exception as a ``ServiceError`` / ``NotFound``; messages name the object, not secrets."""
     import alibabacloud_oss_v2 as oss
 
     where = uri(bucket, key)
@@ -199,4 +202,5 @@ def translate(operation: str, bucket: str, key: str, exc: BaseException) -> Serv
     else:
         retryable = isinstance(inner, (oss.exceptions.RequestError, oss.exceptions.ResponseError, OSError))
         code = "ConnectionError" if retryable else type(inner).__name__
-    return ServiceError(f"OSS {operation} {where} failed: {code}: {short(inner)}", retryable=retryable, code=code)
+    return ServiceError(f"OSS {operation} {where} failed: {code}: {short(inner)}", retryable=retryable,
+                        code=code)

@@ -109,7 +109,8 @@ def short(text: Any, limit: int = 300) -> str:
 
 
 def worth_retrying(error: AutoanimError) -> bool:
-    return error.retryable and not isinstance(error, ConfigError)  # an operator's mistake waits for the operator
+    """Retryable, and not an operator's mistake (that waits for the operator)."""
+    return error.retryable and not isinstance(error, ConfigError)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -179,8 +180,9 @@ class OpenApiAdapter:
             code = data.get("Code") or data.get("code") or data.get("errorCode") or exc.code
             code = code if code and code != "None" else "Unknown"
             said = data.get("Message") or data.get("message") or data.get("errorMessage") or exc.message
-            throttled = isinstance(exc, ThrottlingException) or status == 429 or code.startswith("Throttling")
-            after = exc.retry_after / 1000 if isinstance(exc, ThrottlingException) and exc.retry_after else None
+            throttling = isinstance(exc, ThrottlingException)  # the SDK's: a retry-after header came with it
+            throttled = throttling or status == 429 or code.startswith("Throttling")
+            after = exc.retry_after / 1000 if throttling and exc.retry_after else None
             kind = NotFound if status == 404 else ServiceError
             http = f" (HTTP {status})" if status else ""
             return kind(
