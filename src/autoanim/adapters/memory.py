@@ -59,20 +59,18 @@ class MemoryObjectStore:
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.calls.append(("put", bucket, key))
         with self._lock:
-            self._write(bucket, key, data, content_type)
+            self.objects[(bucket, key)] = bytes(data)
+            self.content_types[(bucket, key)] = content_type
+            self.etags.pop((bucket, key), None)
 
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         self.calls.append(("create", bucket, key))
         with self._lock:
             if (bucket, key) in self.objects:
                 return False
-            self._write(bucket, key, data, content_type)
+            self.objects[(bucket, key)] = bytes(data)
+            self.content_types[(bucket, key)] = content_type
             return True
-
-    def _write(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
-        self.objects[(bucket, key)] = bytes(data)
-        self.content_types[(bucket, key)] = content_type
-        self.etags.pop((bucket, key), None)
 
     def exists(self, bucket: str, key: str) -> bool:
         return (bucket, key) in self.objects
