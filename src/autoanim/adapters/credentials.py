@@ -1,9 +1,8 @@
 """The FC role's credentials, found once and passed explicitly to both SDKs.
 
-FC's python3.10 runtime hands them over as ``context.credentials``; python3.12
-dropped that attribute and sets the ``ALIBABA_CLOUD_*`` variables instead.
-When neither is there, adapters fall back to the SDKs' default chain.
-The secret and the token never appear in ``repr``/``str``.
+FC's python3.10 runtime hands them over as ``context.credentials``; python3.12 dropped that attribute
+and sets the ``ALIBABA_CLOUD_*`` variables instead. When neither is there, adapters fall back to the
+SDKs' default chain. The secret and the token never appear in ``repr``/``str``.
 """
 
 from __future__ import annotations

@@ -1,20 +1,16 @@
 """Asynchronous InvokeFunction on Function Compute 3.0 (``alibabacloud-fc20230330``, API 2023-03-30).
 
-What ``autoanim backfill --submit`` uses to hand one video to the deployed
-``on_upload``. Checked in the SDK 4.8.3 source (``client.invoke_function_with_options``):
-``POST /2023-03-30/functions/{name}/invocations`` (ROA, the name percent-encoded),
-``qualifier`` in the query, the headers ``x-fc-invocation-type`` (``Async``) and
-``x-fc-async-task-id`` taken from ``InvokeFunctionHeaders``, the body sent as
-given (``application/octet-stream``), ACS3-HMAC-SHA256 signed like IMM's calls.
-The FC 2.0 SDK (``aliyun-fc2``, module ``fc2``) speaks the 2016-08-15 API, whose
-path names a service (``/services/{svc}/functions/{fn}/invocations``); functions
-deployed by the ``fc3`` component have no service, so it is not used here.
+What ``autoanim backfill --submit`` uses to hand one video to the deployed ``on_upload``. Checked in
+the SDK 4.8.3 source (``client.invoke_function_with_options``): ``POST
+/2023-03-30/functions/{name}/invocations`` (ROA, the name percent-encoded), ``qualifier`` in the query,
+the headers ``x-fc-invocation-type`` (``Async``) and ``x-fc-async-task-id`` from
+``InvokeFunctionHeaders``, the body as given (``application/octet-stream``), signed ACS3-HMAC-SHA256
+like IMM's calls. The FC 2.0 SDK (``aliyun-fc2``) speaks the 2016-08-15 API, whose path names a service
+(``/services/{svc}/functions/{fn}/invocations``); functions deployed by ``fc3`` have none.
 
-FC refuses a repeated async task id with HTTP 409 when the function's
-``asyncInvokeConfig.asyncTask`` is on (FC's "task deduplication" page): that is
-reported as ``duplicate``, not as an error. Calls, retries and errors as the IMM
-adapter's (``retry.OpenApiAdapter``). The SDK is imported on first use; it is
-the ``backfill`` extra (the functions themselves never invoke FC).
+FC refuses a repeated async task id with HTTP 409 when the function's ``asyncInvokeConfig.asyncTask``
+is on (FC's "task deduplication" page): reported as ``duplicate``, not as an error. Calls, retries and
+errors: ``retry.OpenApiAdapter``. The SDK, imported on first use, is the ``backfill`` extra.
 """
 
 from __future__ import annotations

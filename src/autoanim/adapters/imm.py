@@ -1,14 +1,12 @@
 """MediaService on IMM (``alibabacloud-imm20200930``): CreateMediaConvertTask and ListTasks.
 
-Calls, retries (within ``time_left()``) and errors: ``retry.OpenApiAdapter``.
-CreateMediaConvertTask has no client token: a read timeout, a reset or a 5xx
-may come after IMM made the task. Those failures are raised at once, marked
-``ambiguous``, and never retried here; the service looks the task up by its
-tags (``find_task``, ListTasks with ``TagSelector``) before it submits again.
-Throttling is IMM refusing the call before doing anything, so it is retried.
-IMM answering that the project does not exist (``ResourceNotFound``, HTTP 400)
-is the operator's mistake: a retryable ``ConfigError``, so the event is kept.
-The SDK is imported on first use.
+Calls, retries (within ``time_left()``) and errors: ``retry.OpenApiAdapter``. CreateMediaConvertTask
+has no client token: a read timeout, a reset or a 5xx may come after IMM made the task. Those failures
+are raised at once, marked ``ambiguous``, never retried here; the service looks the task up by its tags
+(``find_task``, ListTasks with ``TagSelector``) before it submits again. Throttling is IMM refusing the
+call before doing anything, so it is retried. IMM answering that the project does not exist
+(``ResourceNotFound``, HTTP 400) is the operator's mistake: a retryable ``ConfigError``, so the event
+is kept. The SDK is imported on first use.
 """
 
 from __future__ import annotations
@@ -51,8 +49,8 @@ class ImmMediaService(OpenApiAdapter):
     def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
         """ListTasks of MediaConvert tasks started since ``since`` whose tags hold all of ``tags``.
 
-        ``TagSelector`` takes one ``key=value`` (the docs' example is ``test=val1``): the
-        first tag is sent, the others are checked on the answer. The earliest match wins.
+        ``TagSelector`` takes one ``key=value`` (the docs' example is ``test=val1``): the first tag is
+        sent, the others are checked on the answer. The earliest match wins.
         """
         from alibabacloud_imm20200930 import models
 

@@ -1,16 +1,14 @@
 """``MediaService`` on the local engine: what IMM does, offline (see ``docs/local.md``).
 
-``submit`` returns a task id at once; the conversion runs on a bounded thread
-pool (the engine isolates each job in its own worker process). When a task
-ends, the result is published exactly as IMM would publish it to MNS (the
-envelope of ``reference/alibaba-cloud.md`` section 2), wrapped as an FC MNS
-topic trigger event in the JSON format, and handed to ``notify`` (the
-composition root passes ``on_task_result``). A failed task leaves no output.
-``Image.Sprites`` targets (the ``start: auto`` probe) are sprite sheets made by
-``autoanim.engine.probe``, reported under ``Targets[].Image.Sprites[]``.
+``submit`` returns a task id at once; the conversion runs on a bounded thread pool (the engine isolates
+each job in its own worker process). When a task ends, its result is published exactly as IMM would
+publish it to MNS (the envelope of ``reference/alibaba-cloud.md`` section 2), wrapped as an FC MNS topic
+trigger event in the JSON format, and handed to ``notify`` (the composition root passes
+``on_task_result``). A failed task leaves no output. ``Image.Sprites`` targets (the ``start: auto``
+probe) are sprite sheets made by ``autoanim.engine.probe``, reported under ``Targets[].Image.Sprites[]``.
 
-Task codes (IMM's own codes for these cases are unconfirmed; consumers should
-treat any ``Failed`` status as final unless the code says otherwise):
+Task codes (IMM's own codes for these cases are unconfirmed; consumers should treat any ``Failed``
+status as final unless the code says otherwise):
 - ``InvalidMedia``: the engine cannot read the source (``MediaError``); permanent.
 - ``ResourceNotFound``: the source object or an output bucket does not exist; permanent.
 - ``InvalidArgument``: a URI or key outside the local store, or a request the engine cannot run; permanent.

@@ -1,16 +1,14 @@
 """``ObjectStore`` on a folder: the local backend's bucket (see ``docs/local.md``).
 
-Object ``(bucket, key)`` is the file ``<root>/<bucket>/<key>``. What OSS keeps
-beside an object (tags, content type) lives in a hidden sidecar tree,
-``<root>/.autoanim/meta/<bucket>/<key>.json``, with a cached ETag (uppercase hex
-MD5, as OSS gives for simple uploads) keyed by the file's size and mtime.
+Object ``(bucket, key)`` is the file ``<root>/<bucket>/<key>``. What OSS keeps beside an object (tags,
+content type) lives in a hidden sidecar tree, ``<root>/.autoanim/meta/<bucket>/<key>.json``, with a
+cached ETag (uppercase hex MD5, as OSS gives for simple uploads) keyed by the file's size and mtime.
 
-Temp-file convention, shared with the engine and followed by ``watch``: a temp
-file lives in its target's directory and its name starts with ``.`` and ends
-with ``.tmp`` (here ``.<32 hex>.tmp``). Every write is temp + ``os.replace``,
-so a reader or the watcher only ever sees complete files; ``create`` is
-temp + ``os.link``, which fails when the name exists (atomic create-if-absent
-across threads and processes).
+Temp-file convention, shared with the engine and followed by ``watch``: a temp file lives in its
+target's directory and its name starts with ``.`` and ends with ``.tmp`` (here ``.<32 hex>.tmp``).
+Every write is temp + ``os.replace``, so a reader or the watcher only ever sees complete files;
+``create`` is temp + ``os.link``, which fails when the name exists (atomic create-if-absent across
+threads and processes).
 """
 
 from __future__ import annotations
@@ -295,8 +293,8 @@ class LocalObjectStore:
     def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         """The files under ``prefix`` in key order (as OSS lists), temp files left out.
 
-        Walks only the deepest folder the prefix names; keys are sorted as whole strings
-        (``a-c`` before ``a/b``, as OSS orders them), not folder by folder.
+        Walks only the deepest folder the prefix names; keys are sorted as whole strings (``a-c`` before
+        ``a/b``, as OSS orders them), not folder by folder.
         """
         check_bucket(bucket)
         folder = prefix.rpartition("/")[0]

@@ -97,8 +97,8 @@ class MemoryObjectStore:
 class RecordingMediaService:
     """Accepts requests and records them with their tags (``find_task`` searches them, as ListTasks would).
 
-    ``fail`` (public, settable): a function of the request returning an error to raise
-    instead of submitting, or None to submit.
+    ``fail`` (public, settable): a function of the request returning an error to raise instead of
+    submitting, or None to submit.
     """
 
     fail: Callable[[ConvertRequest], Exception | None] | None = None

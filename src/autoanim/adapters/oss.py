@@ -1,9 +1,8 @@
 """ObjectStore on OSS (``alibabacloud-oss-v2``): head, tags, capped reads, puts, atomic create.
 
-Keys are used as given (the event parser decoded them once); the SDK does the
-percent-encoding. The default endpoint is the region's internal one (FC runs
-in-region); an endpoint override switches to path-style addressing (the
-loopback emulator, or a private gateway). The SDK is imported on first use.
+Keys are used as given (the event parser decoded them once); the SDK percent-encodes them. The default
+endpoint is the region's internal one (FC runs in-region); an endpoint override switches to path-style
+addressing (the loopback emulator, or a private gateway). The SDK is imported on first use.
 """
 
 from __future__ import annotations
@@ -75,10 +74,10 @@ class OssObjectStore:
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         """PutObject with ``x-oss-forbid-overwrite: true``: False when the object already exists.
 
-        Sent once (a retried create that had in fact succeeded would meet its own object and
-        wrongly report "already existed"; a transport failure is raised as retryable instead).
-        OSS's PutObject reference: forbid-overwrite has no effect on a bucket whose versioning is
-        enabled or suspended, so the first create in a bucket checks GetBucketVersioning.
+        Sent once (a retried create that had in fact succeeded would meet its own object and wrongly
+        report "already existed"; a transport failure is raised as retryable instead). OSS's PutObject
+        reference: forbid-overwrite has no effect on a bucket whose versioning is enabled or suspended,
+        so the first create in a bucket checks GetBucketVersioning.
         """
         if bucket not in self._unversioned:
             state = self._request("GetBucketVersioning", bucket).version_status
@@ -107,10 +106,9 @@ class OssObjectStore:
         """ListObjectsV2 through the SDK's paginator (continuation tokens), one page in memory at a time.
 
         Checked in ``alibabacloud-oss-v2`` 1.4.1: ``operations.list_objects_v2`` always sends
-        ``encoding-type=url`` and ``serde_utils.deserialize_encode_type`` decodes ``Key`` (and the
-        prefix and tokens) with ``urllib.parse.unquote`` (so ``+`` stays ``+``). That is the one
-        place listed keys are decoded; they are used as they come from here. The SDK's own retry
-        (3 attempts) covers each page; a failure leaves translated, like every other call.
+        ``encoding-type=url`` and ``serde_utils.deserialize_encode_type`` decodes ``Key`` (and the prefix
+        and tokens) with ``urllib.parse.unquote`` (so ``+`` stays ``+``): the one place listed keys are
+        decoded. The SDK's own retry (3 attempts) covers each page; a failure leaves translated.
         """
         import alibabacloud_oss_v2 as oss
 

@@ -1,14 +1,13 @@
 """What the IMM and FC adapters share (both on tea OpenAPI SDKs): the client, the retries, the errors.
 
-The SDKs retry nothing themselves (``autoretry`` off): ``call`` does, within the invocation's
-time budget. Every SDK failure leaves as a ``ServiceError`` (``NotFound`` for 404) with
-``retryable`` set, and ``ambiguous`` where the call may have taken effect.
+The SDKs retry nothing themselves (``autoretry`` off): ``call`` does, within the invocation's time
+budget. Every SDK failure leaves as a ``ServiceError`` (``NotFound`` for 404) with ``retryable`` set,
+and ``ambiguous`` where the call may have taken effect.
 
-On tenacity rather than stamina: stamina adds its jitter to the exponential instead of
-drawing the whole pause at random (full jitter), stops on a wall-clock total rather
-than on a budget that must still hold the pause plus one more call, and cannot take
-a sleep per call (only a process-wide testing mode); tenacity's stop, wait, retry
-and sleep are plain callables, which is all this needs.
+On tenacity rather than stamina: stamina adds its jitter to the exponential instead of drawing the
+whole pause at random (full jitter), stops on a wall-clock total rather than on a budget that must
+still hold the pause plus one more call, and cannot take a sleep per call (only a process-wide testing
+mode); tenacity's stop, wait, retry and sleep are plain callables, which is all this needs.
 """
 
 from __future__ import annotations
@@ -52,12 +51,11 @@ def call(
 ) -> T:
     """``send()`` until it answers, at most ``attempts`` times; a failure leaves as ``translate`` makes it.
 
-    A failure is tried again when ``retry_if`` holds for its translation. The pause is
-    drawn at random below ``base_delay * 2**(n - 1)`` capped at ``max_delay`` (full
-    jitter), raised to the server's retry-after (never over the cap). A retry is made
-    only when its pause plus ``reserve`` (one more call: the read timeout) fits in
-    ``time_left()``; otherwise, or after the last attempt, the last error is raised at
-    once with a note saying why.
+    A failure is tried again when ``retry_if`` holds for its translation. The pause is drawn at random
+    below ``base_delay * 2**(n - 1)`` capped at ``max_delay`` (full jitter), raised to the server's
+    retry-after (never over the cap). A retry is made only when its pause plus ``reserve`` (one more
+    call: the read timeout) fits in ``time_left()``; otherwise, or after the last attempt, the last
+    error is raised at once with a note saying why.
     """
     retry_after: float | None = None
     why: list[str] = []
