@@ -194,9 +194,7 @@ def translate(operation: str, bucket: str, key: str, exc: BaseException) -> Serv
         return kind(f"OSS {operation} {where} failed: {code} (HTTP {status}){said}", code=code, status=status,
                     retryable=retryable_status(status, permissions=True), request_id=inner.request_id or None)
     if isinstance(inner, oss.exceptions.CredentialsFetchError):
-        # The role's credentials could not be fetched: FC's retry may succeed, and a permanent
-        # misconfiguration still ends in the on-failure destination, not lost.
-        retryable, code = True, "CredentialsUnavailable"
+        retryable, code = True, "CredentialsUnavailable"  # FC's retry may succeed (as in retry.py)
     else:
         retryable = isinstance(inner, (oss.exceptions.RequestError, oss.exceptions.ResponseError, OSError))
         code = "ConnectionError" if retryable else type(inner).__name__

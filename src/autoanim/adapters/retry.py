@@ -118,9 +118,7 @@ class OpenApiAdapter:
     name: ClassVar[str]  # "IMM", "FC": how messages name the service
     sdk: ClassVar[str]  # the module of its ``Client``
     needs: ClassVar[str]  # where a region or an endpoint is set
-    # The caller runs as the function's role: a permission or credentials it lacks are the operator's to
-    # fix while FC keeps the event (retryable), rather than an operator's command that should stop.
-    permissions: ClassVar[bool] = True
+    permissions: ClassVar[bool] = True  # the function's role: 401/403 and credentials retryable (above)
 
     region: str | None
     endpoint: str | None
