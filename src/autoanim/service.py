@@ -191,18 +191,16 @@ def rules_for(app: App, source: objects.SourceObject, *,
     except TooLarge as exc:
         raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
     if raw is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
-        return rules.resolve(rules.parse_sidecar(raw, where, settings.limits), origin="sidecar", source=where,
-                             settings=settings, base_profile=default)
-    tags = rules.parse_tags(raw_tags, tag_source, settings.limits)
-    if tags.mode == "sidecar":
+        specs, origin = rules.parse_sidecar(raw, where, settings.limits), "sidecar"
+    elif (tags := rules.parse_tags(raw_tags, tag_source, settings.limits)).mode == "sidecar":
         return "anim=sidecar: waiting for the sidecar's upload"
-    if tags.spec is not None:
-        return rules.resolve([tags.spec], origin="tags", source=tag_source, settings=settings,
-                             base_profile=default)
-    if default is None:
+    elif tags.spec is not None:
+        specs, origin, where = [tags.spec], "tags", tag_source
+    elif default is None:
         return "no rules and DEFAULT_PROFILE=none (conversion is opt-in)"
-    return rules.resolve([rules.RuleSpec()], origin="default", source=f"DEFAULT_PROFILE for {source.uri}",
-                         settings=settings, base_profile=default)
+    else:
+        specs, origin, where = [rules.RuleSpec()], "default", f"DEFAULT_PROFILE for {source.uri}"
+    return rules.resolve(specs, origin=origin, source=where, settings=settings, base_profile=default)
 
 
 def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
