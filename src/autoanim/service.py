@@ -48,8 +48,7 @@ class App(contextlib.AbstractContextManager):
     time_left: Callable[[], float] | None = None
     # Seconds between ``time_left()`` reaching 0 and FC ending the invocation.
     kill_margin: float = 5.0
-    # Picks the start of ``start: auto`` rules where the tiles can be made at upload time (the local
-    # backend); None: the planner gives such rules a probe, IMM's first step.
+    # Picks ``start: auto`` starts at upload time (the local backend); None: the planner plans a probe.
     starts: StartPicker | None = None
 
     @property
