@@ -31,16 +31,16 @@ WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
 class Ordered:
     """Runs calls on ``threads`` threads and hands their results back in the order they were given.
 
-    At most ``threads * WINDOW`` calls are in flight: ``submit`` returns the results that had to be
+    At most ``threads * window`` calls are in flight: ``submit`` returns the results that had to be
     collected to make room, ``drain`` the rest. Each thread may keep state of its own in ``local``
     (a filter graph, an encoder: PyAV releases the GIL while FFmpeg works).
     """
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, window: int = WINDOW):
         threads = threads or THREADS
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="autoanim-encode")
         self.local = threading.local()
-        self.window = threads * WINDOW
+        self.window = threads * window
         self.pending: deque[tuple[Future, object]] = deque()
 
     def submit(self, call, *args, tag=None) -> list:
@@ -109,16 +109,6 @@ class _Output:
         self.count += duration
         return self.stream.encode(frame), duration
 
-    def mux_coded(self, packets, duration: int = 1) -> None:
-        """Mux the packets of one picture coded elsewhere (by an encoder with this stream's settings)."""
-        time_base = self.stream.codec_context.time_base
-        for packet in packets:
-            packet.stream, packet.time_base = self.stream, time_base
-            packet.pts = packet.dts = self.count
-            packet.duration = duration
-            self.container.mux(packet)
-        self.count += duration
-
     def mux(self, packets, duration: int = 1) -> None:
         for packet in packets:
             packet.duration = packet.duration or duration  # the last frame's delay comes from here
@@ -158,26 +148,46 @@ def still_share(a, b) -> float:
     return float((blocks <= STILL_DIFF).mean())
 
 
+def _chunk(tag: bytes, body: bytes) -> bytes:
+    return tag + len(body).to_bytes(4, "little") + body + b"\0" * (len(body) & 1)
+
+
+def _chunks(riff: bytes):
+    """(tag, body) of each chunk of a WebP file."""
+    i = 12
+    while i < len(riff):
+        size = int.from_bytes(riff[i + 4 : i + 8], "little")
+        yield riff[i : i + 4], riff[i + 8 : i + 8 + size]
+        i += 8 + size + (size & 1)
+
+
 class WebpWriter:
-    """Lossy animated WebP, by one of two encoders chosen from the first two different frames.
+    """Lossy animated WebP, by one of two encoders chosen from the first two different frames, on every core.
 
     With a still background (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder
-    (``libwebp_anim``) stores only what changed. When nearly everything moves (pans, handheld
-    footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every frame
-    is coded whole (``libwebp``, one key frame per picture, muxed as an animation) at a lower
-    quality that gives the same SSIM in fewer bytes, by one encoder per core. A picture repeated
-    for several samples is coded once and shown longer.
+    (``libwebp_anim``) stores only what changed, in segments of ``SEGMENT`` pictures, each by an
+    encoder of its own, fed as the frames come: a segment starts with a key frame, so their frames
+    follow each other in one animation, and the segments of one clip are coded on every core at
+    once. When nearly everything moves (pans, handheld footage) its sub-frames save nothing and
+    leave pixels it judged "similar" stale, so every frame is coded whole (``libwebp``, a key frame
+    per picture) at a lower quality that gives the same SSIM in fewer bytes. A picture repeated for
+    several samples is coded once and shown longer. The file (VP8X, ANIM, an ANMF per frame) is
+    written here.
     """
 
     pix_fmt = "yuv420p"
+    SEGMENT = 25  # pictures per libwebp_anim encoder: a key frame each (+1.4 % bytes at 10 on bbb, +16 % on a synthetic still clip)
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
-        self.path, self.size, self.frame_rate = path, (width, height), frame_rate
+        self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
         self.quality = 75 if quality is None else quality
-        self.out = None
-        self.whole = False
-        self.options: dict[str, str] = {}
-        self.coders: Ordered | None = None  # whole frames: coded on every core, muxed in order
+        self.file, self.whole = None, False
+        self.flags = 0x02  # VP8X: an animation (| 0x10 once a frame carries alpha)
+        self.count = 0  # frame periods submitted
+        self.coders: list[Ordered] = []  # whole frames: one pool; segments: one lane (thread) each, in turn
+        self.codec, self.pictures, self.segments = None, 0, 0  # segments: the current one's encoder, its size, index
+        self.done: dict[int, list[bytes]] = {}  # segments coded, not yet written (they finish out of order)
+        self.written = 0
         self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
 
     def add(self, frame) -> None:
@@ -185,7 +195,7 @@ class WebpWriter:
             self.repeats += 1
             return
         if self.pending is not None:
-            if self.out is None:
+            if self.file is None:
                 self._open(still_share(self.pending, frame) < STILL_SHARE)
             self._flush()
         self.pending, self.repeats = frame, 1
@@ -193,53 +203,98 @@ class WebpWriter:
     def _open(self, whole: bool) -> None:
         self.whole = whole
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
-        codec = "libwebp" if whole else "libwebp_anim"
-        self.options = {"quality": str(quality), "compression_level": str(METHOD)}
-        self.out = _Output(self.path, "webp", codec, *self.size, self.frame_rate, "yuv420p", self.options,
-                           {"loop": "0"})
-        # Whole frames: one encoder per core. Sub-frames depend on the previous frame: one encoder on
-        # a thread of its own, so that decoding goes on meanwhile.
-        self.coders = Ordered() if whole else Ordered(1)
+        self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
+        self.coders = [Ordered()] if whole else [Ordered(1, window=self.SEGMENT) for _ in range(THREADS)]
+        w, h = self.size
+        self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
+        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + (w - 1).to_bytes(3, "little")
+                                                     + (h - 1).to_bytes(3, "little"))
+                        + _chunk(b"ANIM", b"\xff\xff\xff\xff\0\0"))  # white background, loop forever
 
-    def _code_whole(self, frame) -> list:
-        """One picture as one WebP key frame, by this thread's own encoder."""
-        local = self.coders.local
+    def _encoder(self):
+        import av
+
+        name, options = self.options
+        codec = av.CodecContext.create(name, "w")
+        codec.width, codec.height = self.size
+        codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
+        return codec
+
+    def _code_whole(self, frame) -> bytes:
+        """One picture as one WebP key frame (its VP8 chunk), by this thread's own encoder."""
+        local = self.coders[0].local
         if not hasattr(local, "codec"):
-            import av
+            local.codec = self._encoder()
+        riff = b"".join(map(bytes, local.codec.encode(frame)))
+        return b"".join(_chunk(tag, body) for tag, body in _chunks(riff) if tag in (b"ALPH", b"VP8 "))
 
-            codec = av.CodecContext.create("libwebp", "w")
-            codec.width, codec.height = self.size
-            codec.pix_fmt, codec.time_base = "yuv420p", self.out.stream.codec_context.time_base
-            codec.options = dict(self.options)
-            local.codec = codec
-        return local.codec.encode(frame)
+    @staticmethod
+    def _code_sub(segment, frame, first: int, repeats: int) -> None:
+        codec, packets = segment
+        for k in range(repeats):  # libwebp_anim merges repeated pictures itself, and only so gets the last one's time right
+            frame.pts, frame.time_base = first + k, codec.time_base
+            packets += codec.encode(frame)
 
-    def _flush(self) -> None:
+    def _end_segment(self, segment, first: int, periods: int) -> list[bytes]:
+        """The segment's ANMF chunks."""
+        codec, packets = segment
+        chunks = list(_chunks(b"".join(map(bytes, packets + codec.encode(None)))))
+        if chunks[0][0] == b"VP8X":
+            self.flags |= chunks[0][1][0] & 0x10  # a frame carries alpha
+        if not any(tag == b"ANMF" for tag, _ in chunks):  # one picture: libwebp made it a still image
+            return [self._frame(b"".join(_chunk(t, b) for t, b in chunks if t in (b"ALPH", b"VP8 ")), first, periods)]
+        return [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
+
+    def _frame(self, coded: bytes, start: int, periods: int) -> bytes:
+        """An ANMF chunk: one key frame of the whole canvas, shown from frame period ``start`` for ``periods``."""
+        w, h = self.size
+        ms = round((start + periods) * 1000 / self.rate) - round(start * 1000 / self.rate)
+        return _chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+                      + ms.to_bytes(3, "little") + b"\x02" + coded)  # not blended
+
+    def _flush(self, last: bool = False) -> None:
+        first, self.count = self.count, self.count + self.repeats
         if self.whole:
-            for packets, repeats in self.coders.submit(self._code_whole, self.pending, tag=self.repeats):
-                self.out.mux_coded(packets, repeats)
-        else:  # libwebp_anim merges repeated pictures itself, and only so gets the last one's time right
-            for _ in range(self.repeats):
-                for packets_duration, _ in self.coders.submit(self.out.encode, self.pending):
-                    self.out.mux(*packets_duration)
+            self._write(self.coders[0].submit(self._code_whole, self.pending, tag=(first, self.repeats)))
+            return
+        lane = self.coders[self.segments % len(self.coders)]
+        if self.codec is None:
+            self.codec, self.start = (self._encoder(), []), first
+        done = lane.submit(self._code_sub, self.codec, self.pending, first, self.repeats)
+        self.pictures += 1
+        if self.pictures == self.SEGMENT or last:
+            done += lane.submit(self._end_segment, self.codec, self.start, self.count - self.start, tag=self.segments)
+            self.codec, self.pictures, self.segments = None, 0, self.segments + 1
+        self._write(done)
+
+    def _write(self, done) -> None:
+        for coded, tag in done:
+            if isinstance(coded, bytes):  # a whole picture
+                self.file.write(self._frame(coded, *tag))
+            elif coded is not None:  # a segment's frames, with their times: written in order
+                self.done[tag] = coded
+                while self.written in self.done:
+                    self.file.write(b"".join(self.done.pop(self.written)))
+                    self.written += 1
 
     def finish(self, tick) -> None:
-        if self.out is None:
+        if self.file is None:
             self._open(whole=False)
-        self._flush()
-        for result, repeats in self.coders.drain():
-            if self.whole:
-                self.out.mux_coded(result, repeats)
-            else:
-                self.out.mux(*result)
-        self.coders.close()
-        self.out.close()
+        self._flush(last=True)
+        for coders in self.coders:
+            self._write(coders.drain())
+            coders.close()
+        size = self.file.tell() - 8
+        for at, value in ((4, size.to_bytes(4, "little")), (20, bytes([self.flags]))):  # RIFF size, VP8X flags
+            self.file.seek(at)
+            self.file.write(value)
+        self.file.close()
 
     def abort(self) -> None:
-        if self.coders is not None:
-            self.coders.close()
-        if self.out is not None:
-            self.out.abort()
+        for coders in self.coders:
+            coders.close()
+        if self.file is not None:
+            self.file.close()
 
 
 def refine(palette, samples, rounds: int):
