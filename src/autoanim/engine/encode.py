@@ -176,11 +176,13 @@ class WebpWriter:
     """
 
     pix_fmt = "yuv420p"
-    SEGMENT = 25  # pictures per libwebp_anim encoder: a key frame each (+1.4 % bytes at 10 on bbb, +16 % on a synthetic still clip)
+    SEGMENT = 25  # pictures per libwebp_anim encoder, a key frame each (at 10: +1.4 % bytes on bbb, +16 % on a still synthetic clip)
+    SEGMENT_MEMORY = 32 * 1024 * 1024  # bytes of pictures a segment may wait with: fewer pictures when they are large
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
         self.quality = 75 if quality is None else quality
+        self.segment = min(self.SEGMENT, max(4, self.SEGMENT_MEMORY * 2 // (3 * width * height)))
         self.file, self.whole = None, False
         self.flags = 0x02  # VP8X: an animation (| 0x10 once a frame carries alpha)
         self.count = 0  # frame periods submitted
@@ -204,7 +206,7 @@ class WebpWriter:
         self.whole = whole
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
         self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
-        self.coders = [Ordered()] if whole else [Ordered(1, window=self.SEGMENT) for _ in range(THREADS)]
+        self.coders = [Ordered()] if whole else [Ordered(1, window=self.segment) for _ in range(THREADS)]
         w, h = self.size
         self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
         self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + (w - 1).to_bytes(3, "little")
@@ -262,7 +264,7 @@ class WebpWriter:
             self.codec, self.start = (self._encoder(), []), first
         done = lane.submit(self._code_sub, self.codec, self.pending, first, self.repeats)
         self.pictures += 1
-        if self.pictures == self.SEGMENT or last:
+        if self.pictures == self.segment or last:
             done += lane.submit(self._end_segment, self.codec, self.start, self.count - self.start, tag=self.segments)
             self.codec, self.pictures, self.segments = None, 0, self.segments + 1
         self._write(done)
