@@ -132,20 +132,18 @@ WHOLE_QUALITY_OFFSET = 15  # whole frames at q-15: SSIM and SSIMULACRA2 >= libwe
 
 
 def still_share(a, b) -> float:
-    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``."""
-    import numpy as np
+    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``.
 
-    def luma(frame):
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-        return rows[: frame.height, : frame.width].astype(np.int16)
+    By Pillow, which the WebP path imports in 7 ms (numpy: 50-75 ms, a tenth of a short clip's CPU).
+    """
+    from PIL import Image, ImageChops
 
-    diff = np.abs(luma(a) - luma(b))
-    h, w = diff.shape[0] // 16 * 16, diff.shape[1] // 16 * 16
-    if not h or not w:
+    w, h = a.width // 16 * 16, a.height // 16 * 16
+    if not w or not h:
         return 1.0
-    blocks = diff[:h, :w].reshape(h // 16, 16, w // 16, 16).max(axis=(1, 3))
-    return float((blocks <= STILL_DIFF).mean())
+    luma = [Image.frombuffer("L", (f.planes[0].line_size, f.height), bytes(f.planes[0]), "raw", "L", 0, 1) for f in (a, b)]
+    moved = ImageChops.difference(*luma).crop((0, 0, w, h)).point(lambda v: 255 * (v > STILL_DIFF))
+    return moved.reduce(16).histogram()[0] / (w * h // 256)  # a block with one moved sample averages 1 or more
 
 
 def _chunk(tag: bytes, body: bytes) -> bytes:
