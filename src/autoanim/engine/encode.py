@@ -6,8 +6,8 @@ sample of their pixels; the palette is ``palettegen``'s over the sample, refined
 by k-means; then ``paletteuse`` (ordered dither, on every core) and the gif
 encoder, whose offsetting and transparency options store only what changed
 from frame to frame.
-WebP is one pass through libwebp: its animation encoder (on a thread beside
-decoding), or whole frames for footage that moves everywhere (on every core).
+WebP is one pass through libwebp, on every core: its animation encoder in
+segments, or whole frames for footage that moves everywhere.
 """
 
 from __future__ import annotations
@@ -99,19 +99,15 @@ class _Output:
         self.stream.time_base = self.stream.codec_context.time_base = 1 / rate
         self.count = 0
 
-    def write(self, frame, duration: int = 1) -> None:
-        """Encode ``frame`` to be shown for ``duration`` frame periods."""
-        self.mux(*self.encode(frame, duration))
-
-    def encode(self, frame, duration: int = 1) -> tuple[list, int]:
-        """The packets that coding ``frame`` gives (possibly of earlier frames), to be passed to ``mux``."""
+    def write(self, frame) -> None:
+        """Encode ``frame``, shown for one frame period."""
         frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
-        self.count += duration
-        return self.stream.encode(frame), duration
+        self.count += 1
+        self.mux(self.stream.encode(frame))
 
-    def mux(self, packets, duration: int = 1) -> None:
+    def mux(self, packets) -> None:
         for packet in packets:
-            packet.duration = packet.duration or duration  # the last frame's delay comes from here
+            packet.duration = packet.duration or 1  # the last frame's delay comes from here
             self.container.mux(packet)
 
     def close(self) -> None:
@@ -132,10 +128,8 @@ WHOLE_QUALITY_OFFSET = 15  # whole frames at q-15: SSIM and SSIMULACRA2 >= libwe
 
 
 def still_share(a, b) -> float:
-    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``.
-
-    By Pillow, which the WebP path imports in 7 ms (numpy: 50-75 ms, a tenth of a short clip's CPU).
-    """
+    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``
+    (by Pillow: 7 ms to import, numpy 50-75 ms of CPU)."""
     from PIL import Image, ImageChops
 
     w, h = a.width // 16 * 16, a.height // 16 * 16
@@ -160,33 +154,31 @@ def _chunks(riff: bytes):
 
 
 class WebpWriter:
-    """Lossy animated WebP, by one of two encoders chosen from the first two different frames, on every core.
+    """Lossy animated WebP in segments, each by an encoder of its own, fed as frames come, on every core.
 
-    With a still background (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder
-    (``libwebp_anim``) stores only what changed, in segments of ``SEGMENT`` pictures, each by an
-    encoder of its own, fed as the frames come: a segment starts with a key frame, so their frames
-    follow each other in one animation, and the segments of one clip are coded on every core at
-    once. When nearly everything moves (pans, handheld footage) its sub-frames save nothing and
-    leave pixels it judged "similar" stale, so every frame is coded whole (``libwebp``, a key frame
-    per picture) at a lower quality that gives the same SSIM in fewer bytes. A picture repeated for
-    several samples is coded once and shown longer. The file (VP8X, ANIM, an ANMF per frame) is
-    written here.
+    The encoder is chosen from the first two different frames. With a still background
+    (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder (``libwebp_anim``) stores only
+    what changed, in segments of ``SEGMENT`` pictures: each starts with a key frame, so their
+    frames follow each other in one animation. When nearly everything moves (pans, handheld
+    footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every
+    picture is a segment, coded whole (``libwebp``) at a lower quality that gives the same SSIM in
+    fewer bytes. A picture repeated for several samples is coded once and shown longer. The
+    segments take turns over one thread per core and are written (VP8X, ANIM, ANMF chunks) in order.
     """
 
     pix_fmt = "yuv420p"
-    SEGMENT = 25  # pictures per libwebp_anim encoder, a key frame each (at 10: +1.4 % bytes on bbb, +16 % on a still synthetic clip)
+    SEGMENT = 25  # pictures per libwebp_anim encoder, a key frame each (10: +1.4 % bytes on bbb, +16 % synthetic)
     SEGMENT_MEMORY = 32 * 1024 * 1024  # bytes of pictures a segment may wait with: fewer pictures when they are large
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
         self.quality = 75 if quality is None else quality
         self.segment = min(self.SEGMENT, max(4, self.SEGMENT_MEMORY * 2 // (3 * width * height)))
-        self.file, self.whole = None, False
+        self.file, self.lanes = None, []
         self.flags = 0x02  # VP8X: an animation (| 0x10 once a frame carries alpha)
         self.count = 0  # frame periods submitted
-        self.coders: list[Ordered] = []  # whole frames: one pool; segments: one lane (thread) each, in turn
-        self.codec, self.pictures, self.segments = None, 0, 0  # segments: the current one's encoder, its size, index
-        self.done: dict[int, list[bytes]] = {}  # segments coded, not yet written (they finish out of order)
+        self.codec, self.pictures, self.segments = None, 0, 0  # the current segment's encoder, its pictures, index
+        self.done: dict[int, list[bytes]] = {}  # segments coded and not yet written: lanes finish out of order
         self.written = 0
         self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
 
@@ -201,89 +193,67 @@ class WebpWriter:
         self.pending, self.repeats = frame, 1
 
     def _open(self, whole: bool) -> None:
-        self.whole = whole
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
         self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
-        self.coders = [Ordered()] if whole else [Ordered(1, window=self.segment) for _ in range(THREADS)]
+        self.segment = 1 if whole else self.segment
+        self.lanes = [Ordered(1, window=self.segment + WINDOW) for _ in range(THREADS)]
         w, h = self.size
         self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
         self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + (w - 1).to_bytes(3, "little")
                                                      + (h - 1).to_bytes(3, "little"))
                         + _chunk(b"ANIM", b"\xff\xff\xff\xff\0\0"))  # white background, loop forever
 
-    def _encoder(self):
-        import av
-
-        name, options = self.options
-        codec = av.CodecContext.create(name, "w")
-        codec.width, codec.height = self.size
-        codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
-        return codec
-
-    def _code_whole(self, frame) -> bytes:
-        """One picture as one WebP key frame (its VP8 chunk), by this thread's own encoder."""
-        local = self.coders[0].local
-        if not hasattr(local, "codec"):
-            local.codec = self._encoder()
-        riff = b"".join(map(bytes, local.codec.encode(frame)))
-        return b"".join(_chunk(tag, body) for tag, body in _chunks(riff) if tag in (b"ALPH", b"VP8 "))
-
     @staticmethod
-    def _code_sub(segment, frame, first: int, repeats: int) -> None:
+    def _code(segment, frame, first: int, repeats: int) -> None:
         codec, packets = segment
-        for k in range(repeats):  # libwebp_anim merges repeated pictures itself, and only so gets the last one's time right
+        for k in range(repeats if codec.name == "libwebp_anim" else 1):  # which merges repeated pictures itself
             frame.pts, frame.time_base = first + k, codec.time_base
             packets += codec.encode(frame)
 
-    def _end_segment(self, segment, first: int, periods: int) -> list[bytes]:
+    def _end(self, segment, first: int, periods: int) -> list[bytes]:
         """The segment's ANMF chunks."""
         codec, packets = segment
         chunks = list(_chunks(b"".join(map(bytes, packets + codec.encode(None)))))
         if chunks[0][0] == b"VP8X":
             self.flags |= chunks[0][1][0] & 0x10  # a frame carries alpha
-        if not any(tag == b"ANMF" for tag, _ in chunks):  # one picture: libwebp made it a still image
-            return [self._frame(b"".join(_chunk(t, b) for t, b in chunks if t in (b"ALPH", b"VP8 ")), first, periods)]
-        return [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
-
-    def _frame(self, coded: bytes, start: int, periods: int) -> bytes:
-        """An ANMF chunk: one key frame of the whole canvas, shown from frame period ``start`` for ``periods``."""
-        w, h = self.size
-        ms = round((start + periods) * 1000 / self.rate) - round(start * 1000 / self.rate)
-        return _chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-                      + ms.to_bytes(3, "little") + b"\x02" + coded)  # not blended
+        if any(tag == b"ANMF" for tag, _ in chunks):
+            return [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
+        w, h = self.size  # one picture, a still image: the whole canvas, not blended
+        ms = round((first + periods) * 1000 / self.rate) - round(first * 1000 / self.rate)
+        return [_chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+                       + ms.to_bytes(3, "little") + b"\x02" + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
 
     def _flush(self, last: bool = False) -> None:
-        first, self.count = self.count, self.count + self.repeats
-        if self.whole:
-            self._write(self.coders[0].submit(self._code_whole, self.pending, tag=(first, self.repeats)))
-            return
-        lane = self.coders[self.segments % len(self.coders)]
+        import av
+
+        lane = self.lanes[self.segments % len(self.lanes)]
         if self.codec is None:
-            self.codec, self.start = (self._encoder(), []), first
-        done = lane.submit(self._code_sub, self.codec, self.pending, first, self.repeats)
+            name, options = self.options
+            codec = av.CodecContext.create(name, "w")
+            codec.width, codec.height = self.size
+            codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
+            self.codec, self.start = (codec, []), self.count
+        done = lane.submit(self._code, self.codec, self.pending, self.count, self.repeats)
+        self.count += self.repeats
         self.pictures += 1
         if self.pictures == self.segment or last:
-            done += lane.submit(self._end_segment, self.codec, self.start, self.count - self.start, tag=self.segments)
+            done += lane.submit(self._end, self.codec, self.start, self.count - self.start, tag=self.segments)
             self.codec, self.pictures, self.segments = None, 0, self.segments + 1
         self._write(done)
 
     def _write(self, done) -> None:
-        for coded, tag in done:
-            if isinstance(coded, bytes):  # a whole picture
-                self.file.write(self._frame(coded, *tag))
-            elif coded is not None:  # a segment's frames, with their times: written in order
-                self.done[tag] = coded
-                while self.written in self.done:
-                    self.file.write(b"".join(self.done.pop(self.written)))
-                    self.written += 1
+        self.done.update((tag, coded) for coded, tag in done if coded is not None)
+        while self.written in self.done:
+            self.file.write(b"".join(self.done.pop(self.written)))
+            self.written += 1
 
     def finish(self, tick) -> None:
         if self.file is None:
             self._open(whole=False)
         self._flush(last=True)
-        for coders in self.coders:
-            self._write(coders.drain())
-            coders.close()
+        for lane in self.lanes:
+            self._write(lane.drain())
+            lane.close()
         size = self.file.tell() - 8
         for at, value in ((4, size.to_bytes(4, "little")), (20, bytes([self.flags]))):  # RIFF size, VP8X flags
             self.file.seek(at)
@@ -291,8 +261,8 @@ class WebpWriter:
         self.file.close()
 
     def abort(self) -> None:
-        for coders in self.coders:
-            coders.close()
+        for lane in self.lanes:
+            lane.close()
         if self.file is not None:
             self.file.close()
 
