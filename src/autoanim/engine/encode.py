@@ -210,18 +210,18 @@ class WebpWriter:
             frame.pts, frame.time_base = first + k, codec.time_base
             packets += codec.encode(frame)
 
-    def _end(self, segment, first: int, periods: int) -> list[bytes]:
-        """The segment's ANMF chunks."""
+    def _end(self, segment, first: int, periods: int) -> tuple[int, list[bytes]]:
+        """The segment's VP8X alpha flag and ANMF chunks."""
         codec, packets = segment
         chunks = list(_chunks(b"".join(map(bytes, packets + codec.encode(None)))))
-        if chunks[0][0] == b"VP8X":
-            self.flags |= chunks[0][1][0] & 0x10  # a frame carries alpha
+        alpha = chunks[0][1][0] & 0x10 if chunks[0][0] == b"VP8X" else 0
         if any(tag == b"ANMF" for tag, _ in chunks):
-            return [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
+            return alpha, [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
         w, h = self.size  # one picture, a still image: the whole canvas, not blended
         ms = round((first + periods) * 1000 / self.rate) - round(first * 1000 / self.rate)
-        return [_chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-                       + ms.to_bytes(3, "little") + b"\x02" + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
+        return alpha, [_chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+                              + ms.to_bytes(3, "little") + b"\x02"
+                              + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
 
     def _flush(self, last: bool = False) -> None:
         import av
@@ -242,7 +242,10 @@ class WebpWriter:
         self._write(done)
 
     def _write(self, done) -> None:
-        self.done.update((tag, coded) for coded, tag in done if coded is not None)
+        for coded, tag in done:
+            if coded is not None:  # a segment's end
+                self.flags |= coded[0]
+                self.done[tag] = coded[1]
         while self.written in self.done:
             self.file.write(b"".join(self.done.pop(self.written)))
             self.written += 1
