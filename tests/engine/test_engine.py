@@ -439,6 +439,20 @@ def test_worker_reports_progress_across_the_process_boundary(gray_clip, tmp_path
 
 
 @WORKERS
+def test_the_probe_sheet_is_made_in_the_same_worker(gray_clip, tmp_path, run):
+    from autoanim.convert_request import Sprite
+    from autoanim.engine.probe import sprite_sheet
+
+    sprite = Sprite.model_validate({"Format": "png", "Interval": 0.5, "Number": 4, "TileWidth": 2, "TileHeight": 2,
+                                    "ScaleWidth": 16, "ScaleHeight": 16, "URI": "oss://b/s.png"})
+    result = run(lambda: sprite_sheet(gray_clip, tmp_path / "s.png", sprite, isolate=True))
+    assert (result.tiles, result.width, result.height) == (4, 32, 32)
+    with pytest.raises(ServiceError) as caught:
+        run(lambda: sprite_sheet(gray_clip, tmp_path / "t.png", sprite, isolate=True, timeout=0.001))
+    assert caught.value.retryable and sorted(p.name for p in tmp_path.iterdir()) == ["s.png"]
+
+
+@WORKERS
 def test_worker_timeout_is_retryable_and_leaves_nothing(gray_clip, tmp_path, run):
     with pytest.raises(ServiceError) as caught:
         run(lambda: convert(gray_clip, tmp_path / "a.gif", anim(number=20), isolate=True, timeout=0.01))
