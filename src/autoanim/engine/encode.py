@@ -177,7 +177,7 @@ class WebpWriter:
         self.file, self.lanes = None, []
         self.flags = 0x02  # VP8X: an animation (| 0x10 once a frame carries alpha)
         self.count = 0  # frame periods submitted
-        self.codec, self.pictures, self.segments = None, 0, 0  # the current segment's encoder, its pictures, index
+        self.codec, self.pictures, self.segments = None, 0, 0  # the current segment (encoder, packets, start), its size
         self.done: dict[int, list[bytes]] = {}  # segments coded and not yet written: lanes finish out of order
         self.written = 0
         self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
@@ -205,20 +205,21 @@ class WebpWriter:
 
     @staticmethod
     def _code(segment, frame, first: int, repeats: int) -> None:
-        codec, packets = segment
-        for k in range(repeats if codec.name == "libwebp_anim" else 1):  # which merges repeated pictures itself
+        codec, packets, _ = segment
+        # libwebp_anim merges repeated pictures itself, and only so times the last one right
+        for k in range(repeats if codec.name == "libwebp_anim" else 1):
             frame.pts, frame.time_base = first + k, codec.time_base
             packets += codec.encode(frame)
 
-    def _end(self, segment, first: int, periods: int) -> tuple[int, list[bytes]]:
-        """The segment's VP8X alpha flag and ANMF chunks."""
-        codec, packets = segment
+    def _end(self, segment, end: int) -> tuple[int, list[bytes]]:
+        """The segment's VP8X alpha flag and ANMF chunks (it ends at frame period ``end``)."""
+        codec, packets, first = segment
         chunks = list(_chunks(b"".join(map(bytes, packets + codec.encode(None)))))
         alpha = chunks[0][1][0] & 0x10 if chunks[0][0] == b"VP8X" else 0
         if any(tag == b"ANMF" for tag, _ in chunks):
             return alpha, [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
         w, h = self.size  # one picture, a still image: the whole canvas, not blended
-        ms = round((first + periods) * 1000 / self.rate) - round(first * 1000 / self.rate)
+        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)
         return alpha, [_chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
                               + ms.to_bytes(3, "little") + b"\x02"
                               + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
@@ -232,12 +233,12 @@ class WebpWriter:
             codec = av.CodecContext.create(name, "w")
             codec.width, codec.height = self.size
             codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
-            self.codec, self.start = (codec, []), self.count
+            self.codec = (codec, [], self.count)
         done = lane.submit(self._code, self.codec, self.pending, self.count, self.repeats)
         self.count += self.repeats
         self.pictures += 1
         if self.pictures == self.segment or last:
-            done += lane.submit(self._end, self.codec, self.start, self.count - self.start, tag=self.segments)
+            done += lane.submit(self._end, self.codec, self.count, tag=self.segments)
             self.codec, self.pictures, self.segments = None, 0, self.segments + 1
         self._write(done)
 
