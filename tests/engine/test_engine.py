@@ -108,6 +108,26 @@ def test_webp_codes_a_still_background_as_changed_rectangles(clips, tmp_path):
         assert np.abs(img.astype(int) - frame_image(i, (96, 48), "still")).mean() < 4
 
 
+def test_webp_still_background_is_coded_in_segments_from_key_frames(clips, tmp_path, monkeypatch):
+    from autoanim.engine import encode
+
+    monkeypatch.setattr(encode.WebpWriter, "SEGMENT", 3)
+    src = write_clip(clips / "still8.mp4", frames=8, pattern="still", size=(96, 48))
+    outputs = []
+    for threads in (1, 3):
+        monkeypatch.setattr(encode, "THREADS", threads)
+        outputs.append(tmp_path / f"{threads}.webp")
+        convert(src, outputs[-1], anim("webp", fps=20, interval=0.05, number=16))  # each picture twice
+    assert outputs[0].read_bytes() == outputs[1].read_bytes()
+    frames, durations, info = read_animation(outputs[0])
+    assert durations == [100] * 8 and info["loop"] == 0  # repeats keep their time across a segment's end
+    rects = webp_frames(outputs[0])
+    assert [k for k, r in enumerate(rects) if r == (0, 0, 96, 48, False)][:3] == [0, 3, 6]  # each segment's key frame
+    assert all(w * h < 96 * 48 for k, (_, _, w, h, _) in enumerate(rects) if k % 3)
+    for i, img in enumerate(frames):
+        assert np.abs(img.astype(int) - frame_image(i, (96, 48), "still")).mean() < 4
+
+
 def test_webp_repeated_pictures_are_coded_once_and_shown_longer(gray_clip, tmp_path):
     out = tmp_path / "a.webp"
     result = convert(gray_clip, out, anim("webp", fps=20, interval=0.05, number=6))  # each picture twice
@@ -416,6 +436,20 @@ def test_worker_reports_progress_across_the_process_boundary(gray_clip, tmp_path
                                  progress=lambda done, total: seen.append((done, total))))
     assert result.frames == 20 and seen[-1] == (20, 20)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+@WORKERS
+def test_the_probe_sheet_is_made_in_the_same_worker(gray_clip, tmp_path, run):
+    from autoanim.convert_request import Sprite
+    from autoanim.engine.probe import sprite_sheet
+
+    sprite = Sprite.model_validate({"Format": "png", "Interval": 0.5, "Number": 4, "TileWidth": 2, "TileHeight": 2,
+                                    "ScaleWidth": 16, "ScaleHeight": 16, "URI": "oss://b/s.png"})
+    result = run(lambda: sprite_sheet(gray_clip, tmp_path / "s.png", sprite, isolate=True))
+    assert (result.tiles, result.width, result.height) == (4, 32, 32)
+    with pytest.raises(ServiceError) as caught:
+        run(lambda: sprite_sheet(gray_clip, tmp_path / "t.png", sprite, isolate=True, timeout=0.001))
+    assert caught.value.retryable and sorted(p.name for p in tmp_path.iterdir()) == ["s.png"]
 
 
 @WORKERS

@@ -71,13 +71,13 @@ def convert(
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
     args = (src, str(tmp), animation, start, duration, quality)
     try:
+        from .job import run
+
         if isolate:
             from .worker import run_isolated
 
-            result = run_isolated(args, progress, timeout)
+            result = run_isolated(run, args, progress, timeout)
         else:
-            from .job import run
-
             result = run(*args, progress)
         os.replace(tmp, out)
     finally:

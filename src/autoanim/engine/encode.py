@@ -6,8 +6,8 @@ sample of their pixels; the palette is ``palettegen``'s over the sample, refined
 by k-means; then ``paletteuse`` (ordered dither, on every core) and the gif
 encoder, whose offsetting and transparency options store only what changed
 from frame to frame.
-WebP is one pass through libwebp: its animation encoder (on a thread beside
-decoding), or whole frames for footage that moves everywhere (on every core).
+WebP is one pass through libwebp, on every core: its animation encoder in
+segments, or whole frames for footage that moves everywhere.
 """
 
 from __future__ import annotations
@@ -31,16 +31,16 @@ WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
 class Ordered:
     """Runs calls on ``threads`` threads and hands their results back in the order they were given.
 
-    At most ``threads * WINDOW`` calls are in flight: ``submit`` returns the results that had to be
+    At most ``threads * window`` calls are in flight: ``submit`` returns the results that had to be
     collected to make room, ``drain`` the rest. Each thread may keep state of its own in ``local``
     (a filter graph, an encoder: PyAV releases the GIL while FFmpeg works).
     """
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, window: int = WINDOW):
         threads = threads or THREADS
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="autoanim-encode")
         self.local = threading.local()
-        self.window = threads * WINDOW
+        self.window = threads * window
         self.pending: deque[tuple[Future, object]] = deque()
 
     def submit(self, call, *args, tag=None) -> list:
@@ -99,29 +99,15 @@ class _Output:
         self.stream.time_base = self.stream.codec_context.time_base = 1 / rate
         self.count = 0
 
-    def write(self, frame, duration: int = 1) -> None:
-        """Encode ``frame`` to be shown for ``duration`` frame periods."""
-        self.mux(*self.encode(frame, duration))
-
-    def encode(self, frame, duration: int = 1) -> tuple[list, int]:
-        """The packets that coding ``frame`` gives (possibly of earlier frames), to be passed to ``mux``."""
+    def write(self, frame) -> None:
+        """Encode ``frame``, shown for one frame period."""
         frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
-        self.count += duration
-        return self.stream.encode(frame), duration
+        self.count += 1
+        self.mux(self.stream.encode(frame))
 
-    def mux_coded(self, packets, duration: int = 1) -> None:
-        """Mux the packets of one picture coded elsewhere (by an encoder with this stream's settings)."""
-        time_base = self.stream.codec_context.time_base
+    def mux(self, packets) -> None:
         for packet in packets:
-            packet.stream, packet.time_base = self.stream, time_base
-            packet.pts = packet.dts = self.count
-            packet.duration = duration
-            self.container.mux(packet)
-        self.count += duration
-
-    def mux(self, packets, duration: int = 1) -> None:
-        for packet in packets:
-            packet.duration = packet.duration or duration  # the last frame's delay comes from here
+            packet.duration = packet.duration or 1  # the last frame's delay comes from here
             self.container.mux(packet)
 
     def close(self) -> None:
@@ -142,42 +128,58 @@ WHOLE_QUALITY_OFFSET = 15  # whole frames at q-15: SSIM and SSIMULACRA2 >= libwe
 
 
 def still_share(a, b) -> float:
-    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``."""
-    import numpy as np
+    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``
+    (by Pillow: 7 ms to import, numpy 50-75 ms of CPU)."""
+    from PIL import Image, ImageChops
 
-    def luma(frame):
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-        return rows[: frame.height, : frame.width].astype(np.int16)
-
-    diff = np.abs(luma(a) - luma(b))
-    h, w = diff.shape[0] // 16 * 16, diff.shape[1] // 16 * 16
-    if not h or not w:
+    w, h = a.width // 16 * 16, a.height // 16 * 16
+    if not w or not h:
         return 1.0
-    blocks = diff[:h, :w].reshape(h // 16, 16, w // 16, 16).max(axis=(1, 3))
-    return float((blocks <= STILL_DIFF).mean())
+    luma = [Image.frombuffer("L", (f.planes[0].line_size, f.height), bytes(f.planes[0]), "raw", "L", 0, 1) for f in (a, b)]
+    moved = ImageChops.difference(*luma).crop((0, 0, w, h)).point(lambda v: 255 * (v > STILL_DIFF))
+    return moved.reduce(16).histogram()[0] / (w * h // 256)  # a block with one moved sample averages 1 or more
+
+
+def _chunk(tag: bytes, body: bytes) -> bytes:
+    return tag + len(body).to_bytes(4, "little") + body + b"\0" * (len(body) & 1)
+
+
+def _chunks(riff: bytes):
+    """(tag, body) of each chunk of a WebP file."""
+    i = 12
+    while i < len(riff):
+        size = int.from_bytes(riff[i + 4 : i + 8], "little")
+        yield riff[i : i + 4], riff[i + 8 : i + 8 + size]
+        i += 8 + size + (size & 1)
 
 
 class WebpWriter:
-    """Lossy animated WebP, by one of two encoders chosen from the first two different frames.
+    """Lossy animated WebP in segments, each by an encoder of its own, fed as frames come, on every core.
 
-    With a still background (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder
-    (``libwebp_anim``) stores only what changed. When nearly everything moves (pans, handheld
-    footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every frame
-    is coded whole (``libwebp``, one key frame per picture, muxed as an animation) at a lower
-    quality that gives the same SSIM in fewer bytes, by one encoder per core. A picture repeated
-    for several samples is coded once and shown longer.
+    The encoder is chosen from the first two different frames. With a still background
+    (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder (``libwebp_anim``) stores only
+    what changed, in segments of ``SEGMENT`` pictures: each starts with a key frame, so their
+    frames follow each other in one animation. When nearly everything moves (pans, handheld
+    footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every
+    picture is a segment, coded whole (``libwebp``) at a lower quality that gives the same SSIM in
+    fewer bytes. A picture repeated for several samples is coded once and shown longer. The
+    segments take turns over one thread per core and are written (VP8X, ANIM, ANMF chunks) in order.
     """
 
     pix_fmt = "yuv420p"
+    SEGMENT = 25  # pictures per libwebp_anim encoder, a key frame each (10: +1.4 % bytes on bbb, +16 % synthetic)
+    SEGMENT_MEMORY = 32 * 1024 * 1024  # bytes of pictures a segment may wait with: fewer pictures when they are large
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
-        self.path, self.size, self.frame_rate = path, (width, height), frame_rate
+        self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
         self.quality = 75 if quality is None else quality
-        self.out = None
-        self.whole = False
-        self.options: dict[str, str] = {}
-        self.coders: Ordered | None = None  # whole frames: coded on every core, muxed in order
+        self.segment = min(self.SEGMENT, max(4, self.SEGMENT_MEMORY * 2 // (3 * width * height)))
+        self.file, self.lanes = None, []
+        self.flags = 0x02  # VP8X: an animation (| 0x10 once a frame carries alpha)
+        self.count = 0  # frame periods submitted
+        self.codec, self.pictures, self.segments = None, 0, 0  # the current segment (encoder, packets, start), its size
+        self.done: dict[int, list[bytes]] = {}  # segments coded and not yet written: lanes finish out of order
+        self.written = 0
         self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
 
     def add(self, frame) -> None:
@@ -185,61 +187,88 @@ class WebpWriter:
             self.repeats += 1
             return
         if self.pending is not None:
-            if self.out is None:
+            if self.file is None:
                 self._open(still_share(self.pending, frame) < STILL_SHARE)
             self._flush()
         self.pending, self.repeats = frame, 1
 
     def _open(self, whole: bool) -> None:
-        self.whole = whole
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
-        codec = "libwebp" if whole else "libwebp_anim"
-        self.options = {"quality": str(quality), "compression_level": str(METHOD)}
-        self.out = _Output(self.path, "webp", codec, *self.size, self.frame_rate, "yuv420p", self.options,
-                           {"loop": "0"})
-        # Whole frames: one encoder per core. Sub-frames depend on the previous frame: one encoder on
-        # a thread of its own, so that decoding goes on meanwhile.
-        self.coders = Ordered() if whole else Ordered(1)
+        self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
+        self.segment = 1 if whole else self.segment
+        self.lanes = [Ordered(1, window=self.segment + WINDOW) for _ in range(THREADS)]
+        w, h = self.size
+        self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
+        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + (w - 1).to_bytes(3, "little")
+                                                     + (h - 1).to_bytes(3, "little"))
+                        + _chunk(b"ANIM", b"\xff\xff\xff\xff\0\0"))  # white background, loop forever
 
-    def _code_whole(self, frame) -> list:
-        """One picture as one WebP key frame, by this thread's own encoder."""
-        local = self.coders.local
-        if not hasattr(local, "codec"):
-            import av
+    @staticmethod
+    def _code(segment, frame, first: int, repeats: int) -> None:
+        codec, packets, _ = segment
+        # libwebp_anim merges repeated pictures itself, and only so times the last one right
+        for k in range(repeats if codec.name == "libwebp_anim" else 1):
+            frame.pts, frame.time_base = first + k, codec.time_base
+            packets += codec.encode(frame)
 
-            codec = av.CodecContext.create("libwebp", "w")
+    def _end(self, segment, end: int) -> tuple[int, list[bytes]]:
+        """The segment's VP8X alpha flag and ANMF chunks (it ends at frame period ``end``)."""
+        codec, packets, first = segment
+        chunks = list(_chunks(b"".join(map(bytes, packets + codec.encode(None)))))
+        alpha = chunks[0][1][0] & 0x10 if chunks[0][0] == b"VP8X" else 0
+        if any(tag == b"ANMF" for tag, _ in chunks):
+            return alpha, [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
+        w, h = self.size  # one picture, a still image: the whole canvas, not blended
+        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)
+        return alpha, [_chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+                              + ms.to_bytes(3, "little") + b"\x02"
+                              + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
+
+    def _flush(self, last: bool = False) -> None:
+        import av
+
+        lane = self.lanes[self.segments % len(self.lanes)]
+        if self.codec is None:
+            name, options = self.options
+            codec = av.CodecContext.create(name, "w")
             codec.width, codec.height = self.size
-            codec.pix_fmt, codec.time_base = "yuv420p", self.out.stream.codec_context.time_base
-            codec.options = dict(self.options)
-            local.codec = codec
-        return local.codec.encode(frame)
+            codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
+            self.codec = (codec, [], self.count)
+        done = lane.submit(self._code, self.codec, self.pending, self.count, self.repeats)
+        self.count += self.repeats
+        self.pictures += 1
+        if self.pictures == self.segment or last:
+            done += lane.submit(self._end, self.codec, self.count, tag=self.segments)
+            self.codec, self.pictures, self.segments = None, 0, self.segments + 1
+        self._write(done)
 
-    def _flush(self) -> None:
-        if self.whole:
-            for packets, repeats in self.coders.submit(self._code_whole, self.pending, tag=self.repeats):
-                self.out.mux_coded(packets, repeats)
-        else:  # libwebp_anim merges repeated pictures itself, and only so gets the last one's time right
-            for _ in range(self.repeats):
-                for packets_duration, _ in self.coders.submit(self.out.encode, self.pending):
-                    self.out.mux(*packets_duration)
+    def _write(self, done) -> None:
+        for coded, tag in done:
+            if coded is not None:  # a segment's end
+                self.flags |= coded[0]
+                self.done[tag] = coded[1]
+        while self.written in self.done:
+            self.file.write(b"".join(self.done.pop(self.written)))
+            self.written += 1
 
     def finish(self, tick) -> None:
-        if self.out is None:
+        if self.file is None:
             self._open(whole=False)
-        self._flush()
-        for result, repeats in self.coders.drain():
-            if self.whole:
-                self.out.mux_coded(result, repeats)
-            else:
-                self.out.mux(*result)
-        self.coders.close()
-        self.out.close()
+        self._flush(last=True)
+        for lane in self.lanes:
+            self._write(lane.drain())
+            lane.close()
+        size = self.file.tell() - 8
+        for at, value in ((4, size.to_bytes(4, "little")), (20, bytes([self.flags]))):  # RIFF size, VP8X flags
+            self.file.seek(at)
+            self.file.write(value)
+        self.file.close()
 
     def abort(self) -> None:
-        if self.coders is not None:
-            self.coders.close()
-        if self.out is not None:
-            self.out.abort()
+        for lane in self.lanes:
+            lane.close()
+        if self.file is not None:
+            self.file.close()
 
 
 def refine(palette, samples, rounds: int):

@@ -7,30 +7,24 @@ and laid out row by row, ``TileWidth`` tiles per row, ``Margin`` from the edge
 and ``Pad`` apart; the sheet is as tall as the rows used. ``autoanim.activity``
 splits and scores it exactly as it would IMM's.
 
-``sprite_sheet(..., isolate=True)`` renders in a child process
-(``python -m autoanim.engine.probe``), killed after ``timeout``: a hostile file
-crashes or hangs only the child.
+``sprite_sheet(..., isolate=True)`` renders in the conversions' forked worker
+(``engine/worker.py``), killed after ``timeout``: a hostile file crashes or
+hangs only the child.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import MediaError, ServiceError
+from ..errors import MediaError
 
 if TYPE_CHECKING:
     from ..convert_request import Sprite
-
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_MEDIA_EXIT = 3
 
 
 @dataclass(frozen=True)
@@ -62,7 +56,9 @@ def sprite_sheet(
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
     try:
         if isolate:
-            result = _isolated(src, tmp, sprite, start, duration, timeout)
+            from .worker import run_isolated
+
+            result = run_isolated(render, (src, str(tmp), sprite, start, duration), None, timeout)
         else:
             result = render(src, str(tmp), sprite, start, duration)
         os.replace(tmp, out)
@@ -71,29 +67,9 @@ def sprite_sheet(
     return result
 
 
-def _isolated(src, tmp, sprite, start, duration, timeout) -> SheetResult:
-    job = json.dumps({"src": src, "out": str(tmp), "sprite": sprite.model_dump(by_alias=True),
-                      "start": start, "duration": duration})
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
-    try:
-        done = subprocess.run([sys.executable, "-m", "autoanim.engine.probe"], input=job.encode(),
-                              capture_output=True, env=env, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ServiceError(f"probe timed out after {timeout:g} s", retryable=True, code="Timeout") from exc
-    except OSError as exc:
-        raise ServiceError(f"cannot start the probe worker: {exc}", retryable=True, code="WorkerStart") from exc
-    message = done.stderr.decode(errors="replace").strip().splitlines()
-    if done.returncode == _MEDIA_EXIT:
-        raise MediaError(message[-1] if message else "the probe could not read this file")
-    if done.returncode < 0:
-        raise MediaError(f"the probe worker died on this file (signal {-done.returncode})")
-    if done.returncode:
-        raise ServiceError(f"probe failed: {message[-1] if message else done.returncode}", retryable=False)
-    return SheetResult(**json.loads(done.stdout))
-
-
-def render(src: str, out: str, sprite: Sprite, start: float | None, duration: float | None) -> SheetResult:
-    """In this process: decode the sampled pictures, make the tiles, write the sheet."""
+def render(src: str, out: str, sprite: Sprite, start: float | None, duration: float | None,
+           progress=None) -> SheetResult:
+    """In this process: decode the sampled pictures, make the tiles, write the sheet (no progress reported)."""
     from ..activity import make_sheet
     from . import encode, geometry
     from .job import sample_times
@@ -147,24 +123,3 @@ def _fit(tile, width: int, height: int):
     h, w = min(height, tile.shape[0]), min(width, tile.shape[1])
     out[:h, :w] = tile[:h, :w]
     return out
-
-
-def main() -> int:
-    from ..convert_request import Sprite
-    from ..errors import AutoanimError
-
-    job = json.loads(sys.stdin.buffer.read())
-    try:
-        result = render(job["src"], job["out"], Sprite.model_validate(job["sprite"]), job["start"], job["duration"])
-    except MediaError as exc:
-        print(exc.message, file=sys.stderr)
-        return _MEDIA_EXIT
-    except AutoanimError as exc:
-        print(exc.message, file=sys.stderr)
-        return 4
-    print(json.dumps(result.__dict__))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

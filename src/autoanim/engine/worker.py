@@ -48,10 +48,11 @@ def warm_up() -> None:
     forkserver.ensure_running()
 
 
-def run_isolated(args, progress, timeout: float | None, method: str | None = None):
+def run_isolated(target, args, progress, timeout: float | None, method: str | None = None):
+    """``target(*args, progress)`` in a child process: its result, or its error raised here."""
     context = _context(method or start_method())
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(send, args), name="autoanim-media-worker", daemon=True)
+    child = context.Process(target=_child, args=(send, target, args), name="autoanim-media-worker", daemon=True)
     try:
         child.start()
     except OSError as exc:
@@ -65,7 +66,7 @@ def run_isolated(args, progress, timeout: float | None, method: str | None = Non
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not receive.poll(wait):
-                raise ServiceError(f"media conversion timed out after {timeout:g} s", retryable=True,
+                raise ServiceError(f"the media worker timed out after {timeout:g} s", retryable=True,
                                    code="Timeout")
             try:
                 message = receive.recv()
@@ -91,14 +92,12 @@ def run_isolated(args, progress, timeout: float | None, method: str | None = Non
         child.close()
 
 
-def _child(conn, args) -> None:
-    from .job import run
-
+def _child(conn, target, args) -> None:
     def progress(done, total):
         conn.send(("progress", done, total))
 
     try:
-        conn.send(("ok", run(*args, progress)))
+        conn.send(("ok", target(*args, progress)))
     except AutoanimError as exc:
         conn.send(("error", isinstance(exc, MediaError), exc.message, exc.retryable))
     except Exception as exc:  # noqa: BLE001 - a bug or an unexpected library error: not the media's fault
