@@ -22,7 +22,7 @@ from fractions import Fraction
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spool goes to disk
 SAMPLE_PIXELS = 4_000  # pixels of each frame kept for making the palette
 SAMPLE_CAP = 200_000  # at most this many (more frames: every other one dropped, and so on)
-REFINE_ROUNDS = 8  # k-means rounds from palettegen's palette (paletteuse does the nearest-colour search)
+REFINE_ROUNDS = 16  # k-means rounds from palettegen's palette (paletteuse does the nearest-colour search)
 
 THREADS = max(1, min(4, os.cpu_count() or 1))  # frames coded whole are independent: one coder a core
 WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
@@ -292,8 +292,8 @@ class GifWriter:
     """
 
     pix_fmt = "rgb24"
-    DITHER = "bayer:bayer_scale=4"
-    KEEP = 4  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
+    DITHER = "none"
+    KEEP = 3  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
     REFINE = REFINE_ROUNDS
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
@@ -307,11 +307,12 @@ class GifWriter:
         self.count = 0
 
     def add(self, frame) -> None:
+        import numpy as np
+
         rgb = frame.to_ndarray()
         self.spool.write(rgb.tobytes())
-        pixels = rgb.reshape(-1, 3)
-        stride = max(1, len(pixels) // SAMPLE_PIXELS)
-        self.samples.append(pixels[self.count % stride :: stride].copy())
+        pixels = rgb.reshape(-1, 3)  # at random places (a regular stride keeps the same columns in every row)
+        self.samples.append(pixels[np.random.default_rng(self.count).integers(0, len(pixels), SAMPLE_PIXELS)])
         self.sampled += len(self.samples[-1])
         if self.sampled > SAMPLE_CAP:
             self.samples = [s[::2] for s in self.samples]
