@@ -20,8 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spool goes to disk
-SAMPLE_PIXELS = 4_000  # pixels of each frame kept for making the palette
-SAMPLE_CAP = 200_000  # at most this many (more frames: every other one dropped, and so on)
+SAMPLE_PIXELS = 3_000  # pixels of each frame kept for making the palette
+SAMPLE_CAP = 150_000  # at most this many (more frames: every other one dropped, and so on)
 REFINE_ROUNDS = 16  # k-means rounds from palettegen's palette (paletteuse does the nearest-colour search)
 
 THREADS = max(1, min(4, os.cpu_count() or 1))  # frames coded whole are independent: one coder a core
@@ -245,36 +245,49 @@ class WebpWriter:
 def refine(palette, samples, rounds: int):
     """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24 pixels).
 
-    Each round maps the samples onto the palette with ``paletteuse`` (no dither: each to its
-    nearest colour, by the measure the frames will be mapped with) and moves every colour to the
-    mean of its samples. Returns a palette frame like ``palette``; the transparent entry stays.
+    Each round maps the samples' distinct colours onto the palette with ``paletteuse`` (no
+    dither: each to its nearest colour, by the measure the frames will be mapped with) and moves
+    every colour to the mean of its samples, for ``rounds`` rounds or until none moves. Returns a
+    palette frame like ``palette``; the transparent entry stays.
     """
     import av
     import numpy as np
 
+    packed, weights = np.unique(samples.astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], np.int32),
+                                return_counts=True)  # a colour sampled n times counts n times
+    colours = np.stack([packed >> 16, packed >> 8 & 255, packed & 255], axis=1).astype(np.uint8)
     width = 1024
-    rows = -(-len(samples) // width)
+    rows = -(-len(colours) // width)
     image = np.zeros((rows * width, 3), np.uint8)
-    image[: len(samples)] = samples
+    image[: len(colours)] = colours
     image = image.reshape(rows, width, 3)
-    x = samples.astype(np.float64)
-    for _ in range(rounds):
-        mapper = graph("paletteuse=dither=none", width, rows, "rgb24", palette)
+    parts = [av.VideoFrame.from_ndarray(part, format="rgb24") for part in np.array_split(image, min(THREADS, rows))]
+
+    def nearest(part):
+        mapper = graph("paletteuse=dither=none", width, part.height, "rgb24", palette)
         _, src, pal_src, sink = mapper  # the graph itself must stay referenced while it runs
         pal_src.push(palette)
         pal_src.push(None)
-        src.push(av.VideoFrame.from_ndarray(image, format="rgb24"))
-        indices, argb = sink.pull().to_ndarray()
-        nearest = indices.reshape(-1)[: len(samples)]
-        counts = np.bincount(nearest, minlength=256)
-        moved = (counts > 0) & (argb[:, 0] == 255)
-        sums = np.stack([np.bincount(nearest, weights=x[:, c], minlength=256) for c in range(3)], axis=1)
-        bgra = np.empty((256, 4), np.uint8)
-        bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
-        bgra[moved, :3] = np.clip(np.rint(sums[moved] / counts[moved, None]), 0, 255)[:, ::-1]
-        refined = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format=palette.format.name)
-        refined.pts, refined.time_base = palette.pts, palette.time_base  # paletteuse syncs on pts
-        palette = refined
+        src.push(part)
+        return sink.pull().to_ndarray()
+
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="autoanim-palette") as pool:
+        for _ in range(rounds):
+            mapped = list(pool.map(nearest, parts))  # the parts on every core, by paletteuse each
+            argb = mapped[0][1]
+            nearest_index = np.concatenate([indices.reshape(-1) for indices, _ in mapped])[: len(colours)]
+            counts = np.bincount(nearest_index, weights=weights, minlength=256)
+            moved = (counts > 0) & (argb[:, 0] == 255)
+            sums = [np.bincount(nearest_index, weights=weights * colours[:, c], minlength=256) for c in (2, 1, 0)]
+            bgra = np.empty((256, 4), np.uint8)
+            bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
+            means = np.clip(np.rint(np.stack(sums, axis=1)[moved] / counts[moved, None]), 0, 255)
+            if (means == bgra[moved, :3]).all():
+                break
+            bgra[moved, :3] = means
+            refined = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format=palette.format.name)
+            refined.pts, refined.time_base = palette.pts, palette.time_base  # paletteuse syncs on pts
+            palette = refined
     return palette
 
 
@@ -374,7 +387,10 @@ class GifWriter:
                     if coded is None:
                         coded = rgb
                     else:
-                        moved = ((np.maximum(rgb, coded) - np.minimum(rgb, coded)) > self.KEEP).any(axis=2)
+                        drift = np.maximum(rgb, coded)
+                        drift -= np.minimum(rgb, coded)
+                        drift = drift > self.KEEP
+                        moved = drift[..., 0] | drift[..., 1] | drift[..., 2]  # faster than any(axis=2)
                         coded = np.where(moved[..., None], rgb, coded)  # a new array: the threads may hold the last
                     emit(self.mappers.submit(self._map, coded, palette))
                 emit(self.mappers.drain())
