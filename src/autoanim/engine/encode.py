@@ -260,34 +260,27 @@ def refine(palette, samples, rounds: int):
     rows = -(-len(colours) // width)
     image = np.zeros((rows * width, 3), np.uint8)
     image[: len(colours)] = colours
-    image = image.reshape(rows, width, 3)
-    parts = [av.VideoFrame.from_ndarray(part, format="rgb24") for part in np.array_split(image, min(THREADS, rows))]
-
-    def nearest(part):
-        mapper = graph("paletteuse=dither=none", width, part.height, "rgb24", palette)
+    image = av.VideoFrame.from_ndarray(image.reshape(rows, width, 3), format="rgb24")
+    for _ in range(rounds):
+        mapper = graph("paletteuse=dither=none", width, rows, "rgb24", palette)
         _, src, pal_src, sink = mapper  # the graph itself must stay referenced while it runs
         pal_src.push(palette)
         pal_src.push(None)
-        src.push(part)
-        return sink.pull().to_ndarray()
-
-    with ThreadPoolExecutor(len(parts), thread_name_prefix="autoanim-palette") as pool:
-        for _ in range(rounds):
-            mapped = list(pool.map(nearest, parts))  # the parts on every core, by paletteuse each
-            argb = mapped[0][1]
-            nearest_index = np.concatenate([indices.reshape(-1) for indices, _ in mapped])[: len(colours)]
-            counts = np.bincount(nearest_index, weights=weights, minlength=256)
-            moved = (counts > 0) & (argb[:, 0] == 255)
-            sums = [np.bincount(nearest_index, weights=weights * colours[:, c], minlength=256) for c in (2, 1, 0)]
-            bgra = np.empty((256, 4), np.uint8)
-            bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
-            means = np.clip(np.rint(np.stack(sums, axis=1)[moved] / counts[moved, None]), 0, 255)
-            if (means == bgra[moved, :3]).all():
-                break
-            bgra[moved, :3] = means
-            refined = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format=palette.format.name)
-            refined.pts, refined.time_base = palette.pts, palette.time_base  # paletteuse syncs on pts
-            palette = refined
+        src.push(image)
+        indices, argb = sink.pull().to_ndarray()
+        nearest = indices.reshape(-1)[: len(colours)]
+        counts = np.bincount(nearest, weights=weights, minlength=256)
+        moved = (counts > 0) & (argb[:, 0] == 255)
+        sums = [np.bincount(nearest, weights=weights * colours[:, c], minlength=256) for c in (2, 1, 0)]
+        bgra = np.empty((256, 4), np.uint8)
+        bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
+        means = np.clip(np.rint(np.stack(sums, axis=1)[moved] / counts[moved, None]), 0, 255)
+        if (means == bgra[moved, :3]).all():
+            break
+        bgra[moved, :3] = means
+        refined = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format=palette.format.name)
+        refined.pts, refined.time_base = palette.pts, palette.time_base  # paletteuse syncs on pts
+        palette = refined
     return palette
 
 
