@@ -3,7 +3,7 @@
 GIF is two passes over the frames without decoding twice: frames are kept,
 as raw rgb24, in a temporary file (memory-bounded, spills to disk), with a
 sample of their pixels; the palette is ``palettegen``'s over the sample, refined
-by k-means; then ``paletteuse`` (ordered dither, on every core) and the gif
+by k-means; then ``paletteuse`` (nearest colour, on every core) and the gif
 encoder, whose offsetting and transparency options store only what changed
 from frame to frame.
 WebP is one pass through libwebp: its animation encoder (on a thread beside
@@ -285,16 +285,17 @@ def refine(palette, samples, rounds: int):
 
 
 class GifWriter:
-    """Two passes over the frames, decoded once: a palette for the clip, then dither and code.
+    """Two passes over the frames, decoded once: a palette for the clip, then map and code.
 
-    Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each. The palette
-    is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means over them (closer to
-    the clip's colours: +0.6 to +6.8 SSIMULACRA2 on real footage for the same bytes). Pass 2, in order:
-    a pixel whose source has not moved by more than ``KEEP`` levels since it was last coded is given
-    the colour it was coded from, so noise in still areas neither flickers nor costs bytes (the gif
-    encoder's ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are
-    mapped onto the palette with an ordered dither, on every core at once (the same colour at the
-    same place always gets the same index), and coded.
+    Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each, at random
+    places. The palette is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means
+    over them (closer to the clip's colours). Pass 2, in order: a pixel whose source has not moved
+    by more than ``KEEP`` levels since it was last coded is given the colour it was coded from, so
+    noise in still areas neither flickers nor costs bytes (the gif encoder's
+    ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are mapped
+    onto the palette, each pixel to its nearest colour, on every core at once, and coded. No
+    dither: on real footage the bytes an ordered dither costs buy less SSIMULACRA2 than the same
+    bytes spent on a smaller ``KEEP`` (docs/engine.md).
     """
 
     pix_fmt = "rgb24"
