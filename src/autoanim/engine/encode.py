@@ -318,7 +318,7 @@ class GifWriter:
 
         rgb = frame.to_ndarray()
         self.spool.write(rgb.tobytes())
-        pixels = rgb.reshape(-1, 3)  # at random places (a regular stride keeps the same columns in every row)
+        pixels = rgb.reshape(-1, 3)  # at random places: a stride that divides the width samples the same columns
         self.samples.append(pixels[np.random.default_rng(self.count).integers(0, len(pixels), SAMPLE_PIXELS)])
         self.sampled += len(self.samples[-1])
         if self.sampled > SAMPLE_CAP:
