@@ -1,7 +1,5 @@
-"""The two Function Compute handlers. Thin: the app for this invocation, the work, a JSON answer.
+"""The two Function Compute handlers (``event`` is bytes): the invocation's app, the work, a JSON answer.
 
-FC calls ``on_upload(event, context)`` for the OSS trigger and
-``on_task_result(event, context)`` for the MNS topic trigger; ``event`` is bytes.
 Tests and ``autoanim invoke`` pass ``app=`` to run them on other adapters.
 """
 

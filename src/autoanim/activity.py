@@ -1,27 +1,16 @@
 """Where something happens: score windows of a clip from small tiles sampled at known times.
 
-Pure functions over numpy arrays (no video decoding; numpy and Pillow are imported
-by the functions that use them, so planning a probe imports neither): the cloud reads the tiles
-from IMM's sprite sheet (``split_sheet``), the local engine makes the same
-tiles itself (``autoanim.engine.probe``), and both call ``choose_window``, so a
-local preview picks what IMM would. Every tunable number is in ``Params``;
-docs/engine.md ("start: auto") explains them.
-
-The score of a window is its mean motion energy (how much the picture changes
-from one tile to the next, brightness and contrast changes removed; the median
-pair weighs three times the mean, so sustained motion beats one burst) times
-the share of good tiles in it. A tile is bad when it is black or flat (one colour:
-a blank card); a pair of tiles that only gets brighter or darker (a fade)
-counts no motion; a pair whose colours change wholesale is a shot boundary,
-and a window that spans one keeps a quarter of its score per boundary, so it
-stays in one shot unless no window inside one shot has a quarter of its motion.
+Pure functions over numpy arrays, imported by the functions that use them (planning a probe
+imports neither numpy nor Pillow). The cloud splits IMM's sprite sheet, the local engine makes
+the same tiles, and both score them here; the score and its knobs: docs/engine.md ("The score").
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,17 +59,11 @@ class Choice:
     tiles: int  # tiles scored
     shots: list[tuple[float, float]] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "score": self.score, "why": self.why, "tiles": self.tiles}
-
 
 def sampling_interval(window: float, params: Params = PARAMS) -> float:
     """Seconds between tiles for a window of ``window`` seconds."""
     raw = max(params.min_interval, window / params.tiles_per_window)
     return round(math.ceil(raw / params.interval_step - 1e-9) * params.interval_step, 6)
-
-
-# --- tiles -------------------------------------------------------------------------------------
 
 
 def luma(tile: np.ndarray) -> np.ndarray:
@@ -111,24 +94,17 @@ class Pair:
     """What changed between two consecutive tiles."""
 
     motion: float  # mean |change| per pixel, brightness and contrast changes removed (levels)
-    brightness: float  # change of mean luma (levels, signed)
-    correlation: float  # of the two pictures, -1..1
     distance: float  # colour-histogram distance, 0..1
-    fade: bool
-    cut: bool
+    fade: bool  # the mean luma moved while the picture stayed correlated
+    cut: bool = False
 
 
 def tile_flags(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[str]:
     """For each tile: ``"black"``, ``"flat"`` or ``""`` (good)."""
     flags = []
-    for tile in tiles:
-        y = luma(tile)
-        if float(y.mean()) < params.black_level:
-            flags.append("black")
-        elif float(y.std()) < params.flat_std:
-            flags.append("flat")
-        else:
-            flags.append("")
+    for y in map(luma, tiles):
+        black, flat = float(y.mean()) < params.black_level, float(y.std()) < params.flat_std
+        flags.append("black" if black else "flat" if flat else "")
     return flags
 
 
@@ -137,26 +113,22 @@ def pairs(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[Pair]:
     import numpy as np
 
     found = []
-    previous = None
-    for tile in tiles:
-        y = luma(tile)
-        y0 = y - float(y.mean())
-        hist = _histogram(tile, params.histogram_bins)
-        if previous is not None:
-            p_y, p_y0, p_hist = previous
-            if p_y.shape != y.shape:
-                raise ValueError(f"tiles differ in size: {p_y.shape} and {y.shape}")
-            # Brightness (mean) and contrast (spread) changes removed: a fade, however slow, is no motion.
-            p_std, std = float(p_y.std()), float(y.std())
-            gain = std / p_std if p_std > 1e-3 else 1.0
-            motion = float(np.abs(y0 - gain * p_y0).mean())
-            brightness = float(y.mean() - p_y.mean())
-            norm = float(np.sqrt((y0 * y0).sum() * (p_y0 * p_y0).sum()))
-            correlation = float((y0 * p_y0).sum() / norm) if norm > 0 else (1.0 if motion == 0 else 0.0)
-            distance = float(np.abs(hist - p_hist).sum() / 2)
-            fade = abs(brightness) >= params.fade_step and correlation >= params.fade_correlation
-            found.append(Pair(motion, brightness, correlation, distance, fade, False))
-        previous = (y, y0, hist)
+    ys = [luma(tile) for tile in tiles]
+    hists = [_histogram(tile, params.histogram_bins) for tile in tiles]
+    for (p_y, y), (p_hist, hist) in zip(itertools.pairwise(ys), itertools.pairwise(hists)):
+        if p_y.shape != y.shape:
+            raise ValueError(f"tiles differ in size: {p_y.shape} and {y.shape}")
+        p_y0, y0 = p_y - float(p_y.mean()), y - float(y.mean())
+        # Brightness (mean) and contrast (spread) changes removed: a fade, however slow, is no motion.
+        p_std, std = float(p_y.std()), float(y.std())
+        gain = std / p_std if p_std > 1e-3 else 1.0
+        motion = float(np.abs(y0 - gain * p_y0).mean())
+        brightness = float(y.mean() - p_y.mean())
+        norm = float(np.sqrt((y0 * y0).sum() * (p_y0 * p_y0).sum()))
+        correlation = float((y0 * p_y0).sum() / norm) if norm > 0 else (1.0 if motion == 0 else 0.0)
+        distance = float(np.abs(hist - p_hist).sum() / 2)
+        fade = abs(brightness) >= params.fade_step and correlation >= params.fade_correlation
+        found.append(Pair(motion, distance, fade))
     distances = [p.distance for p in found]
     for i, p in enumerate(found):
         around = distances[max(0, i - params.cut_context) : i] + distances[i + 1 : i + 1 + params.cut_context]
@@ -164,27 +136,15 @@ def pairs(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[Pair]:
         cut = p.distance >= params.cut_distance or (
             p.distance >= params.cut_relative and p.distance >= params.cut_ratio * typical)
         if cut and not p.fade:
-            found[i] = Pair(p.motion, p.brightness, p.correlation, p.distance, p.fade, True)
+            found[i] = replace(p, cut=True)
     return found
 
 
-# --- windows -----------------------------------------------------------------------------------
-
-
-def choose_window(
-    tiles: Sequence[np.ndarray],
-    times: Sequence[float],
-    duration: float,
-    *,
-    end: float | None = None,
-    params: Params = PARAMS,
-) -> Choice:
-    """The start of the ``duration``-second window with the most visible motion inside one shot.
-
-    ``times[i]`` is when ``tiles[i]`` was sampled (ascending); ``end`` is where the
-    sampled range stops (default: the last time plus the median spacing). Candidate
-    starts are the tile times whose window fits before ``end``.
-    """
+def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration: float, *,
+                  end: float | None = None, params: Params = PARAMS) -> Choice:
+    """The start of the ``duration``-second window with the most visible motion inside one shot, among the
+    tile times (``times[i]``: when ``tiles[i]`` was sampled, ascending) whose window ends by ``end`` (where
+    the sampled range stops; default: the last time plus the median spacing)."""
     import numpy as np
 
     if len(tiles) != len(times):
@@ -202,12 +162,10 @@ def choose_window(
         0.0 if (p.fade or p.cut or flags[i] or flags[i + 1]) else max(0.0, p.motion - params.noise)
         for i, p in enumerate(steps)
     ]
-    cuts = [times[i + 1] for i, p in enumerate(steps) if p.cut]
-    shots = _shots(times, end, cuts)
+    bounds = [times[0], *(times[i + 1] for i, p in enumerate(steps) if p.cut), end]
+    shots = list(itertools.pairwise(bounds))
 
-    candidates = [i for i, t in enumerate(times) if t + duration <= end + 1e-6] or [0]
-    best = None
-    for i in candidates:
+    def judged(i: int) -> tuple:
         inside = [j for j in range(i, len(times)) if times[j] < times[i] + duration - 1e-6]
         # The pairs whose change happens within the window: the tile at the window's end closes it.
         inner = [j for j in range(i, len(steps)) if times[j + 1] <= times[i] + duration + 1e-6]
@@ -217,27 +175,20 @@ def choose_window(
         motion = ((1 - params.sustain) * float(np.mean(values)) + params.sustain * float(np.median(values))
                   if values else 0.0)  # sustained motion beats one burst in a still window
         score = motion * (1 - bad / len(inside)) * params.cross_penalty**crosses
-        key = (round(score, 9), -crosses, -bad, -i)
-        if best is None or key > best[0]:
-            best = (key, i, inside, score, bad, crosses)
-    _, i, inside, score, bad, crosses = best
+        return (round(score, 9), -crosses, -bad, -i), i, inside, score, bad, crosses
+
+    candidates = [i for i, t in enumerate(times) if t + duration <= end + 1e-6] or [0]
+    _, i, inside, score, bad, crosses = max(judged(i) for i in candidates)  # the keys differ: -i
     start = times[i]
     return Choice(start=start, end=start + duration, score=round(score, 3),
                   why=_why(start, duration, score, energy, steps, flags, inside, shots, crosses, bad),
                   tiles=len(tiles), shots=shots)
 
 
-def _shots(times: list[float], end: float, cuts: list[float]) -> list[tuple[float, float]]:
-    bounds = [times[0], *cuts, end]
-    return [(bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
-
-
 def _why(start, duration, score, energy, steps, flags, inside, shots, crosses, bad) -> str:
-    moving = sorted(e for e in energy) or [0.0]
+    moving = sorted(energy) or [0.0]
     median = moving[len(moving) // 2]
-    black = sum(1 for f in flags if f == "black")
-    flat = sum(1 for f in flags if f == "flat")
-    fades = sum(1 for p in steps if p.fade)
+    black, flat, fades = flags.count("black"), flags.count("flat"), sum(p.fade for p in steps)
     parts = [(f"{start:g}-{start + duration:g} s has the most motion ({score:.2f} levels per tile step; "
               f"clip median {median:.2f})")]
     if score <= 0:
@@ -257,30 +208,17 @@ def _why(start, duration, score, energy, steps, flags, inside, shots, crosses, b
     return "; ".join(parts)
 
 
-# --- sprite sheets -----------------------------------------------------------------------------
-
-
-def split_sheet(
-    data: bytes,
-    *,
-    columns: int,
-    rows: int,
-    tile_width: int,
-    tile_height: int,
-    margin: int = 0,
-    pad: int = 0,
-    count: int | None = None,
-    max_bytes: int = PARAMS.max_sheet_bytes,
-) -> list[np.ndarray]:
+def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_height: int, margin: int = 0,
+                pad: int = 0, count: int | None = None, max_bytes: int = PARAMS.max_sheet_bytes,
+                ) -> list[np.ndarray]:
     """The tiles of a sprite sheet (JPEG or PNG bytes), row by row, as RGB uint8 arrays.
 
-    The sheet holds up to ``columns`` x ``rows`` tiles of ``tile_width`` x
-    ``tile_height`` pixels, ``margin`` pixels from the edge and ``pad`` apart.
-    A sheet with fewer tiles may be shorter (fewer rows); cells past the
-    sheet's edge are not tiles. Without ``count``, trailing cells of one
-    exact colour are taken as unused cells and dropped. Raises ``ValueError``
-    for a sheet that is too large, unreadable or not of the grid's width.
+    Up to ``columns`` x ``rows`` tiles, ``margin`` px from the edge and ``pad`` apart; a sheet of fewer
+    tiles may have fewer rows. Without ``count``, trailing cells of one colour are unused and dropped.
+    ``ValueError`` for a sheet that is too large, unreadable or not of the grid's width.
     """
+    import io
+
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -289,7 +227,7 @@ def split_sheet(
     width = 2 * margin + columns * tile_width + (columns - 1) * pad
     height_max = 2 * margin + rows * tile_height + (rows - 1) * pad
     try:
-        image = Image.open(_bytes_io(data))
+        image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"sprite sheet is not a readable image: {exc}") from exc
     with image:
@@ -301,31 +239,16 @@ def split_sheet(
             raise ValueError(f"sprite sheet is {w}x{h}, narrower than one {tile_width} px tile")
         pixels = np.asarray(image.convert("RGB"))
     tiles = []
-    for r in range(rows):
-        y = margin + r * (tile_height + pad)
-        if y + tile_height > h:
-            break
-        for c in range(columns):
-            x = margin + c * (tile_width + pad)
-            if x + tile_width > w:
-                break
+    for r, c in itertools.product(range(rows), range(columns)):  # row by row; cells past the edge are none
+        y, x = margin + r * (tile_height + pad), margin + c * (tile_width + pad)
+        if y + tile_height <= h and x + tile_width <= w:
             tiles.append(pixels[y : y + tile_height, x : x + tile_width])
     if count is not None:
         return tiles[:count]
-    while tiles and _one_colour(tiles[-1]):
+    # An unused cell: one colour, give or take the JPEG chroma bleeding in from its neighbour.
+    while tiles and float(tiles[-1].std()) < 2.0:
         tiles.pop()
     return tiles
-
-
-def _one_colour(tile: np.ndarray) -> bool:
-    """An unused cell: one colour, give or take the JPEG chroma bleeding in from its neighbour."""
-    return float(tile.std()) < 2.0
-
-
-def _bytes_io(data: bytes):
-    import io
-
-    return io.BytesIO(data)
 
 
 def make_sheet(tiles: Sequence[np.ndarray], *, columns: int, margin: int = 0, pad: int = 0,
@@ -347,8 +270,5 @@ def make_sheet(tiles: Sequence[np.ndarray], *, columns: int, margin: int = 0, pa
         y, x = margin + r * (th + pad), margin + c * (tw + pad)
         sheet[y : y + th, x : x + tw] = np.asarray(tile)[..., :3]
     out = io.BytesIO()
-    if fmt == "png":
-        Image.fromarray(sheet).save(out, format="PNG")
-    else:
-        Image.fromarray(sheet).save(out, format="JPEG", quality=quality)
+    Image.fromarray(sheet).save(out, format="PNG" if fmt == "png" else "JPEG", quality=quality)
     return out.getvalue()

@@ -1,25 +1,9 @@
-"""``autoanim backfill``: the videos already in a bucket, with the bill shown first.
+"""``autoanim backfill``: list, plan each video as ``on_upload`` would (``service.plan_video``), bill,
+and with ``--submit`` hand each to ``on_upload`` (README "Backfill", docs/local.md).
 
-    list ─▶ plan each video ─▶ report      (dry run: nothing is written anywhere)
-                         └──▶ hand it to on_upload   (--submit)
-
-Listing is ``ObjectStore.list`` (OSS ListObjectsV2 through the SDK's paginator,
-or the folder store), one page at a time. Each video is planned by
-``service.plan_video``, the function ``on_upload`` itself calls, so the bill is
-the one the functions would run up. A video's sidecar is known from the listing
-(``<key>.anim.json`` sorts after ``<key>``; keys between the two are held back
-until the listing has passed it), so only tags are read per video, by a bounded
-pool of workers. A clip whose claim already has a task or an outcome
-(``claims.handled``) is not billed again; the claims folder is listed once per
-output bucket, and the listing alone tells.
-
-``--submit`` hands each video with clips to make to ``on_upload``, one video per
-hand-over: an asynchronous FC invocation whose task id is derived from
-(bucket, key, ETag) and the planned clips, so FC itself refuses a repeat (``--via fc``, the default);
-or ``on_upload`` run in this process (``--via direct`` against the cloud, and
-always for a local folder bucket). Results are consumed in listing order; the
-checkpoint is the last key before which everything was handled, so ``--resume``
-starts after it and a run that is stopped loses nothing.
+A video's sidecar is known from the listing (``<key>.anim.json`` sorts after ``<key>``), so only
+tags are read per video; the claims folder is listed once per output bucket. The checkpoint is the
+last key before which everything was handled, so ``--resume`` starts after it and loses nothing.
 """
 
 from __future__ import annotations
@@ -29,39 +13,30 @@ import json
 import os
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import claims, log, objects, planner, service
+from . import claims, handlers, log, objects, planner, service
 from .errors import AutoanimError, ConfigError
 from .fc_events import iso_ms, oss_event
 from .planner import PlannedTask
 from .ports import ObjectInfo
 
-# OSS storage classes that must be restored before anything can read them (IA is readable, at a retrieval fee).
+# OSS storage classes that must be restored before anything reads them (IA is readable, at a retrieval fee).
 ARCHIVED = frozenset({"Archive", "ColdArchive", "DeepColdArchive"})
 CHECKPOINT_EVERY = 2.0  # seconds between checkpoint writes (and at the end)
-SIDECAR_HELD = "sidecar (planned with its video)"
 
 
 def task_id(video: ObjectInfo, tasks: Iterable[PlannedTask] = ()) -> str:
-    """The FC async task id that names one video's hand-over: ``autoanim-<sha256>``.
-
-    Derived from (bucket, key, ETag) and the idempotency keys of the video's planned
-    clips: a repeat of the same work is refused by FC (409), a re-upload (new ETag)
-    or changed rules (new clips) make a new id and are handed over again.
-    Letters, digits and '-' only, starting with a letter, 73 characters (FC allows 128).
-    """
+    """FC's async task id of one video's hand-over, of (bucket, key, ETag) and the planned clips: FC refuses
+    a repeat (409), a re-upload or new rules make a new one. 73 characters (FC allows 128)."""
     identity = json.dumps([video.bucket, video.key, video.etag, sorted(t.idempotency_key for t in tasks)],
                           ensure_ascii=False, separators=(",", ":"))
     return "autoanim-" + hashlib.sha256(identity.encode()).hexdigest()
-
-
-# --- listing --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -71,12 +46,8 @@ class Listed:
 
 
 def with_sidecars(listing: Iterable[ObjectInfo]) -> Iterator[Listed]:
-    """The listing in its own order, each video told whether its sidecar was listed (no probe).
-
-    A sidecar key extends its video's key, so it sorts after it. A video is held
-    (with everything listed after it, to keep the order) until the listing has
-    passed ``<key>.anim.json`` or ended.
-    """
+    """The listing in its own order, each video told whether its sidecar was listed (no probe): a video
+    is held (with what follows it, to keep the order) until the listing passes its sidecar's key."""
     held: deque[ObjectInfo] = deque()
     sidecars: set[str] = set()
 
@@ -99,9 +70,6 @@ def with_sidecars(listing: Iterable[ObjectInfo]) -> Iterator[Listed]:
     yield from release(None)
 
 
-# --- one object -----------------------------------------------------------------------------
-
-
 @dataclass
 class Outcome:
     """What became of one listed object."""
@@ -114,11 +82,6 @@ class Outcome:
     handed: str = ""  # "accepted" | "duplicate" | "" (not handed over)
     video: bool = True  # a video (by extension, not ours), whatever its rules said
 
-    @property
-    def handled(self) -> bool:
-        """Nothing left to do for this object in this run (the checkpoint may pass it)."""
-        return self.kind not in ("failed", "held")
-
 
 class DoneClaims:
     """Whether a clip's claim is final; the claims folder of each output bucket is listed once."""
@@ -130,58 +93,44 @@ class DoneClaims:
         self.listed = 0
 
     def __call__(self, task: PlannedTask) -> bool:
-        return claims.handled(task.claim_key, self._keys(task.output_bucket))
-
-    def _keys(self, bucket: str) -> set[str]:
         with self._lock:
-            if bucket not in self._known:
+            if task.output_bucket not in self._known:
                 folder = self._app.settings.output_prefix + planner.CLAIMS_FOLDER
-                self._known[bucket] = {o.key for o in self._app.store.list(bucket, folder)}
-                self.listed += len(self._known[bucket])
-            return self._known[bucket]
+                listed = self._app.store.list(task.output_bucket, folder)
+                self._known[task.output_bucket] = {o.key for o in listed}
+                self.listed += len(self._known[task.output_bucket])
+            keys = self._known[task.output_bucket]
+        return claims.handled(task.claim_key, keys)
 
 
-class Budget:
-    """At most ``limit`` hand-overs in this run (None: no limit); thread-safe."""
+class HandOvers:
+    """At most ``limit`` hand-overs (None: any), ``rate`` a second evenly spaced (0: any); thread-safe."""
 
-    def __init__(self, limit: int | None):
-        self._left = limit
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            if self._left is None:
-                return True
-            if self._left <= 0:
-                return False
-            self._left -= 1
-            return True
-
-    @property
-    def spent(self) -> bool:
-        with self._lock:
-            return self._left is not None and self._left <= 0
-
-
-class RateLimit:
-    """At most ``rate`` calls a second, evenly spaced, shared by every worker (0: unbounded)."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, limit: int | None, rate: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
+        self._left = limit
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._clock, self._sleep = clock, sleep
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
-        if not self._interval:
-            return
+    def take(self) -> bool:
+        """False once the limit is spent; else True, when the next slot has come."""
         with self._lock:
+            if self._left is not None:
+                if self._left <= 0:
+                    return False
+                self._left -= 1
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
+        return True
+
+    @property
+    def spent(self) -> bool:
+        return self._left is not None and self._left <= 0
 
 
 # Hands one video (and the clips planned for it) over; returns "accepted" or "duplicate".
@@ -199,28 +148,25 @@ def fc_submitter(invoker: Any, region: str) -> Submit:
 
 
 def in_process_submitter(app: service.App) -> Submit:
-    """``on_upload`` in this process, on the event FC would deliver (``--via direct``, local buckets)."""
-    import index
-
-    from .bootstrap import local_context
+    """``on_upload``'s work here, on the event FC would deliver (``--via direct``, a local folder bucket)."""
 
     def submit(video: ObjectInfo, tasks: list[PlannedTask]) -> str:
         event = oss_event(video.bucket, video.key, size=video.size, etag=video.etag)
-        index.on_upload(event, local_context("on_upload"), app=app)  # raises RetryLater: retryable
+        handlers.upload(app, event)  # raises RetryLater: retryable
         return "accepted"
 
     return submit
 
 
-def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | None, budget: Budget,
-          rate: RateLimit) -> Outcome:
+def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | None,
+          gate: HandOvers) -> Outcome:
     """Plan one listed object with on_upload's own planning; hand it over when asked and needed."""
     info, settings = item.info, app.settings
     if objects.is_ours(info.key, settings.output_prefix):
         return Outcome(info.key, "skipped", "autoanim's own output, manifest or claim", video=False)
     if objects.is_sidecar_key(info.key):
-        video_key = objects.video_of_sidecar(info.key)
-        return Outcome(info.key, "skipped", SIDECAR_HELD if objects.is_video_key(video_key)
+        video = objects.is_video_key(objects.video_of_sidecar(info.key))
+        return Outcome(info.key, "skipped", "sidecar (planned with its video)" if video
                        else "sidecar of something that is not a video", video=False)
     if not objects.is_video_key(info.key):
         return Outcome(info.key, "skipped", "not a video (by extension)", video=False)
@@ -233,16 +179,13 @@ def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | Non
             return Outcome(info.key, "skipped", tasks)
         finished = [done(task) for task in tasks]
     except AutoanimError as exc:
-        if exc.retryable:
-            return Outcome(info.key, "failed", exc.message)
-        return Outcome(info.key, "rejected", exc.message)
+        return Outcome(info.key, "failed" if exc.retryable else "rejected", exc.message)
     outcome = Outcome(info.key, "video", tasks=tasks, done=finished)
     if submit is None or all(finished):
         return outcome
-    if not budget.take():
+    if not gate.take():
         outcome.kind = "held"
         return outcome
-    rate.wait()
     try:
         outcome.handed = submit(info, tasks)
     except AutoanimError as exc:
@@ -250,9 +193,6 @@ def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | Non
             raise
         outcome.kind, outcome.reason = "failed", exc.message
     return outcome
-
-
-# --- the run --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -267,7 +207,7 @@ class Summary:
     clips_done: int = 0
     billed_frames_total: int = 0
     billed_frames_done: int = 0
-    billed_frames: dict[str, dict[str, int]] = field(default_factory=dict)
+    billed_frames: defaultdict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     skipped: Counter = field(default_factory=Counter)
     rejected: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
@@ -289,12 +229,10 @@ class Summary:
         self.videos += outcome.video
         if outcome.kind == "skipped":
             self.skipped[outcome.reason] += 1
-            return
-        if outcome.kind == "rejected":
-            self.rejected.append({"key": outcome.key, "reason": outcome.reason})
-            return
-        if outcome.kind == "failed" and not outcome.tasks:
-            self.failed.append({"key": outcome.key, "reason": outcome.reason})
+        elif outcome.kind in ("rejected", "failed"):
+            problems = self.rejected if outcome.kind == "rejected" else self.failed
+            problems.append({"key": outcome.key, "reason": outcome.reason})
+        if outcome.kind in ("skipped", "rejected") or (outcome.kind == "failed" and not outcome.tasks):
             return
         self.videos_with_clips += 1
         self.clips += len(outcome.tasks)
@@ -305,25 +243,19 @@ class Summary:
                 self.billed_frames_done += task.billed_frames
             else:
                 self.billed_frames_total += task.billed_frames
-                by_origin = self.billed_frames.setdefault(origin, {})
-                by_origin[profile or "(no profile)"] = by_origin.get(profile or "(no profile)", 0) + task.billed_frames
+                self.billed_frames[origin][profile or "(no profile)"] += task.billed_frames
             if keep_tasks:
                 self.tasks.append({"source": task.source.uri, "etag": task.source.etag, "output": task.output_uri,
-                                   "idempotency_key": task.idempotency_key,
-                                   "origin": origin, "profile": profile or None, "billed_frames": task.billed_frames,
+                                   "idempotency_key": task.idempotency_key, "origin": origin,
+                                   "profile": profile or None, "billed_frames": task.billed_frames,
                                    "done": finished, "request": task.request.wire()})
         if all(outcome.done):
             self.skipped_done += 1
         else:
             self.to_submit += 1
-        if outcome.kind == "failed":
-            self.failed.append({"key": outcome.key, "reason": outcome.reason})
-        elif outcome.kind == "held":
-            self.held += 1
-        elif outcome.handed == "accepted":
-            self.invoked += 1
-        elif outcome.handed == "duplicate":
-            self.duplicates += 1
+        self.held += outcome.kind == "held"
+        self.invoked += outcome.handed == "accepted"
+        self.duplicates += outcome.handed == "duplicate"
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "tasks"}
@@ -343,6 +275,13 @@ class Checkpoint:
     source: str
     via: str
     function: str
+
+    @classmethod
+    def of(cls, path: str | None, bucket: str, *, source: str, via: str, function: str) -> Checkpoint:
+        """At ``path``, else ``./.autoanim-backfill/<bucket>-<hash of source, via, function>.json``."""
+        digest = hashlib.sha256(json.dumps([source, via, function]).encode()).hexdigest()[:16]
+        return cls(Path(path or f".autoanim-backfill/{bucket}-{digest}.json"), source=source, via=via,
+                   function=function)
 
     def load(self) -> str:
         try:
@@ -370,15 +309,12 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         workers: int = 16, rate: float = 0.0, limit: int | None = None, start_after: str = "",
         checkpoint: Checkpoint | None = None, keep_tasks: bool = True,
         progress: Callable[[Summary], None] | None = None, stop: threading.Event | None = None) -> Summary:
-    """List, plan and (with ``submit``) hand over every video under ``prefix``; returns the summary.
-
-    Results are taken in listing order with at most ``4 * workers`` objects in flight.
-    A non-retryable hand-over failure (no such function, no permission) stops the run
-    and is raised, after the checkpoint is written.
-    """
+    """List, plan and (with ``submit``) hand over every video under ``prefix``, results taken in listing
+    order with at most ``4 * workers`` objects in flight. A non-retryable hand-over failure (no such
+    function, no permission) is raised, after the checkpoint is written."""
     summary = Summary(source=source, mode="submit" if submit else "dry-run", via=via,
                       resumed_after=start_after or None)
-    done, budget, limiter = DoneClaims(app), Budget(limit), RateLimit(rate)
+    done, gate = DoneClaims(app), HandOvers(limit, rate)
     started = time.monotonic()
     frontier = True  # every object so far was handled: the checkpoint may move
     saved_at = started
@@ -389,7 +325,7 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         summary.add(outcome, keep_tasks)
         if outcome.kind == "failed":  # said as it happens (stderr); the summary lists them all
             log.event("backfill.failed", 30, key=outcome.key, reason=outcome.reason)
-        if frontier and outcome.handled:
+        if frontier and outcome.kind not in ("failed", "held"):  # nothing left to do: the checkpoint moves
             summary.last_key = outcome.key
         else:
             frontier = False
@@ -404,10 +340,10 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
     finished = False
     try:
         for item in with_sidecars(app.store.list(bucket, prefix, start_after)):
-            pending.append(pool.submit(judge, app, item, done, submit, budget, limiter))
+            pending.append(pool.submit(judge, app, item, done, submit, gate))
             while pending and (len(pending) >= 4 * workers or pending[0].done()):
                 take(pending.popleft())
-            if budget.spent or (stop is not None and stop.is_set()):
+            if gate.spent or (stop is not None and stop.is_set()):
                 break
         else:
             finished = True
@@ -431,9 +367,3 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         if checkpoint is not None:
             checkpoint.save(summary.last_key or start_after or None, complete=summary.complete)
     return summary
-
-
-def default_checkpoint(bucket: str, source: str, via: str, function: str) -> Path:
-    """``./.autoanim-backfill/<bucket>-<hash of source, via, function>.json`` (on the operator's machine)."""
-    digest = hashlib.sha256(json.dumps([source, via, function]).encode()).hexdigest()[:16]
-    return Path(".autoanim-backfill") / f"{bucket}-{digest}.json"

@@ -13,28 +13,28 @@ from .errors import ConfigError
 from .service import App
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .adapters.credentials import Credentials
     from .local import LocalApp
 
 LOCAL_TOPIC = "autoanim-local-results"
-# Stop retrying IMM this long before FC's own timeout, so the handler can still answer.
-SAFETY_MARGIN = 5.0
+SAFETY_MARGIN = 5.0  # stop retrying IMM this long before FC's own timeout, so the handler can still answer
 
 
 def build(settings: Settings, context: Any = None) -> App:
     """An ``App`` for one invocation (``imm``) or one process (``local``)."""
     check(settings)
-    if settings.backend == "imm":
-        return _imm(settings, context)
-    return build_local(settings)
+    if settings.backend != "imm":
+        return build_local(settings)
+    from .adapters.credentials import resolve_credentials
+
+    return _cloud(settings, resolve_credentials(context), time_left=_time_left(context))
 
 
 def check(settings: Settings) -> None:
-    """Operator mistakes fail here, before any event is judged.
-
-    A bad profile or output template must not turn every upload into a recorded
-    rejection: raised from the handler, the event is kept (FC retries, then the
-    dead-letter topic) until the configuration is fixed.
-    """
+    """Operator mistakes fail here, before any event is judged: raised from the handler, the event is
+    kept (FC retries, then the dead-letter topic) instead of every upload becoming a recorded rejection."""
     from . import planner, rules, targets
     from .errors import RuleError
 
@@ -56,7 +56,7 @@ def check(settings: Settings) -> None:
         raise ConfigError(f"configuration: {exc.message}") from exc
 
 
-def _time_left(context: Any):
+def _time_left(context: Any) -> Callable[[], float] | None:
     """Seconds left in this FC invocation (minus a margin), from the function's timeout."""
     timeout = getattr(getattr(context, "function", None), "timeout", None)
     if not timeout:
@@ -65,25 +65,18 @@ def _time_left(context: Any):
     return lambda: deadline - time.monotonic()
 
 
-def _imm(settings: Settings, context: Any) -> App:
-    from .adapters.credentials import resolve_credentials
+def _cloud(settings: Settings, credentials: Credentials | None, *, region: str | None = None,
+           public: bool = False, imm: bool = True, time_left: Callable[[], float] | None = None) -> App:
+    """OSS and IMM on their SDKs (``public``: OSS's public endpoint; ``imm=False``: no media)."""
     from .adapters.imm import ImmMediaService
     from .adapters.oss import OssObjectStore
 
-    credentials = resolve_credentials(context)
-    time_left = _time_left(context)
-    store = OssObjectStore(region=settings.oss_region, endpoint=settings.oss_endpoint, credentials=credentials)
-    media = ImmMediaService(project=settings.imm_project or "", region=settings.imm_region,
+    store = OssObjectStore(region=region or settings.oss_region, endpoint=settings.oss_endpoint,
+                           credentials=credentials, public=public)
+    media = ImmMediaService(project=settings.imm_project or "", region=region or settings.imm_region,
                             endpoint=settings.imm_endpoint, credentials=credentials,
-                            attempts=settings.imm_attempts, time_left=time_left)
+                            attempts=settings.imm_attempts, time_left=time_left) if imm else _NoMedia()
     return App(settings=settings, store=store, media=media, time_left=time_left, kill_margin=SAFETY_MARGIN)
-
-
-def local_settings(settings: Settings) -> Settings:
-    """Locally there is always a result topic: the local media service delivers to ``on_task_result``."""
-    if settings.imm_notify_topic:
-        return settings
-    return settings.model_copy(update={"imm_notify_topic": LOCAL_TOPIC})
 
 
 def local_context(name: str = "autoanim-local") -> Any:
@@ -99,7 +92,8 @@ def build_local(settings: Settings) -> LocalApp:
     from .adapters.local_store import LocalObjectStore
     from .local import LocalApp
 
-    settings = local_settings(settings)
+    if not settings.imm_notify_topic:  # locally there is always one: the local media service delivers results
+        settings = settings.model_copy(update={"imm_notify_topic": LOCAL_TOPIC})
     store = LocalObjectStore(settings.local_root)
     app: LocalApp | None = None
 
@@ -127,22 +121,14 @@ def build_operator(settings: Settings, *, region: str | None = None, imm: bool =
     """An app on an operator's machine against the cloud (``autoanim backfill``): OSS on the public
     endpoint, credentials from the default chain; IMM only when it is to submit from here."""
     from .adapters.credentials import resolve_credentials
-    from .adapters.imm import ImmMediaService
-    from .adapters.oss import OssObjectStore
 
-    credentials = resolve_credentials(None)  # ALIBABA_CLOUD_* if set, else the SDKs' default chain
-    store = OssObjectStore(region=region or settings.oss_region, endpoint=settings.oss_endpoint,
-                           credentials=credentials, public=True)
-    if not imm:
-        return App(settings=settings, store=store, media=_NoMedia())
-    if not settings.imm_project:
+    if imm and not settings.imm_project:
         raise ConfigError("--via direct submits to IMM from here: set IMM_PROJECT (and IMM_NOTIFY_TOPIC)")
-    media = ImmMediaService(project=settings.imm_project, region=region or settings.imm_region,
-                            endpoint=settings.imm_endpoint, credentials=credentials, attempts=settings.imm_attempts)
-    return App(settings=settings, store=store, media=media)
+    return _cloud(settings, resolve_credentials(None), region=region, public=True, imm=imm)
 
 
-def fc_invoker(settings: Settings, *, function: str, region: str | None, qualifier: str | None) -> tuple[Any, str]:
+def fc_invoker(settings: Settings, *, function: str, region: str | None,
+               qualifier: str | None) -> tuple[Any, str]:
     """The deployed upload function, for asynchronous invocations (``autoanim backfill --submit``)."""
     from .adapters.credentials import resolve_credentials
     from .adapters.fc import FcInvoker

@@ -1,53 +1,18 @@
-"""Claims: exactly one IMM task per (object version, rule) and one recorded outcome, whatever fails.
+"""Claims: exactly one IMM task per (object version, rule, attempt) and one recorded outcome.
 
-A claim is a few small JSON objects beside the outputs, under
-``<OUTPUT_PREFIX>.autoanim/claims/<idempotency key>``. Each is made with the
-store's atomic create (OSS ``x-oss-forbid-overwrite``, the folder store's hard
-link), so no two writers ever race on one object; only a lease is rewritten,
-and only by its holder:
-
-    <base>.json                  the claim: the typed plan, made by the first delivery
-    <base>.a<N>.lease<M>.json    the right to submit attempt N (0 = the first submit,
-                                 N = the N-th resubmit); lease M+1 follows a released
-                                 or expired lease M
-    <base>.a<N>.task.json        attempt N's task, once known: submitted, found by
-                                 ListTasks, or adopted from its own result
-    <base>.probe.*.json          the same for a ``start: auto`` clip's probe (before a0)
-    <base>.pick.json             the start its probe picked (the animation's StartTime)
-    <base>.a<N>.scale.json       a size retry: attempt N is the plan scaled by this factor, because
-                                 attempt N-1's output was over the rule's byte cap (recorded before
-                                 attempt N's lease, so every holder builds the same request)
-    <base>.done.json             the outcome, after the manifest: the claim is final
-
-The state is which of them exist; one machine, driven by ``service``:
-
-    planned ──lease a0──▶ submitting(0) ──task──▶ running(0) ──result──▶ done
-      └─start: auto─▶ lease probe ─▶ probing ──result: pick──▶ lease a0 ─▶ submitting(0) ...
-                 ▲  released / expired lease: the next lease looks the task up first
-                 └──┘
-    running(N) ──retryable task failure, N < max──▶ submitting(N+1) ──task──▶ running(N+1)
-    running(N) ──succeeded over the cap, size retries left──▶ scale(N+1) ──lease──▶ submitting(N+1) ...
-    submitting(N) ──refused for good──▶ done (Failed)
-
-Every task carries its claim and attempt in ``Tags`` and ``UserData``: a holder
-that follows a lease which expired or was released after an ambiguous failure
-(its holder may have submitted), or whose own submit failed ambiguously, asks
-``MediaService.find_task`` before it submits, and a result adopts its task. A lease expires at its holder's
-hard deadline (FC ends an invocation at its timeout), so one that a crash left
-behind is taken over; one whose guarded call failed is released at once. See
-docs/reliability.md for what this guarantees and the fault table that shows it.
+Write-once JSON objects beside the outputs (only a lease is rewritten, by its holder); which exist is
+the state ``service`` drives. The objects, the machine and the guarantee: docs/reliability.md §0.1.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from . import log
 from .errors import AutoanimError, NotFound, ServiceError
@@ -68,12 +33,28 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class ClaimRecord(_Record):
-    """The claim itself: what is to be made, exactly as planned by the first delivery."""
+class Claim(_Record):
+    """The claim: what is to be made, as the first delivery planned it, stored at its plan's claim key."""
 
     v: Literal[2] = 2
     created_at: float
     plan: PlannedTask
+
+    @property
+    def bucket(self) -> str:
+        return self.plan.output_bucket
+
+    @property
+    def key(self) -> str:
+        return self.plan.claim_key
+
+    @property
+    def uri(self) -> str:
+        return uri(self.bucket, self.key)
+
+    def part(self, name: str, attempt: int | None = None) -> str:
+        """The key of one of its records: ``done``, or ``task``, ``scale``... of an attempt."""
+        return part_key(self.key, name if attempt is None else f"{step(attempt)}.{name}")
 
 
 class Lease(_Record):
@@ -82,9 +63,7 @@ class Lease(_Record):
     at: float
     expires_at: float
     released: bool = False
-    # Released after a failure that certainly made no task (IMM refused the call before acting, or
-    # nothing was sent): the next holder need not look for one.
-    clean: bool = False
+    clean: bool = False  # released after a failure that certainly made no task: no lookup owed
     task_id: str | None = None  # a released lease whose holder submitted but could not record it
     reason: dict[str, str] | None = None  # why this attempt: the previous attempt's failure
 
@@ -98,13 +77,17 @@ class TaskRecord(_Record):
 
 
 class ScaleRecord(_Record):
-    """Why and by how much an attempt's plan is smaller than the claim's: a size retry."""
+    """A size retry: attempt ``after``'s output was ``bytes``, over ``cap``, so the next is scaled."""
 
     factor: float  # the bytes factor applied to the planned rule (``planner.scaled``), cumulative
-    after: int  # the attempt whose output was measured
-    bytes: int  # its size
+    after: int
+    bytes: int
     cap: int
     at: float
+
+    def reason(self) -> dict[str, str]:
+        return {"code": "OverCap", "message": f"attempt {self.after} made {self.bytes} bytes, over the cap "
+                                              f"of {self.cap}: scaled by {self.factor:.3f}"}
 
 
 class Outcome(_Record):
@@ -116,34 +99,20 @@ class Outcome(_Record):
     at: float
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A claim as this invocation sees it: where it lives and its plan."""
-
-    bucket: str
-    key: str
-    record: ClaimRecord
-
-    @property
-    def plan(self) -> PlannedTask:
-        return self.record.plan
-
-    @property
-    def uri(self) -> str:
-        return uri(self.bucket, self.key)
-
-    def part(self, name: str) -> str:
-        return part_key(self.key, name)
-
-
 def part_key(claim_key: str, name: str) -> str:
-    """The key of one of a claim's records (``done``, ``a0.task``, ``a1.lease0``...)."""
     return f"{claim_key.removesuffix('.json')}.{name}.json"
 
 
 def handled(claim_key: str, existing: set[str]) -> bool:
     """Whether a claim, among ``existing`` keys (a listing), already has a task or an outcome."""
     return any(part_key(claim_key, part) in existing for part in ("done", "a0.task", f"{step(PROBE)}.task"))
+
+
+def factor_at(scales: dict[int, ScaleRecord], attempt: int) -> float | None:
+    """The factor attempt ``attempt`` is made at: its own size retry's, else the latest before it
+    (a transient failure's resubmit repeats the attempt it replaces)."""
+    made = [n for n in scales if n <= attempt]
+    return scales[max(made)].factor if made else None
 
 
 @dataclass(frozen=True)
@@ -158,10 +127,6 @@ class Held:
     # ambiguous failure): the task must be looked up before a submit.
     must_look_up: bool
 
-    @property
-    def key(self) -> str:
-        return self.claim.part(f"{step(self.attempt)}.lease{self.index}")
-
 
 class ClaimBusy(ServiceError):
     """Another live invocation holds the attempt: retry later (FC's or MNS's redelivery)."""
@@ -172,104 +137,77 @@ class ClaimBusy(ServiceError):
         super().__init__(message, retryable=True)
 
 
+@dataclass
 class Claims:
     """The claim records on one store; ``clock``/``sleep`` and the time budget come from the app."""
 
-    def __init__(self, store: Any, *, lease_seconds: float, time_left: Callable[[], float] | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
-        self._store = store
-        self._lease_seconds = lease_seconds
-        self._time_left = time_left
-        self._clock = clock
-        self._sleep = sleep
-
-    # --- reading and making the parts ---------------------------------------------------------
+    store: Any
+    lease_seconds: float
+    time_left: Callable[[], float] | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
 
     def open(self, task: PlannedTask) -> tuple[Claim, bool]:
-        """The claim for ``task`` and whether this call made it (else: as the first delivery made it,
-        whose plan wins)."""
-        bucket, key = task.output_bucket, task.claim_key
-        record = ClaimRecord(created_at=self._clock(), plan=task)
-        if self._store.create(bucket, key, _dump(record)):
-            return Claim(bucket, key, record), True
-        stored = self._read(bucket, key, ClaimRecord)
-        if stored is None:
-            raise ServiceError(f"claim {uri(bucket, key)} exists but cannot be read", retryable=True,
-                               code="ClaimUnreadable")
-        return Claim(bucket, key, stored), False
+        """The claim for ``task`` and whether this call made it (else the first delivery's plan wins)."""
+        return self._create(task.output_bucket, task.claim_key, Claim(created_at=self.clock(), plan=task))
 
     def load(self, bucket: str, key: str) -> Claim | None:
-        record = self._read(bucket, key, ClaimRecord)
-        return Claim(bucket, key, record) if record is not None else None
+        return self._read(bucket, key, Claim)
 
     def outcome(self, claim: Claim) -> Outcome | None:
         return self._read(claim.bucket, claim.part("done"), Outcome)
 
     def task(self, claim: Claim, attempt: int) -> TaskRecord | None:
-        return self._read(claim.bucket, claim.part(f"{step(attempt)}.task"), TaskRecord)
+        return self._read(claim.bucket, claim.part("task", attempt), TaskRecord)
 
     def tasks(self, claim: Claim, upto: int) -> list[TaskRecord]:
         """The recorded tasks of the probe (if any) and attempts 0..upto (a missing one is skipped)."""
         steps = range(claim.plan.first_attempt, upto + 1)
-        return [t for t in (self.task(claim, n) for n in steps) if t is not None]
+        return [task for n in steps if (task := self.task(claim, n)) is not None]
 
     def pick(self, claim: Claim) -> AutoStart | None:
         """The start the probe picked for a ``start: auto`` clip."""
         return self._read(claim.bucket, claim.part("pick"), AutoStart)
 
-    def record_pick(self, claim: Claim, pick: AutoStart) -> AutoStart:
-        """The start for the animation's attempts; the first pick made wins (all of them score the
-        same sheet the same way, so they agree anyway)."""
-        return self._create_once(claim, "pick", pick)
-
     def scale(self, claim: Claim, attempt: int) -> ScaleRecord | None:
         """The size retry that made attempt ``attempt``, if it is one."""
-        return self._read(claim.bucket, claim.part(f"{step(attempt)}.scale"), ScaleRecord)
+        return self._read(claim.bucket, claim.part("scale", attempt), ScaleRecord)
 
     def scales(self, claim: Claim, upto: int) -> dict[int, ScaleRecord]:
         """The size retries among attempts 1..upto, by attempt (a claim without a cap has none)."""
         if claim.plan.rule.max_bytes is None:
             return {}
-        found = {n: self.scale(claim, n) for n in range(1, upto + 1)}
-        return {n: record for n, record in found.items() if record is not None}
+        return {n: scale for n in range(1, upto + 1) if (scale := self.scale(claim, n)) is not None}
 
-    def scale_of(self, claim: Claim, attempt: int) -> ScaleRecord | None:
-        """The scale attempt ``attempt`` is made at: its own size retry's, else the latest before it
-        (a transient failure's resubmit repeats the attempt it replaces)."""
-        found = self.scales(claim, attempt)
-        return found[max(found)] if found else None
+    # Write-once parts: the first record made wins and is returned (every holder then builds the same
+    # request: the probe's pick and a size retry's scale are recorded before the next lease).
+    def record_pick(self, claim: Claim, pick: AutoStart) -> AutoStart:
+        return self._create(claim.bucket, claim.part("pick"), pick)[0]
 
     def record_scale(self, claim: Claim, attempt: int, record: ScaleRecord) -> ScaleRecord:
-        """Attempt ``attempt``'s scale; the first record made wins and is returned."""
-        return self._create_once(claim, f"{step(attempt)}.scale", record)
+        return self._create(claim.bucket, claim.part("scale", attempt), record)[0]
 
     def record_task(self, claim: Claim, attempt: int, task_id: str, how: str,
                     reason: dict[str, str] | None = None) -> TaskRecord:
-        """Attempt ``attempt``'s task; the first record made wins and is returned."""
-        record = TaskRecord(attempt=attempt, task_id=task_id, at=self._clock(), how=how, reason=reason)
-        return self._create_once(claim, f"{step(attempt)}.task", record)
+        record = TaskRecord(attempt=attempt, task_id=task_id, at=self.clock(), how=how, reason=reason)
+        return self._create(claim.bucket, claim.part("task", attempt), record)[0]
 
     def finish(self, claim: Claim, outcome: Outcome) -> Outcome:
-        """The outcome; the first one made wins and is returned."""
-        return self._create_once(claim, "done", outcome)
-
-    # --- leases ---------------------------------------------------------------------------------
+        return self._create(claim.bucket, claim.part("done"), outcome)[0]
 
     def lease(self, claim: Claim, attempt: int, reason: dict[str, str] | None = None) -> Held | TaskRecord:
-        """The right to submit ``attempt``, or its task when a holder got that far.
-
-        A live holder is waited for while this invocation's budget allows (it usually
-        finishes in milliseconds); then ``ClaimBusy`` is raised and the delivery retried.
-        """
+        """The right to submit ``attempt``, or its task when a holder got that far. A live holder is waited
+        for while the budget allows (it usually finishes in ms); then ``ClaimBusy`` is raised (retried)."""
         index = 0
         must_look_up = False  # lease 0: nobody held the attempt before
-        waited_until = self._clock() + self._wait_budget()
+        budget = WAIT_WITHOUT_BUDGET if self.time_left is None else max(0.0, self.time_left())
+        waited_until = self.clock() + budget
         delay = POLL_FIRST
         while True:
-            now = self._clock()
-            lease = Lease(at=now, expires_at=now + self._lease_seconds, reason=reason)
-            key = claim.part(f"{step(attempt)}.lease{index}")
-            if self._store.create(claim.bucket, key, _dump(lease)):
+            now = self.clock()
+            lease = Lease(at=now, expires_at=now + self.lease_seconds, reason=reason)
+            key = claim.part(f"lease{index}", attempt)
+            if self.store.create(claim.bucket, key, _dump(lease)):
                 return Held(claim, attempt, index, lease, must_look_up)
             current = self._read(claim.bucket, key, Lease)
             if current is not None and current.task_id:  # its holder submitted: that task is the attempt's
@@ -283,57 +221,45 @@ class Claims:
             if recorded is not None:
                 return recorded
             if now + delay > waited_until:
+                left = f"{current.expires_at - now:.0f} s" if current is not None else "unknown (unreadable)"
                 raise ClaimBusy(f"attempt {attempt} of claim {claim.uri} is held by another invocation "
-                                f"(lease {index}, expires in {_left(current, now)})")
-            self._sleep(delay)
+                                f"(lease {index}, expires in {left})")
+            self.sleep(delay)
             delay = min(POLL_MAX, delay * 2)
 
     def release(self, held: Held, *, clean: bool = False, task_id: str | None = None,
                 error: AutoanimError | None = None) -> None:
         """Give the lease up (its guarded call failed); best effort: an unreleased lease expires.
-
-        ``clean``: the failure certainly made no task; ``task_id``: the task it made, unrecorded.
-        """
+        ``clean``: the failure certainly made no task; ``task_id``: the task it made, unrecorded."""
         lease = held.lease.model_copy(update={"released": True, "clean": clean, "task_id": task_id})
+        key = held.claim.part(f"lease{held.index}", held.attempt)
         try:
-            self._store.put(held.claim.bucket, held.key, _dump(lease), "application/json")
+            self.store.put(held.claim.bucket, key, _dump(lease), "application/json")
         except AutoanimError as exc:
             log.event("claim.release_failed", logging.WARNING, claim=held.claim.uri, attempt=held.attempt,
                       reason=exc.message, expires_at=held.lease.expires_at,
                       after=error.message if error else None)
 
-    # --- internals ------------------------------------------------------------------------------
-
-    def _wait_budget(self) -> float:
-        if self._time_left is None:
-            return WAIT_WITHOUT_BUDGET
-        return max(0.0, self._time_left())
-
-    def _create_once(self, claim: Claim, part: str, record: Model) -> Model:
-        key = claim.part(part)
-        if self._store.create(claim.bucket, key, _dump(record)):
-            return record
-        stored = self._read(claim.bucket, key, type(record))
+    def _create(self, bucket: str, key: str, record: Model) -> tuple[Model, bool]:
+        """``record`` made now (True), or the one made before, as stored (False)."""
+        if self.store.create(bucket, key, _dump(record)):
+            return record, True
+        stored = self._read(bucket, key, type(record))
         if stored is None:
-            raise ServiceError(f"{uri(claim.bucket, key)} exists but cannot be read", retryable=True,
+            raise ServiceError(f"{uri(bucket, key)} exists but cannot be read", retryable=True,
                                code="ClaimUnreadable")
-        return stored
+        return stored, False
 
     def _read(self, bucket: str, key: str, model: type[Model]) -> Model | None:
         try:
-            raw = self._store.read(bucket, key, MAX_RECORD_BYTES)
+            raw = self.store.read(bucket, key, MAX_RECORD_BYTES)
         except NotFound:
             return None
         try:
-            return model.model_validate(json.loads(raw))
-        except (ValueError, ValidationError):
+            return model.model_validate_json(raw)
+        except ValueError:  # a pydantic ValidationError: not JSON, or not the record
             return None
 
 
-def _left(lease: Lease | None, now: float) -> str:
-    return f"{lease.expires_at - now:.0f} s" if lease is not None else "unknown (unreadable)"
-
-
 def _dump(record: BaseModel) -> bytes:
-    return json.dumps(record.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    return record.model_dump_json(by_alias=True, exclude_none=True).encode()

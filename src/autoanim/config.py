@@ -1,10 +1,7 @@
-"""Configuration: read once from the environment into a frozen settings object.
+"""Configuration, read once by ``Settings.from_env()`` (the composition root's call) and passed along.
 
-Nothing here runs at import time; ``Settings.from_env()`` is called by the
-composition root (``bootstrap``) or a test, and the value is passed along.
-pydantic-settings reads the variables (each field names its own); building
-``Settings(...)`` or ``Limits(...)`` in code reads none, so such a value never
-depends on the shell it is made in.
+pydantic-settings reads the variables, each field naming its own; ``Settings(...)`` or ``Limits(...)`` built
+in code reads none, so such a value never depends on the shell it is made in.
 """
 
 from __future__ import annotations
@@ -19,11 +16,9 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from .errors import ConfigError
 
-Backend = Literal["imm", "local"]
-
 
 class _FromEnv(BaseSettings):
-    """Settings read from a given environment (``os.environ`` or a test's dict) by ``from_env`` only."""
+    """Settings read from a given environment (``os.environ`` or a test's dict), by ``from_env`` only."""
 
     model_config = SettingsConfigDict(
         frozen=True, extra="forbid", case_sensitive=True, env_ignore_empty=True,
@@ -67,7 +62,8 @@ class Limits(_FromEnv):
 
 
 class Settings(_FromEnv):
-    backend: Backend = Field("local", validation_alias="AUTOANIM_BACKEND")  # from_env: imm when run by FC
+    # from_env: imm when run by FC
+    backend: Literal["imm", "local"] = Field("local", validation_alias="AUTOANIM_BACKEND")
     imm_project: str | None = Field(None, validation_alias="IMM_PROJECT")
     imm_region: str | None = Field(None, validation_alias=AliasChoices("IMM_REGION", "FC_REGION"))
     imm_endpoint: str | None = Field(None, validation_alias="IMM_ENDPOINT")

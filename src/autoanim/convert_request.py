@@ -1,8 +1,6 @@
-"""IMM ``CreateMediaConvertTask`` request as a value, with IMM's wire names.
+"""IMM's ``CreateMediaConvertTask`` request as a value, with IMM's wire names; only the parts autoanim uses.
 
-The planner builds these; the IMM adapter sends them through the SDK, the local
-engine executes them, ``autoanim plan`` prints them. Only the parts this
-product uses are modelled; ``wire()`` gives the JSON-ready dict IMM expects.
+The planner builds it; the IMM adapter sends it, the local engine runs it, ``autoanim plan`` prints it.
 """
 
 from __future__ import annotations
@@ -17,26 +15,31 @@ Format = Literal["gif", "webp"]
 ScaleType = Literal["stretch", "crop", "fill", "fit"]
 
 
+def _wire_name(field: str) -> str:
+    """IMM's name for a field: ``start_time`` is ``StartTime``, ``uri`` is ``URI``."""
+    return {"uri": "URI", "mns": "MNS"}.get(field) or field.title().replace("_", "")
+
+
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, alias_generator=_wire_name)
 
 
 class Source(_Wire):
-    uri: str = Field(alias="URI")
-    start_time: float | None = Field(None, alias="StartTime")
-    duration: float | None = Field(None, alias="Duration")
+    uri: str
+    start_time: float | None = None
+    duration: float | None = None
 
 
 class Animation(_Wire):
-    format: Format = Field(alias="Format")
-    frame_rate: float = Field(alias="FrameRate")
-    interval: float = Field(alias="Interval")
-    number: int = Field(alias="Number")
-    width: float | None = Field(None, alias="Width")
-    height: float | None = Field(None, alias="Height")
-    scale_type: ScaleType = Field("fit", alias="ScaleType")
-    start_time: float | None = Field(None, alias="StartTime")
-    uri: str = Field(alias="URI")
+    format: Format
+    frame_rate: float
+    interval: float
+    number: int
+    width: float | None = None
+    height: float | None = None
+    scale_type: ScaleType = "fit"
+    start_time: float | None = None
+    uri: str
 
 
 class Sprite(_Wire):
@@ -46,55 +49,51 @@ class Sprite(_Wire):
     ``ScaleWidth``/``ScaleHeight`` the tile size in pixels (or a ratio < 1).
     """
 
-    format: Literal["jpg", "png"] = Field(alias="Format")
-    start_time: float | None = Field(None, alias="StartTime")
-    interval: float = Field(alias="Interval")
-    number: int = Field(alias="Number")
-    mode: Literal["interval"] = Field("interval", alias="Mode")
-    tile_width: int = Field(alias="TileWidth")
-    tile_height: int = Field(alias="TileHeight")
-    scale_width: float = Field(alias="ScaleWidth")
-    scale_height: float = Field(alias="ScaleHeight")
-    scale_type: ScaleType = Field("stretch", alias="ScaleType")
-    margin: int = Field(0, alias="Margin")
-    pad: int = Field(0, alias="Pad")
-    uri: str = Field(alias="URI")
+    format: Literal["jpg", "png"]
+    start_time: float | None = None
+    interval: float
+    number: int
+    mode: Literal["interval"] = "interval"
+    tile_width: int
+    tile_height: int
+    scale_width: float
+    scale_height: float
+    scale_type: ScaleType = "stretch"
+    margin: int = 0
+    pad: int = 0
+    uri: str
 
 
 class TargetImage(_Wire):
-    animations: list[Animation] = Field(alias="Animations")
-    sprites: list[Sprite] | None = Field(None, alias="Sprites")
+    animations: list[Animation]
+    sprites: list[Sprite] | None = None
 
 
 class Target(_Wire):
-    # Container and URI stay empty for animation-only targets (IMM gotcha).
-    image: TargetImage = Field(alias="Image")
+    image: TargetImage  # Container and URI stay empty for animation-only targets (IMM gotcha)
 
 
 class MNS(_Wire):
-    topic_name: str = Field(alias="TopicName")
+    topic_name: str
 
 
 class Notification(_Wire):
-    mns: MNS = Field(alias="MNS")
+    mns: MNS
 
 
 class ConvertRequest(_Wire):
-    project_name: str = Field(alias="ProjectName")
-    sources: list[Source] = Field(alias="Sources")
-    targets: list[Target] = Field(alias="Targets")
-    notification: Notification | None = Field(None, alias="Notification")
-    user_data: str | None = Field(None, alias="UserData", max_length=MAX_USER_DATA)
+    project_name: str
+    sources: list[Source]
+    targets: list[Target]
+    notification: Notification | None = None
+    user_data: str | None = Field(None, max_length=MAX_USER_DATA)
     # Custom tags IMM keeps with the task and ListTasks filters on (TagSelector): the claim's
     # idempotency key and the attempt, so a task whose create answer was lost can be found.
-    tags: dict[str, str] | None = Field(None, alias="Tags")
+    tags: dict[str, str] | None = None
 
     def wire(self) -> dict[str, Any]:
-        """The request as IMM's JSON field names, unset fields left out.
-
-        Whole numbers go out as JSON integers: IMM reads an integer ``Width`` as
-        pixels and a decimal as a ratio, so ``480.0`` must be sent as ``480``.
-        """
+        """The request as IMM's JSON, unset fields left out; whole numbers as JSON integers, because IMM
+        reads an integer ``Width`` as pixels and a decimal as a ratio (``480.0`` must go as ``480``)."""
         return _integral(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
 
     @property

@@ -1,12 +1,5 @@
-"""``make demo``: the whole upload pipeline offline, on a generated video.
-
-A sample video is "uploaded" twice into a local bucket with different tags; the
-same two handlers that run in FC carry it through (``on_upload`` plans and
-submits, the local media service converts with the engine and delivers an
-IMM-shaped result to ``on_task_result``, which writes the manifests). Then an
-``index.html`` beside the outputs shows each animation with its rule, size and
-billed frames.
-"""
+"""``make demo``: the whole upload pipeline offline, on a generated video uploaded twice with other tags
+(the handlers that run in FC, the engine as IMM), then an ``index.html`` showing each animation."""
 
 from __future__ import annotations
 
@@ -33,9 +26,8 @@ def main() -> int:
     from .rules import parse_tag_string
 
     log.setup(30)  # the demo prints its own summary; warnings and errors still show
-    settings = bootstrap.local_settings(Settings.from_env())
     outputs: list[local.Converted] = []
-    with bootstrap.build_local(settings) as app, tempfile.TemporaryDirectory() as tmp:
+    with bootstrap.build_local(Settings.from_env()) as app, tempfile.TemporaryDirectory() as tmp:
         video = engine.sample_video(Path(tmp) / "sample.mp4", seconds=8)
         print(f"made a sample video: {video.stat().st_size:,} bytes, 8 s, 640x360")
         for what, tags in UPLOADS:
@@ -46,7 +38,7 @@ def main() -> int:
     if len(outputs) != len(UPLOADS):
         print("demo failed: see the manifests above", file=sys.stderr)
         return 4
-    page = write_index(app.store.path(BUCKET, settings.output_prefix + "index.html").parent, outputs)
+    page = write_index(app.store.path(BUCKET, app.settings.output_prefix + "index.html").parent, outputs)
     total = sum(o.billed_frames or 0 for o in outputs)
     print(f"\n{len(outputs)} animations, {total} frames IMM would bill. Open {page} to look at them.")
     return 0

@@ -1,9 +1,7 @@
-"""One error tree for the whole project.
+"""One error tree: every failure the core can see is an ``AutoanimError``.
 
-Every failure the core can see is an ``AutoanimError``. ``retryable`` says
-whether trying the same thing again later may succeed (FC's async retry takes
-over when a handler raises one); ``exit_code`` is what the command line returns.
-Vendor exceptions are translated where they are caught, with ``raise ... from``.
+``retryable``: trying the same thing again later may succeed (FC's async retry takes over when a handler
+raises one); ``exit_code``: what the command line returns. Vendor exceptions are translated where caught.
 """
 
 from __future__ import annotations
@@ -34,8 +32,8 @@ class AutoanimError(Exception):
 class ConfigError(AutoanimError):
     """The operator's configuration is wrong (environment, profiles, the buckets or the IMM project).
 
-    Raised with ``retryable=True`` where it is found while an event is handled, so that
-    the event is kept (FC retries, then the dead-letter topic) until the operator fixes it.
+    Found while an event is handled, it is raised retryable, so the event is kept (FC retries, then the
+    dead-letter topic) until the operator fixes it.
     """
 
     exit_code, code = 2, "InvalidConfiguration"
@@ -68,25 +66,19 @@ class MediaError(AutoanimError):
 
 
 class ServiceError(AutoanimError):
-    """A remote or local service failed; ``retryable`` tells whether to try again."""
+    """A remote or local service failed; ``retryable`` tells whether to try again.
+
+    ``ambiguous``: the call may have taken effect although it failed (a read timeout, a reset, a 5xx),
+    so what it was to create must be looked up before it is sent again.
+    """
 
     exit_code, code = 4, "ServiceError"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool = False,
-        code: str | None = None,
-        status: int | None = None,
-        request_id: str | None = None,
-        ambiguous: bool = False,
-    ):
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None,
+                 status: int | None = None, request_id: str | None = None, ambiguous: bool = False):
         super().__init__(message, retryable=retryable, code=code)
         self.status = status
         self.request_id = request_id
-        # The call may have taken effect although it failed (a read timeout, a reset, a 5xx):
-        # what it was to create must be looked up before it is sent again.
         self.ambiguous = ambiguous
 
 

@@ -1,8 +1,6 @@
-"""Platform events as wire models: FC's OSS trigger, FC's MNS topic trigger, IMM's result.
+"""Platform events as lenient wire models, parsed once at the edge: FC's OSS and MNS triggers, IMM's result.
 
-Platform events are lenient (``extra="ignore"``, wire names kept), parsed once
-here at the edge. Object keys are kept as delivered; whether one arrived
-URL-encoded is settled in exactly one place, ``service.locate_object``.
+Object keys are kept as delivered; whether one arrived URL-encoded is settled in ``service.locate_object``.
 """
 
 from __future__ import annotations
@@ -10,24 +8,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import EventError
 from .objects import MAX_KEY_BYTES
 
-# The ObjectCreated kinds that mean "a complete object now exists".
-# AppendObject is left out: an appendable object is incomplete after each append and
-# fires once per append. PutSymlink is left out: a symlink is no new media, and
-# IMM reading through one is unverified. Both are logged and ignored.
+# The ObjectCreated kinds that mean "a complete object now exists". Left out, logged and ignored:
+# AppendObject (an appendable object is incomplete after each append, and fires once per append) and
+# PutSymlink (no new media; IMM reading through a symlink is unverified).
 COMPLETE_OBJECT_EVENTS = frozenset(
-    {
-        "ObjectCreated:PutObject",
-        "ObjectCreated:PostObject",
-        "ObjectCreated:CopyObject",
-        "ObjectCreated:CompleteMultipartUpload",
-    }
+    {"ObjectCreated:PutObject", "ObjectCreated:PostObject", "ObjectCreated:CopyObject",
+     "ObjectCreated:CompleteMultipartUpload"}
 )
 
 MAX_EVENT_BYTES = 1024 * 1024
@@ -37,93 +30,51 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
-class OssBucket(_Lenient):
-    name: str
-    arn: str = ""
+class OssRecord(_Lenient):
+    """One entry of an OSS trigger's ``events[]``: its kind and the object it names."""
 
-
-class OssObject(_Lenient):
-    key: str
-    e_tag: str = Field("", alias="eTag")
-    size: int = 0
+    event_name: str = Field(alias="eventName")
+    bucket: str = Field(validation_alias=AliasPath("oss", "bucket", "name"))
+    key: str = Field(validation_alias=AliasPath("oss", "object", "key"))
+    etag: str = Field("", validation_alias=AliasPath("oss", "object", "eTag"))
 
     @field_validator("key")
     @classmethod
-    def _key(cls, value: str) -> str:
-        key = value
-        if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
-            raise ValueError(f"object key must be 1..{MAX_KEY_BYTES} bytes of UTF-8, got {len(key.encode())}")
+    def _key(cls, key: str) -> str:
+        size = len(key.encode("utf-8"))
+        if not key or size > MAX_KEY_BYTES:
+            raise ValueError(f"object key must be 1..{MAX_KEY_BYTES} bytes of UTF-8, got {size}")
         if "\x00" in key or key.startswith("/"):
             raise ValueError("object key holds NUL or starts with '/'")
         return key
 
-    @field_validator("e_tag")
+    @field_validator("etag")
     @classmethod
     def _etag(cls, value: str) -> str:
         return value.strip('"')
-
-
-class OssDetail(_Lenient):
-    bucket: OssBucket
-    object: OssObject
-
-
-class OssRecord(_Lenient):
-    event_name: str = Field(alias="eventName")
-    event_source: str = Field("acs:oss", alias="eventSource")
-    event_time: str = Field("", alias="eventTime")
-    region: str = ""
-    oss: OssDetail
-
-    @property
-    def bucket(self) -> str:
-        return self.oss.bucket.name
-
-    @property
-    def key(self) -> str:
-        return self.oss.object.key
-
-    @property
-    def etag(self) -> str:
-        return self.oss.object.e_tag
 
     @property
     def creates_object(self) -> bool:
         return self.event_name in COMPLETE_OBJECT_EVENTS
 
 
-class EntryError(BaseModel):
-    """An entry of ``events[]`` that could not be parsed; kept so it is reported, not lost."""
-
-    model_config = ConfigDict(frozen=True)
-
-    index: int
-    reason: str
-
-
-class OssBatch(BaseModel):
-    """Every entry of one FC OSS trigger invocation, parsed or with its reason."""
-
-    model_config = ConfigDict(frozen=True)
+class OssBatch(NamedTuple):
+    """Every entry of one FC OSS trigger invocation by its index: parsed, or the reason it could not be."""
 
     records: list[tuple[int, OssRecord]]
-    errors: list[EntryError]
+    errors: list[tuple[int, str]]
 
 
-def _load_json(raw: bytes | str | dict, what: str) -> Any:
-    if isinstance(raw, dict):
-        return raw
-    if isinstance(raw, (bytes, bytearray)):
-        if len(raw) > MAX_EVENT_BYTES:
-            raise EventError(f"{what}: event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
-        try:
-            raw = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise EventError(f"{what}: event is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+def _check_size(raw: bytes, what: str) -> None:
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventError(f"{what}: event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+
+
+def _json(text: str, what: str) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise EventError(f"{what}: event is not JSON ({exc})") from exc
+        raise EventError(f"{what} is not JSON ({exc}): {text[:60]!r}") from exc
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -134,36 +85,35 @@ def _first_error(exc: ValidationError) -> str:
 
 def parse_oss_event(raw: bytes | str | dict) -> OssBatch:
     """Parse an FC OSS trigger event; every entry of ``events[]`` is kept or reported."""
-    data = _load_json(raw, "OSS event")
+    if isinstance(raw, (bytes, bytearray)):
+        _check_size(raw, "OSS event")
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventError(f"OSS event: event is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    data = raw if isinstance(raw, dict) else _json(raw, "OSS event")
     entries = data.get("events") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise EventError("OSS event: no 'events' list (is this an OSS trigger event?)")
-    records: list[tuple[int, OssRecord]] = []
-    errors: list[EntryError] = []
+    batch = OssBatch(records=[], errors=[])
     for index, entry in enumerate(entries):
         try:
-            records.append((index, OssRecord.model_validate(entry)))
+            batch.records.append((index, OssRecord.model_validate(entry)))
         except ValidationError as exc:
-            errors.append(EntryError(index=index, reason=f"events[{index}].{_first_error(exc)}"))
-    return OssBatch(records=records, errors=errors)
+            batch.errors.append((index, f"events[{index}].{_first_error(exc)}"))
+    return batch
 
 
 # --- MNS topic trigger → IMM envelope → IMM task result -------------------------------
 
 
 class ImmEnvelope(_Lenient):
-    id: str = ""
-    source: str = ""
-    type: str = ""
-    subject: str = ""
-    time: str = ""
+    """IMM's CloudEvents envelope: ``content`` holds the task JSON."""
+
     content: str
 
 
 class ImmTaskResult(_Lenient):
-    project_name: str = Field("", alias="ProjectName")
-    request_id: str = Field("", alias="RequestId")
-    task_type: str = Field("", alias="TaskType")
     task_id: str = Field(alias="TaskId")
     status: str = Field(alias="Status")
     code: str = Field("", alias="Code")
@@ -173,7 +123,7 @@ class ImmTaskResult(_Lenient):
     end_time: str = Field("", alias="EndTime")
     targets: list[Any] | None = Field(None, alias="Targets")
 
-    @field_validator("code", "message", "user_data", "start_time", "end_time", "project_name", mode="before")
+    @field_validator("code", "message", "user_data", "start_time", "end_time", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return "" if value is None else value
@@ -188,21 +138,6 @@ class ImmTaskResult(_Lenient):
         return found
 
 
-def _message_body(data: Any, raw_text: str) -> str:
-    """The MNS message body from any of FC's MNS trigger shapes.
-
-    JSON format: ``{"Message": body, "TopicName": ...}`` (attributes at top level).
-    STREAM with attributes: ``{"body": body, "attrs": {...}}``. STREAM without
-    attributes: the event is the body itself.
-    """
-    if isinstance(data, dict):
-        if isinstance(data.get("Message"), str) and "TopicName" in data:
-            return data["Message"]
-        if isinstance(data.get("body"), str) and "attrs" in data:
-            return data["body"]
-    return raw_text
-
-
 def _decode_body(body: str) -> dict[str, Any]:
     """The IMM envelope: JSON, or Base64 of JSON (MNS TopicMessage encodes bodies)."""
     text = body.strip()
@@ -210,47 +145,42 @@ def _decode_body(body: str) -> dict[str, Any]:
         try:
             text = base64.b64decode(text, validate=True).decode("utf-8").strip()
         except (binascii.Error, ValueError) as exc:
-            raise EventError(
-                f"MNS message body is neither JSON nor Base64 JSON: {body[:60]!r}"
-            ) from exc
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise EventError(f"MNS message body is not JSON: {text[:60]!r}") from exc
+            raise EventError(f"MNS message body is neither JSON nor Base64 JSON: {body[:60]!r}") from exc
+    value = _json(text, "MNS message body")
     if not isinstance(value, dict):
         raise EventError("MNS message body is JSON but not an object")
     return value
 
 
 def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
-    """FC MNS event (JSON or STREAM format) → IMM envelope → IMM task result.
+    """FC MNS event → its message body → IMM envelope → IMM task result.
 
-    The envelope (CloudEvents: ``content`` holds the task JSON) may be absent: a
-    message body that is itself the task JSON (``TaskId``, ``Status``) is accepted.
+    FC's shapes: the JSON format ``{"Message": body, "TopicName": ...}`` (attributes at top level), STREAM
+    with attributes ``{"body": body, "attrs": {...}}``, STREAM without: the event is the body. The envelope
+    may be absent: a body that is itself the task JSON (``TaskId``, ``Status``, as IMM's older notification
+    docs show it) is accepted.
     """
     if isinstance(raw, (bytes, bytearray)):
-        if len(raw) > MAX_EVENT_BYTES:
-            raise EventError(f"MNS event: {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
-        raw_text = bytes(raw).decode("utf-8", errors="replace")
-    else:
-        raw_text = raw if isinstance(raw, str) else json.dumps(raw)
+        _check_size(raw, "MNS event")
+        raw = bytes(raw).decode("utf-8", errors="replace")
+    body = raw if isinstance(raw, str) else json.dumps(raw)
     try:
-        data: Any = raw if isinstance(raw, dict) else json.loads(raw_text)
+        data: Any = raw if isinstance(raw, dict) else json.loads(body)
     except (json.JSONDecodeError, RecursionError):
         data = None
-    body = _message_body(data, raw_text)
-    envelope_data = data if data is not None and isinstance(data, dict) and "content" in data else _decode_body(body)
-    if "content" not in envelope_data and "TaskId" in envelope_data and "Status" in envelope_data:
-        content: Any = envelope_data  # the bare task JSON of IMM's older notification docs (no envelope)
+    if isinstance(data, dict) and isinstance(data.get("Message"), str) and "TopicName" in data:
+        body = data["Message"]
+    elif isinstance(data, dict) and isinstance(data.get("body"), str) and "attrs" in data:
+        body = data["body"]
+    found = data if isinstance(data, dict) and "content" in data else _decode_body(body)
+    if "content" not in found and "TaskId" in found and "Status" in found:
+        content: Any = found
     else:
         try:
-            envelope = ImmEnvelope.model_validate(envelope_data)
+            envelope = ImmEnvelope.model_validate(found)
         except ValidationError as exc:
             raise EventError(f"MNS message is not an IMM task notification: {_first_error(exc)}") from exc
-        try:
-            content = json.loads(envelope.content)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise EventError(f"IMM notification content is not JSON: {envelope.content[:60]!r}") from exc
+        content = _json(envelope.content, "IMM notification content")
     try:
         return ImmTaskResult.model_validate(content)
     except ValidationError as exc:

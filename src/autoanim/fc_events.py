@@ -1,10 +1,6 @@
-"""Builders of Function Compute trigger events, shaped exactly as FC delivers them.
+"""Function Compute trigger events built as FC delivers them, for the local backend to hand the handlers.
 
-The local backend uses them to hand the same bytes to the handlers that FC
-would: an OSS trigger event for a new object (``watch``, ``autoanim upload``)
-and an MNS topic trigger event in the JSON ``notifyContentFormat`` for an IMM
-task result (``LocalMediaService``). Pure functions, no I/O. Shapes: the fc3
-event templates and ``reference/alibaba-cloud.md`` sections 3 and 4.
+Shapes: the fc3 event templates and ``reference/alibaba-cloud.md`` sections 3 (OSS) and 4 (MNS, JSON format).
 """
 
 from __future__ import annotations
@@ -20,35 +16,17 @@ from typing import Any
 LOCAL_ACCOUNT = "local"
 
 
-def iso_ms(when: datetime | float | None = None) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z`` (``2024-08-20T07:03:07.360Z``)."""
-    if when is None:
-        when = _time.time()
-    if not isinstance(when, datetime):
-        when = datetime.fromtimestamp(when, tz=timezone.utc)
-    when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+def iso_ms(when: float | None = None) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z`` (``2024-08-20T07:03:07.360Z``); ``when`` defaults to now."""
+    moment = datetime.fromtimestamp(_time.time() if when is None else when, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _request_id() -> str:
-    return uuid.uuid4().hex[:24].upper()
-
-
-def oss_entry(
-    bucket: str,
-    key: str,
-    *,
-    size: int,
-    etag: str,
-    event_name: str = "ObjectCreated:PutObject",
-    region: str = "local",
-    time: datetime | float | None = None,
-) -> dict[str, Any]:
-    """One entry of an OSS trigger's ``events[]``; ``key`` as plain text."""
+def _oss_entry(bucket: str, key: str, size: int, etag: str, event_name: str, region: str) -> dict[str, Any]:
     return {
         "eventName": event_name,
         "eventSource": "acs:oss",
-        "eventTime": iso_ms(time),
+        "eventTime": iso_ms(),
         "eventVersion": "1.0",
         "oss": {
             "bucket": {
@@ -63,24 +41,21 @@ def oss_entry(
         },
         "region": region,
         "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {"requestId": _request_id()},
+        "responseElements": {"requestId": uuid.uuid4().hex[:24].upper()},
         "userIdentity": {"principalId": LOCAL_ACCOUNT},
     }
 
 
-def oss_batch(entries: list[dict[str, Any]]) -> bytes:
-    """An OSS trigger event carrying several entries (see ``oss_entry``)."""
+def oss_event(bucket: str, *keys: str, size: int, etag: str, event_name: str = "ObjectCreated:PutObject",
+              region: str = "local") -> bytes:
+    """An OSS trigger event with an entry per key (plain text), as the bytes FC passes."""
+    entries = [_oss_entry(bucket, key, size, etag, event_name, region) for key in keys]
     return json.dumps({"events": entries}, ensure_ascii=False).encode("utf-8")
 
 
-def oss_event(bucket: str, key: str, **fields: Any) -> bytes:
-    """An OSS trigger event with one entry (``fields`` as for ``oss_entry``), as the bytes FC passes."""
-    return oss_batch([oss_entry(bucket, key, **fields)])
-
-
-def mns_json_event(message: str, *, topic: str = "local", attributes: dict[str, str] | None = None) -> bytes:
-    """An MNS topic trigger event in the JSON format; ``attributes`` go at the top level like FC's."""
-    standard = {
+def mns_json_event(message: str, *, topic: str = "local") -> bytes:
+    """An MNS topic trigger event in the JSON format."""
+    event = {
         "TopicOwner": LOCAL_ACCOUNT,
         "Message": message,
         "Subscriber": LOCAL_ACCOUNT,
@@ -90,7 +65,4 @@ def mns_json_event(message: str, *, topic: str = "local", attributes: dict[str, 
         "TopicName": topic,
         "MessageId": uuid.uuid4().hex.upper(),
     }
-    clash = set(attributes or {}) & set(standard)
-    if clash:
-        raise ValueError(f"message attributes may not replace the event's own fields: {sorted(clash)}")
-    return json.dumps({**(attributes or {}), **standard}, ensure_ascii=False).encode("utf-8")
+    return json.dumps(event, ensure_ascii=False).encode("utf-8")

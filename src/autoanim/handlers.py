@@ -1,9 +1,6 @@
 """The two functions' work on an ``App``: decode the event, call the service, answer with a report.
 
-``index`` (FC's entry point) and the local backend (which delivers IMM-shaped
-results to ``result``) both call these, so the composition root never needs the
-FC entry point.
-"""
+``index`` (FC's entry point) and the local backend's result delivery both call these."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The offline workflow: a folder is the bucket and the engine does what IMM does.
-
-``LocalApp`` is the local backend's typed app (``bootstrap.build_local`` makes
-it); ``upload`` puts a file as OSS would and runs the upload function on its
-event; ``watch`` turns every new file under the folder into an upload. The
-command line, the demo and the tests use these; none of it runs in FC.
-"""
+"""The offline workflow (a folder is the bucket, the engine does what IMM does): ``LocalApp``, a local
+upload and its results, a watched folder. Used by the command line, the demo and the tests; never in FC."""
 
 from __future__ import annotations
 
@@ -69,7 +64,7 @@ class LocalUpload(UploadReport):
 
 
 def upload(app: LocalApp, src: Path, bucket: str, key: str, tags: dict[str, str]) -> LocalUpload:
-    """Put a file in a local bucket as OSS would, run the upload function on its event, wait for the results."""
+    """Put a file in a local bucket as OSS would, run the upload function on its event, wait for results."""
     rules.check_tags(tags, "--tags")
     if not src.is_file():
         raise ConfigError(f"{src}: no such file")
@@ -99,39 +94,29 @@ def results(app: LocalApp, report: UploadReport) -> list[Converted]:
 
 def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
           ready: threading.Event | None = None) -> None:
-    """Every new complete file under the local root becomes an upload event (blocks until ``stop``)."""
+    """Every new complete file under the local root becomes an upload event (blocks until ``stop``).
+
+    Dropped files carry no tags, so a video waits ``grace`` seconds for its sidecar (else it would get the
+    default profile as well); either order then gives exactly the sidecar's clips (OSS: ``anim=sidecar``)."""
+    from .events import parse_oss_event
     from .watch import watch as watch_folder
 
-    handle = _sidecar_grace(lambda event: handlers.upload(app, event), app, grace)
-    watch_folder(app.store, handle, stop=stop, ready=ready, ignore_prefixes=(app.settings.output_prefix,),
-                 on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
-
-
-def _sidecar_grace(handle, app: LocalApp, grace: float):
-    """A dropped video waits ``grace`` seconds for its sidecar before it is handled.
-
-    Files dropped in a folder carry no tags, so a video that arrives before its
-    sidecar would otherwise get the default profile as well. With the grace, either
-    order gives exactly the sidecar's clips (the sidecar's own event then finds the
-    same claims). Uploads through OSS say the same with the tag ``anim=sidecar``.
-    """
-    from .events import parse_oss_event
-
-    def run(event: bytes) -> None:
+    def upload(event: bytes) -> None:
         try:
-            handle(event)
+            handlers.upload(app, event)
         except AutoanimError as exc:
             log.event("watch.error", 40, reason=exc.message, retryable=exc.retryable)
 
+    def waits(bucket: str, key: str) -> bool:
+        return objects.is_video_key(key) and not app.store.exists(bucket, key + objects.SIDECAR_SUFFIX)
+
     def on_event(event: bytes) -> None:
-        records = parse_oss_event(event).records
-        waits = any(objects.is_video_key(r.key) and not app.store.exists(r.bucket, r.key + objects.SIDECAR_SUFFIX)
-                    for _, r in records)
-        if waits and grace > 0:
-            timer = threading.Timer(grace, run, args=(event,))
+        if grace > 0 and any(waits(r.bucket, r.key) for _, r in parse_oss_event(event).records):
+            timer = threading.Timer(grace, upload, args=(event,))
             timer.daemon = True
             timer.start()
         else:
-            run(event)
+            upload(event)
 
-    return on_event
+    watch_folder(app.store, on_event, stop=stop, ready=ready, ignore_prefixes=(app.settings.output_prefix,),
+                 on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))

@@ -1,7 +1,6 @@
-"""One structured JSON line per thing that happened, on the ``autoanim`` logger.
+"""One JSON line per thing that happened, on the ``autoanim`` logger (stderr; in FC, SLS).
 
-FC collects stdout/stderr into SLS; locally the lines go to stderr. Only the
-fields passed are logged: no request, context or credential is ever dumped.
+Only the fields passed are logged: no request, context or credential is ever dumped.
 """
 
 from __future__ import annotations
@@ -9,22 +8,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # (annotations only: the command line logs before it imports pydantic)
+    from pydantic import BaseModel
 
 _logger = logging.getLogger("autoanim")
 
 
 def setup(level: int | None = None) -> None:
-    """Attach one stderr handler that prints the JSON line as is.
-
-    Idempotent: a later call without a level keeps the level chosen first.
-    """
-    if not any(getattr(h, "_autoanim", False) for h in _logger.handlers):
+    """One stderr handler printing the line as is; a later call without a level keeps the first one's."""
+    if not _logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._autoanim = True  # type: ignore[attr-defined]
         _logger.addHandler(handler)
         _logger.propagate = False
         _logger.setLevel(logging.INFO if level is None else level)
@@ -32,14 +28,10 @@ def setup(level: int | None = None) -> None:
         _logger.setLevel(level)
 
 
-def level() -> int:
-    return _logger.level
-
-
 def event(kind: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log ``{"event": kind, **fields}`` as one JSON line (fields that are None left out)."""
     record = {"event": kind, **{k: v for k, v in fields.items() if v is not None}}
-    _logger.log(level, json.dumps(record, ensure_ascii=False, default=str, sort_keys=False))
+    _logger.log(level, json.dumps(record, ensure_ascii=False, default=str))
 
 
 def report(kind: str, model: BaseModel, level: int = logging.INFO) -> None:

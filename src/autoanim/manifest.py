@@ -1,8 +1,5 @@
-"""The manifest beside every output: what was asked, what happened, what it cost.
-
-One typed model, written by ``on_task_result`` (or by ``on_upload`` when IMM
-refused a clip for good) and read back by the command line and the demo.
-"""
+"""The manifest beside every output: what was asked, what happened, what it cost (written by
+``on_task_result``, or ``on_upload`` for a clip IMM refused for good; read by the command line)."""
 
 from __future__ import annotations
 

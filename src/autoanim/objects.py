@@ -1,9 +1,5 @@
-"""Object references and key policy: which object, its ``oss://`` URI, and what a key is to autoanim.
-
-The one module that formats and parses ``oss://bucket/key``, decodes a key that
-arrived encoded, says whether a key is a video, a sidecar or one of our own
-outputs, and holds OSS's key and tag limits.
-"""
+"""Object references (``oss://bucket/key``), the one decoding of an event's key, what a key is to
+autoanim (a video, a sidecar, one of our outputs), and OSS's key and tag limits."""
 
 from __future__ import annotations
 
@@ -51,8 +47,8 @@ class ObjectRef(BaseModel):
     @classmethod
     def parse(cls, text: str, *, key_optional: bool = False) -> ObjectRef:
         """``oss://bucket/key`` → the reference; ``ValueError`` for anything else."""
-        bucket, slash, key = text[len(SCHEME):].partition("/") if text.startswith(SCHEME) else ("", "", "")
-        if not bucket or (not key and not key_optional) or (not slash and not key_optional):
+        bucket, _, key = text[len(SCHEME):].partition("/") if text.startswith(SCHEME) else ("", "", "")
+        if not bucket or not (key or key_optional):
             raise ValueError(f"{text!r} is not an {SCHEME}bucket/key URI")
         return cls(bucket=bucket, key=key)
 
@@ -88,11 +84,7 @@ def is_ours(key: str, output_prefix: str) -> bool:
 def key_forms(key: str) -> list[str]:
     """The keys an event's key may stand for, most likely first; the one place keys are decoded.
 
-    FC's samples carry plain keys; a key may also arrive URL-encoded (``+`` stays
-    ``+``) or form-encoded (``+`` is a space, as S3 and OBS encode event keys).
+    FC's samples carry plain keys; a key may also arrive URL-encoded (``+`` stays ``+``) or
+    form-encoded (``+`` is a space, as S3 and OBS encode event keys).
     """
-    forms: list[str] = []
-    for form in (key, unquote(key), unquote_plus(key)):
-        if form not in forms:
-            forms.append(form)
-    return forms
+    return list(dict.fromkeys((key, unquote(key), unquote_plus(key))))

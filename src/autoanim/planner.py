@@ -1,8 +1,4 @@
-"""Plan, then execute: (object, rules, settings) → one CreateMediaConvertTask per clip.
-
-Pure: no I/O. The same ``PlannedTask`` values drive IMM, the local engine,
-``autoanim plan`` and the golden tests.
-"""
+"""Plan, then execute: (object, rules, settings) → one CreateMediaConvertTask per clip. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -13,8 +9,9 @@ import posixpath
 import string
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from . import targets
 from .config import Settings
 from .convert_request import (
     MAX_USER_DATA,
@@ -31,8 +28,6 @@ from .objects import MANIFEST_SUFFIX, MAX_KEY_BYTES, ObjectRef, SourceObject, ex
 from .rules import ASSUMED_SOURCE, OPEN_SIDE, Rule, _estimated_area
 
 CLAIMS_FOLDER = ".autoanim/claims/"
-
-_TEMPLATE_FIELDS = {"prefix", "bucket", "key", "dirname", "barename", "basename", "srcext", "name", "ext"}
 
 
 # The IMM task tags that carry the claim (ListTasks finds a task by them). IMM documents no
@@ -70,13 +65,11 @@ class TaskUserData(BaseModel):
     def parse(cls, text: str) -> TaskUserData | None:
         """The user data of one of our tasks, or None for anything else."""
         try:
-            data = cls.model_validate_json(text) if text else None
-        except ValidationError:
+            data = cls.model_validate_json(text)
+            ObjectRef.parse(data.claim)
+        except ValueError:  # not JSON, not ours (a pydantic ValidationError), or no oss:// claim
             return None
-        try:
-            return data if data is not None and ObjectRef.parse(data.claim) else None
-        except ValueError:
-            return None
+        return data
 
     @property
     def claim_location(self) -> tuple[str, str]:
@@ -116,26 +109,24 @@ class PlannedTask(BaseModel):
     @property
     def worst_billed_frames(self) -> int:
         """Billed frames if every size retry runs (each smaller, so this bounds them from above)."""
-        return self.billed_frames * (1 + (self.size_retries if self.rule.max_bytes else 0))
+        return self.billed_frames * (1 + self.size_retries)  # no retries without a cap
 
     def request_for(self, attempt: int, start: float | None = None, scale: float | None = None) -> ConvertRequest:
-        """The request of one attempt: the probe, or the animation (0 first, n for the n-th resubmit)
-        from ``start`` when the probe picked it, shrunk by ``scale`` (the bytes factor of a size retry,
-        ``scaled``); each with its own ``UserData`` and ``Tags``, so that its result and its task can
-        be told apart."""
+        """The request of one attempt: the probe, or the animation from ``start`` (the probe's pick)
+        shrunk by ``scale`` (a size retry's bytes factor, ``scaled``); each with its own ``UserData``
+        and ``Tags``, so that its result and its task can be told apart."""
         base = self.probe if attempt == PROBE else self.request
         if base is None:
             raise ValueError(f"{self.claim_key} has no probe")
         if scale is not None and attempt != PROBE:
-            rule, _ = scaled(self.rule, scale)
+            rule = scaled(self.rule, scale)
             base = base.model_copy(update={
                 "sources": [base.source.model_copy(update={"duration": rule.duration})],
-                "targets": [base.targets[0].model_copy(update={"image": base.targets[0].image.model_copy(update={
-                    "animations": [_animation(rule, base.animation.uri)]})})],
+                "targets": [Target(Image=TargetImage(Animations=[_animation(rule, base.animation.uri)]))],
             })
         if start is not None and attempt != PROBE:
             base = base.model_copy(update={"sources": [base.source.model_copy(update={"start_time": start})]})
-        user_data = TaskUserData.model_validate_json(self.request.user_data or "{}")
+        user_data = TaskUserData.model_validate_json(self.request.user_data)
         return base.model_copy(update={
             "user_data": user_data.model_copy(update={"attempt": attempt}).dump(),
             "tags": task_tags(self.idempotency_key, attempt),
@@ -151,7 +142,13 @@ def estimated_size(rule: Rule) -> tuple[float, float]:
     """The output's pixels, at most (ratios and open sides estimated as ``rules`` does for the limits)."""
     w, h = rule.width, rule.height
     if w is not None and h is not None and 1 <= w < OPEN_SIDE and 1 <= h < OPEN_SIDE:
-        return _fit_box(w, h, ASSUMED_SOURCE[0] / ASSUMED_SOURCE[1]) if rule.scale == "fit" else (w, h)
+        if rule.scale != "fit":
+            return w, h
+        # Fitted inside w × h: the larger of a landscape and a portrait picture of the assumed source.
+        aspect = ASSUMED_SOURCE[0] / ASSUMED_SOURCE[1]
+        landscape = (min(w, h * aspect), min(w, h * aspect) / aspect)
+        portrait = (min(h, w * aspect) / aspect, min(h, w * aspect))
+        return max(landscape, portrait, key=lambda size: size[0] * size[1])
     area = _estimated_area(*(None if s is None or s >= OPEN_SIDE else s for s in (w, h)))
     if w is not None and 1 <= w < OPEN_SIDE:
         return w, area / w
@@ -161,33 +158,19 @@ def estimated_size(rule: Rule) -> tuple[float, float]:
     return math.sqrt(area * aspect), math.sqrt(area / aspect)
 
 
-def _fit_box(w: float, h: float, aspect: float) -> tuple[float, float]:
-    """The larger of a landscape and a portrait picture of ``aspect`` fitted inside w × h."""
-    landscape = (min(w, h * aspect), min(w, h * aspect) / aspect)
-    portrait = (min(h, w * aspect) / aspect, min(h, w * aspect))
-    return max(landscape, portrait, key=lambda size: size[0] * size[1])
-
-
 def estimated_bytes(rule: Rule) -> int:
-    from . import targets
-
     return targets.estimate_bytes(rule.format, *estimated_size(rule), rule.frames)
 
 
-def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
-    """``rule`` with fewer frames, a lower rate or a smaller size so that its bytes scale by ``factor``.
-
-    Pure: the planner fits a rule to its cap with it, and a size retry scales the plan by the
-    ratio it measured with the same function, so every holder builds the same request.
-    """
-    from . import targets
-
+def scaled(rule: Rule, factor: float) -> Rule:
+    """``rule`` with fewer frames, a lower rate or a smaller size so that its bytes scale by ``factor``;
+    the planner's fit and a size retry both use it, so every holder builds the same request."""
     width, height = estimated_size(rule)
     knobs = targets.Knobs(fps=rule.fps, interval=rule.interval, frames=rule.frames, width=width, height=height,
                           size_fixed=rule.fixed_size)
     new, given_up = targets.shrink(knobs, factor)
     if not given_up:
-        return rule, []
+        return rule
     side = new.width / width if width else 1.0
 
     def shrink_side(value: float | None) -> float | None:
@@ -200,16 +183,11 @@ def scaled(rule: Rule, factor: float) -> tuple[Rule, list[str]]:
         "fps": new.fps, "interval": new.interval, "frames": new.frames, "duration": duration,
         "width": shrink_side(rule.width), "height": shrink_side(rule.height),
         "given_up": (*rule.given_up, *given_up),
-    }), given_up
-
-
-FIT_ROUNDS = 6
+    })
 
 
 def fit(rule: Rule) -> Rule:
     """A capped rule shrunk by the size model until its estimate is within the cap's margin."""
-    from . import targets
-
     if rule.max_bytes is None:
         return rule
     estimate = estimated_bytes(rule)
@@ -217,8 +195,8 @@ def fit(rule: Rule) -> Rule:
     if estimate <= budget:
         return rule
     factor = budget / estimate
-    for _ in range(FIT_ROUNDS):  # bytes are not linear in the area (small pictures cost more a pixel)
-        fitted, _ = scaled(rule, factor)
+    for _ in range(6):  # bytes are not linear in the area (small pictures cost more a pixel): a few rounds
+        fitted = scaled(rule, factor)
         estimate = estimated_bytes(fitted)
         if estimate <= budget:
             break
@@ -226,8 +204,29 @@ def fit(rule: Rule) -> Rule:
     return fitted
 
 
+def claim_request(source: SourceObject, rule: Rule, settings: Settings, idem: str, clip: Source,
+                  image: TargetImage, attempt: int = 0) -> ConvertRequest:
+    """A request of claim ``idem`` for ``clip`` of the source, to the result topic, with ``UserData`` and
+    ``Tags`` naming the claim and the attempt."""
+    claim = uri(settings.output_bucket or source.bucket, claim_key(idem, settings))
+    topic = settings.imm_notify_topic
+    return ConvertRequest(
+        ProjectName=settings.imm_project or "local",
+        Sources=[clip],
+        Targets=[Target(Image=image)],
+        Notification=Notification(MNS=MNS(TopicName=topic)) if topic else None,
+        UserData=TaskUserData(claim=claim, attempt=attempt, src=source.uri, etag=source.etag,
+                              rule=rule.name or rule.origin).dump(),
+        Tags=task_tags(idem, attempt),
+    )
+
+
 def task_tags(idempotency_key: str, attempt: int) -> dict[str, str]:
     return {TAG_CLAIM: idempotency_key, TAG_ATTEMPT: step(attempt).removeprefix("a")}
+
+
+def claim_key(idem: str, settings: Settings) -> str:
+    return f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
 
 
 def idempotency_key(source: SourceObject, rule: Rule) -> str:
@@ -238,23 +237,15 @@ def idempotency_key(source: SourceObject, rule: Rule) -> str:
 def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
     """The output key from ``OUTPUT_TEMPLATE``; always under ``OUTPUT_PREFIX``, never a trigger match."""
     dirname, basename = posixpath.split(source.key)
-    barename = basename.rsplit(".", 1)[0] if "." in basename else basename
-    values = {
-        "prefix": settings.output_prefix,
-        "bucket": source.bucket,
-        "key": source.key,
-        "dirname": dirname,
-        "barename": barename,
-        "basename": basename,
-        "srcext": extension(source.key),
-        "name": f"-{rule.name}" if rule.name else "",
-        "ext": rule.format,
-    }
+    values = {"prefix": settings.output_prefix, "bucket": source.bucket, "key": source.key,
+              "dirname": dirname, "barename": basename.rsplit(".", 1)[0], "basename": basename,
+              "srcext": extension(source.key), "name": f"-{rule.name}" if rule.name else "",
+              "ext": rule.format}
     template = settings.output_template
-    unknown = {f for _, f, _, _ in string.Formatter().parse(template) if f} - _TEMPLATE_FIELDS
+    unknown = {f for _, f, _, _ in string.Formatter().parse(template) if f} - values.keys()
     if unknown:
         raise ConfigError(f"OUTPUT_TEMPLATE={template!r}: unknown variable(s) {sorted(unknown)}; "
-                          f"known: {sorted(_TEMPLATE_FIELDS)}")
+                          f"known: {sorted(values)}")
     key = template.format_map(values)
     key = "/".join(part for part in key.split("/") if part)
     if not key.startswith(settings.output_prefix) or not key.endswith("." + values["ext"]):
@@ -269,38 +260,24 @@ def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
 
 
 def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_caps: bool = True) -> list[PlannedTask]:
-    """One task per rule. Explicit Interval, FrameRate and Number always; Container/URI empty.
+    """One task per rule (explicit Interval, FrameRate and Number; Container/URI empty), a capped rule fitted
+    to its cap (``fit``) unless ``fit_caps=False`` (the local engine's search starts there and measures)."""
+    from .probe import plan_probe
 
-    A rule with a byte cap is first fitted to it by the size model (``fit``); ``fit_caps=False``
-    plans it as asked (the local engine's search starts there and measures instead).
-    """
     out_bucket = settings.output_bucket or source.bucket
-    notification = (
-        Notification(MNS=MNS(TopicName=settings.imm_notify_topic)) if settings.imm_notify_topic else None
-    )
     tasks = []
     for rule in rules:
         key = output_key(source, rule, settings)
         idem = idempotency_key(source, rule)
         if fit_caps:
             rule = fit(rule)
-        claim = f"{settings.output_prefix}{CLAIMS_FOLDER}{idem}.json"
-        animation = _animation(rule, uri(out_bucket, key))
-        request = ConvertRequest(
-            ProjectName=settings.imm_project or "local",
-            Sources=[Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)],
-            Targets=[Target(Image=TargetImage(Animations=[animation]))],
-            Notification=notification,
-            UserData=TaskUserData(claim=uri(out_bucket, claim), src=source.uri, etag=source.etag,
-                                  rule=rule.name or rule.origin).dump(),
-            Tags=task_tags(idem, 0),
-        )
-        probe = None
-        if rule.start_auto and rule.auto is None:  # nothing picked the start yet: IMM's probe will
-            from .probe import plan_probe
-
-            probe = plan_probe(source, rule, settings).request
+        clip = Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)
+        image = TargetImage(Animations=[_animation(rule, uri(out_bucket, key))])
+        request = claim_request(source, rule, settings, idem, clip, image)
+        # ``start: auto`` and nothing picked the start yet: IMM's probe will
+        probe = plan_probe(source, rule, settings).request if rule.start_auto and rule.auto is None else None
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
-                                 output_key=key, billed_frames=rule.frames, idempotency_key=idem, claim_key=claim,
-                                 probe=probe, size_retries=settings.target_retries if rule.max_bytes else 0))
+                                 output_key=key, billed_frames=rule.frames, idempotency_key=idem,
+                                 claim_key=claim_key(idem, settings), probe=probe,
+                                 size_retries=settings.target_retries if rule.max_bytes else 0))
     return tasks

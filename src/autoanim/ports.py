@@ -33,23 +33,17 @@ class ObjectStore(Protocol):
 
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         """The whole object; ``TooLarge`` when it is over ``max_bytes``."""
-        ...
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
 
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         """Atomic create: True when this call created the object, False when it already existed."""
-        ...
 
     def exists(self, bucket: str, key: str) -> bool: ...
 
     def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix`` and sorts after ``start_after``, in key order.
-
-        Keys come back plain (decoded once, where the adapter receives them); ``content_type``
-        may be empty (a listing does not carry it).
-        """
-        ...
+        """Every object whose key starts with ``prefix`` and sorts after ``start_after``, in key order; keys
+        plain (decoded once, by the adapter), ``content_type`` maybe empty (a listing does not carry it)."""
 
 
 # ``find_task`` also counts tasks created this many seconds before ``since`` (clock skew).
@@ -62,11 +56,9 @@ class MediaService(Protocol):
     def submit(self, request: ConvertRequest) -> str:
         """Returns the task id. Errors: ``ServiceError`` with ``retryable``, and ``ambiguous`` when
         the task may exist although the call failed (so it is looked up before it is sent again)."""
-        ...
 
     def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
         """The id of the task created (no earlier than ``since``, epoch seconds) with all these tags."""
-        ...
 
 
 class StartPicker(Protocol):
@@ -74,4 +66,3 @@ class StartPicker(Protocol):
 
     def choose(self, source: SourceObject, rule: Rule) -> Rule:
         """Errors: ``MediaError`` (the video cannot be probed), ``ServiceError``."""
-        ...

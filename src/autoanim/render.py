@@ -94,3 +94,32 @@ def converted(summary: dict[str, Any], auto: Any) -> str:
         text += (f"\n{where}{summary['bytes']:,} bytes, {verdict} the cap of {summary['cap']:,} "
                  f"({summary['encodes']} encode{'s' if summary['encodes'] != 1 else ''}){lost}")
     return text
+
+
+def backfill(d: dict[str, Any]) -> str:
+    lines = [f"{d['source']}: {d['objects']:,} objects listed in {d['seconds']:.1f} s, {d['videos']:,} videos"
+             + (f" (resumed after {d['resumed_after']!r})" if d["resumed_after"] else "")]
+    lines.append(f"  clips: {d['clips']:,} planned for {d['videos_with_clips']:,} videos"
+                 f", {d['clips_done']:,} already done")
+    lines.append(f"  billed frames (IMM bills per output frame): {d['billed_frames_total']:,}")
+    for origin, profiles in sorted(d["billed_frames"].items()):
+        for profile, frames in sorted(profiles.items()):
+            lines.append(f"    {origin:<10} {profile:<16} {frames:>12,}")
+    if d["skipped"]:
+        lines.append("  skipped: " + ", ".join(f"{n:,} {reason}" for reason, n in d["skipped"].items()))
+    for label in ("rejected", "failed"):
+        if d[label]:
+            lines.append(f"  {label}: {len(d[label]):,}")
+            lines.extend(f"    {r['key']}: {r['reason']}" for r in d[label][:10])
+            if len(d[label]) > 10:
+                lines.append(f"    ... {len(d[label]) - 10:,} more (--json lists every one)")
+    if d["mode"] == "dry-run":
+        lines.append(f"  dry run: nothing submitted; --submit hands {d['to_submit']:,} videos to "
+                     f"{d['function'] or 'on_upload'}")
+    else:
+        lines.append(f"  submitted ({d['via']}): {d['invoked']:,} invoked, {d['duplicates']:,} already "
+                     f"queued, {d['skipped_done']:,} videos already done, {d['held']:,} left for later")
+        state = "complete" if d["complete"] else ("interrupted" if d["interrupted"] else "incomplete")
+        lines.append(f"  {state}; checkpoint {d['checkpoint']} (last key {d['last_key']!r})"
+                     + ("" if d["complete"] else ": --resume continues"))
+    return "\n".join(lines)

@@ -1,9 +1,5 @@
-"""What the handlers answer: typed reports of every entry and result, the command line's input.
-
-Logging observes these (``log.report``); it returns nothing. The FC handlers
-return ``model_dump()`` of them, the command line renders them (a short human
-summary, or the exact JSON with ``--json``).
-"""
+"""What the handlers answer (``model_dump()``), the log observes (``log.report``) and the command line
+renders: typed reports of every entry and result."""
 
 from __future__ import annotations
 

@@ -1,23 +1,22 @@
-"""The rule language: object tags ``anim-*``, sidecar ``<key>.anim.json``, profiles.
+"""The rule language (README, "Rules"): object tags ``anim-*``, the sidecar ``<key>.anim.json``, profiles.
 
-Everything a user writes is validated strictly here, and every error names the
-source (tag or sidecar), the field, the value and the limit. The result is a
-list of ``Rule`` values: fully resolved clips the planner turns into requests.
-Precedence (sidecar > tags > default profile) is the service's job; this
-module parses each source.
+Each source is parsed strictly into ``RuleSpec`` values, resolved into ``Rule`` values (the clips the
+planner plans); every error names the source, the field, the value and the limit. Precedence is the service's.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import parse_qsl
 
 from pydantic import (
     AliasChoices,
+    AliasGenerator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -53,22 +52,15 @@ MIN_CAP, MAX_CAP = 1024, 2**31 - 1
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 _CLOCK = re.compile(r"^(?:(\d{1,2}):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,3})?)$")
 
-_IMM_NAMES = {
-    "format": "Format",
-    "start": "StartTime",
-    "duration": "Duration",
-    "fps": "FrameRate",
-    "interval": "Interval",
-    "frames": "Number",
-    "width": "Width",
-    "height": "Height",
-    "scale": "ScaleType",
-}
+# A sidecar may give a field by IMM's name for it.
+_IMM_NAMES = {"format": "Format", "start": "StartTime", "duration": "Duration", "fps": "FrameRate",
+              "interval": "Interval", "frames": "Number", "width": "Width", "height": "Height",
+              "scale": "ScaleType"}
 
 
-def _alias(name: str) -> Any:
-    imm = _IMM_NAMES.get(name)
-    return AliasChoices(name, imm) if imm else name
+def _aliases(field: str) -> AliasChoices:
+    """A field as a sidecar (``max_bytes``), a tag (``max-bytes``) or IMM (``FrameRate``) spells it."""
+    return AliasChoices(field, field.replace("_", "-"), *([_IMM_NAMES[field]] if field in _IMM_NAMES else []))
 
 
 def _number(value: Any) -> float:
@@ -122,12 +114,9 @@ def _named(what: str) -> BeforeValidator:
 
 def _within(parse: Callable[[Any], Any], ok: Callable[[float, float], bool], bound: float | str,
             limit: str) -> BeforeValidator:
-    """A rule field's parsing, then the one range check: ``ok(value, bound)``, else ``limit``.
-
-    ``bound`` is a number, or the name of a configured limit (``max_fps``, ``max_frames``,
-    ``max_side``) taken from the validation context; ``limit`` may show it as ``{bound}``.
-    One validator for both, so an error shows the value as it was written.
-    """
+    """A rule field's parsing, then its one range check ``ok(value, bound)``, else ``limit`` (which may show
+    ``{bound}``); ``bound`` is a number or a limit's name in the context's ``Limits``. An error shows the value
+    as written."""
 
     def check(value: Any, info: ValidationInfo) -> Any:
         parsed = parse(value)
@@ -144,42 +133,40 @@ def _positive(parse: Callable[[Any], float], bound: float | str, unit: str) -> B
                    f"must be more than 0 and at most {{bound:g}} {unit}")
 
 
-# The rule fields' types: numbers and clocks parsed from tag strings or JSON, each checked once.
+# The rule fields' types, each optional: numbers and clocks parsed from tag strings or JSON, checked once.
 Start = Annotated[float | Literal["auto"], _within(_seconds_or_auto, lambda v, most: 0 <= v <= most, MAX_SECONDS,
-                                                   "must be between 0 and {bound:g} seconds, or auto")]
-Duration = Annotated[float, _positive(_seconds, MAX_SECONDS, "seconds")]
-Interval = Annotated[float, _positive(_number, MAX_INTERVAL, "seconds")]
-Fps = Annotated[float, _positive(_number, "max_fps", "frames per second")]
+                                                   "must be between 0 and {bound:g} seconds, or auto")] | None
+Duration = Annotated[float, _positive(_seconds, MAX_SECONDS, "seconds")] | None
+Interval = Annotated[float, _positive(_number, MAX_INTERVAL, "seconds")] | None
+Fps = Annotated[float, _positive(_number, "max_fps", "frames per second")] | None
 Frames = Annotated[int, _within(_number, lambda v, most: v == int(v) and 1 <= v <= most, "max_frames",
-                                "must be a whole number from 1 to {bound} (frames per animation)")]
+                                "must be a whole number from 1 to {bound} (frames per animation)")] | None
 Side = Annotated[float, _within(_number, lambda v, most: 0 < v < 1 or (v == int(v) and 1 <= v <= most), "max_side",
-                                "must be a ratio in (0, 1) or whole pixels from 1 to {bound}")]
+                                "must be a ratio in (0, 1) or whole pixels from 1 to {bound}")] | None
 MaxBytes = Annotated[int, _within(_number, lambda v, most: v == int(v) and MIN_CAP <= v <= most, MAX_CAP,
-                                  f"must be whole bytes from {MIN_CAP} to {{bound}}")]
+                                  f"must be whole bytes from {MIN_CAP} to {{bound}}")] | None
 
 
 class RuleSpec(BaseModel):
-    """What one source says about one clip; every field optional, nothing unknown allowed.
+    """What one source says about one clip: every field optional, nothing unknown allowed; validated with
+    the limits in the context (``RuleSpec.model_validate(data, context={"limits": limits})``)."""
 
-    Validation needs the limits: ``RuleSpec.model_validate(data, context={"limits": limits})``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
+                              alias_generator=AliasGenerator(validation_alias=_aliases))
 
     profile: Annotated[str, _named("be a profile name matching [a-z0-9_-]{1,32}")] | None = None
     name: Annotated[str, _named("match [a-z0-9_-]{1,32} (a suffix of the output name, no paths)")] | None = None
-    format: Annotated[Literal["webp", "gif", "gif+webp"], BeforeValidator(_lower)] | None = Field(
-        None, validation_alias=_alias("format"))
-    start: Start | None = Field(None, validation_alias=_alias("start"))
-    duration: Duration | None = Field(None, validation_alias=_alias("duration"))
-    fps: Fps | None = Field(None, validation_alias=_alias("fps"))
-    interval: Interval | None = Field(None, validation_alias=_alias("interval"))
-    frames: Frames | None = Field(None, validation_alias=_alias("frames"))
-    width: Side | None = Field(None, validation_alias=_alias("width"))
-    height: Side | None = Field(None, validation_alias=_alias("height"))
-    scale: Annotated[ScaleType, BeforeValidator(_lower)] | None = Field(None, validation_alias=_alias("scale"))
+    format: Annotated[Literal["webp", "gif", "gif+webp"], BeforeValidator(_lower)] | None = None
+    start: Start = None
+    duration: Duration = None
+    fps: Fps = None
+    interval: Interval = None
+    frames: Frames = None
+    width: Side = None
+    height: Side = None
+    scale: Annotated[ScaleType, BeforeValidator(_lower)] | None = None
     target: Annotated[str, _named("be a target name matching [a-z0-9_-]{1,32}")] | None = None
-    max_bytes: MaxBytes | None = Field(None, validation_alias=AliasChoices("max_bytes", "max-bytes"))
+    max_bytes: MaxBytes = None
 
 
 class AutoStart(BaseModel):
@@ -194,12 +181,16 @@ class AutoStart(BaseModel):
     sheet: str = ""  # the probe's sprite sheet, when one was written
 
 
+# Rule fields newer than the first keys: left out of the identity at these values, so that rules older than
+# them keep their keys (and claims).
+_NEWER_FIELDS = {"start_auto": False, "target": None, "max_bytes": None}
+
+
 class Rule(BaseModel):
     """One fully resolved clip: what the planner needs, nothing left to default.
 
-    ``start_auto``: the start is to be picked by the activity score (``start`` is
-    None); ``auto`` holds the pick once made. The pick is not part of the rule's
-    identity, so the probe and the animation of one upload share one claim.
+    ``start_auto``: the activity score picks the start (``start`` is None); ``auto`` holds the pick once
+    made, outside the rule's identity, so the probe and the animation of one upload share one claim.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -227,12 +218,7 @@ class Rule(BaseModel):
     def identity(self) -> dict[str, Any]:
         """What makes two rules the same clip (origin, notes and what the planner derived excluded)."""
         identity = self.model_dump(exclude={"origin", "notes", "auto", "given_up", "fixed_size"})
-        if not identity["start_auto"]:  # rules older than auto starts keep their keys (and claims)
-            del identity["start_auto"]
-        for field in ("target", "max_bytes"):  # rules older than targets keep their keys (and claims)
-            if identity[field] is None:
-                del identity[field]
-        return identity
+        return {k: v for k, v in identity.items() if k not in _NEWER_FIELDS or v != _NEWER_FIELDS[k]}
 
     @property
     def start_time(self) -> float | None:
@@ -281,22 +267,17 @@ def validate_spec(data: Mapping[str, Any], limits: Limits, source: str, prefix: 
         return RuleSpec.model_validate(dict(data), context={"limits": limits})
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
         if err["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(RuleSpec.model_fields))
-            raise RuleError(source, f"{prefix}{field}", value, f"unknown field; known: {allowed}") from None
-        if err["type"] == "literal_error":
-            raise RuleError(source, f"{prefix}{field}", value, err["msg"].replace("Input should be", "must be"))
-        message = err["msg"].removeprefix("Value error, ")
-        raise RuleError(source, f"{prefix}{field}", value, message) from None
+            message = f"unknown field; known: {', '.join(sorted(RuleSpec.model_fields))}"
+        else:
+            message = err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+        field = ".".join(str(p) for p in err["loc"])
+        raise RuleError(source, f"{prefix}{field}", err.get("input"), message) from None
 
 
 def parse_tag_string(text: str) -> dict[str, str]:
-    """``k=v&k2=v2`` (the OSS ``x-oss-tagging`` form, URL-encoded or not) to a dict.
-
-    ``+`` is a character OSS allows in tags (``anim-format=gif+webp``), not a space.
-    """
+    """``k=v&k2=v2`` (the ``x-oss-tagging`` form, URL-encoded or not) to a dict; ``+`` is a character OSS
+    allows in tags (``anim-format=gif+webp``), not a space."""
     pairs = parse_qsl(text.replace("+", "%2B"), keep_blank_values=True, strict_parsing=False)
     tags: dict[str, str] = {}
     for key, value in pairs:
@@ -321,12 +302,10 @@ def check_tags(tags: Mapping[str, str], source: str) -> None:
                             f"at most {objects.MAX_TAG_VALUE} characters: {objects.TAG_CHARACTERS}")
 
 
-class TagRules(BaseModel):
-    """What an object's tags say: the mode and, when they hold ``anim-*`` fields, a spec."""
+class TagRules(NamedTuple):
+    """What an object's tags say: the mode (None: no anim tags at all) and, with ``anim-*`` fields, a spec."""
 
-    model_config = ConfigDict(frozen=True)
-
-    mode: Mode | None  # None: no anim tags at all
+    mode: Mode | None
     spec: RuleSpec | None
 
 
@@ -337,13 +316,12 @@ def parse_tags(tags: Mapping[str, str], source: str, limits: Limits) -> TagRules
         raise RuleError(source, "anim", mode_value, "must be on, off or sidecar")
     fields = {k[len(TAG_PREFIX):]: v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
     if not fields:
-        return TagRules(mode=mode_value, spec=None)  # type: ignore[arg-type]
+        return TagRules(mode=mode_value, spec=None)
     for short, value in fields.items():
         if short in _IMM_NAMES.values() or short.replace("-", "_") not in RuleSpec.model_fields:
             allowed = ", ".join(TAG_PREFIX + f.replace("_", "-") for f in RuleSpec.model_fields)
             raise RuleError(source, TAG_PREFIX + short, value, f"unknown tag; known: anim, {allowed}")
-    spec = validate_spec(fields, limits, source, TAG_PREFIX)
-    return TagRules(mode=mode_value or "on", spec=spec)  # type: ignore[arg-type]
+    return TagRules(mode=mode_value or "on", spec=validate_spec(fields, limits, source, TAG_PREFIX))
 
 
 class Sidecar(BaseModel):
@@ -354,25 +332,13 @@ class Sidecar(BaseModel):
     animations: list[dict[str, Any]] = Field(min_length=1)
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)  # to the end when unterminated
+
+
 def _depth(text: str) -> int:
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+    """How deep JSON text nests, counted before parsing (which deep nesting would end in RecursionError)."""
+    steps = [1 if ch in "[{" else -1 for ch in _JSON_STRING.sub("", text) if ch in "[]{}"]
+    return max(itertools.accumulate(steps, initial=0))
 
 
 def parse_sidecar(raw: bytes, source: str, limits: Limits) -> list[RuleSpec]:
@@ -383,8 +349,9 @@ def parse_sidecar(raw: bytes, source: str, limits: Limits) -> list[RuleSpec]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RuleError(source, "encoding", raw[:16], "must be UTF-8 JSON") from None
-    if _depth(text) > MAX_SIDECAR_DEPTH:
-        raise RuleError(source, "nesting", _depth(text), f"JSON nested at most {MAX_SIDECAR_DEPTH} deep")
+    depth = _depth(text)
+    if depth > MAX_SIDECAR_DEPTH:
+        raise RuleError(source, "nesting", depth, f"JSON nested at most {MAX_SIDECAR_DEPTH} deep")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -416,21 +383,25 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
     ``gif+webp`` becomes two rules. Unnamed clips of a multi-clip sidecar are named
     ``clip1``, ``clip2``... so outputs never collide; duplicate names are refused.
     """
+    from . import targets
+
     rules: list[Rule] = []
     for index, spec in enumerate(specs):
         prefix = f"animations[{index}]." if origin == "sidecar" else _FIELD_PREFIX.get(origin, "")
         # A target of the spec's own replaces the default profile (it says what the clip is for); a named
         # profile still applies, and a profile may name a target itself.
         profile_name = spec.profile or (None if spec.target else base_profile)
-        target = _target(settings, spec.target, profile_name, source, prefix)
-        merged: dict[str, Any] = {}
-        if profile_name:
-            base = profile(settings, profile_name)
-            if base is None:
-                field = f"{prefix}profile" if spec.profile else "DEFAULT_PROFILE"
-                raise RuleError(source, field, profile_name,
-                                f"no such profile; known: {', '.join(profile_names(settings))}")
-            merged.update(base.model_dump(exclude_none=True))
+        base = profile(settings, profile_name) if profile_name else RuleSpec()
+        if base is None:
+            field = f"{prefix}profile" if spec.profile else "DEFAULT_PROFILE"
+            raise RuleError(source, field, profile_name,
+                            f"no such profile; known: {', '.join(profile_names(settings))}")
+        target_name = spec.target or base.target
+        target = targets.get(settings, target_name) if target_name else None
+        if target_name and target is None:
+            raise RuleError(source, f"{prefix}target", target_name,
+                            f"no such target; known: {', '.join(targets.names(settings))}")
+        merged = base.model_dump(exclude_none=True)
         own = spec.model_dump(exclude_none=True, exclude={"profile"})
         for group in _GROUPS:  # a spec that sets one field of a group replaces the profile's whole group
             if group & own.keys():
@@ -438,13 +409,13 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
                     merged.pop(field, None)
         merged.update(own)
         if target is not None:
-            merged = _apply_target(merged, own, target, source, prefix, settings.limits)
+            _apply_target(merged, own.get("max_bytes"), target_name, target, source, prefix, settings.limits)
         if "name" not in merged and len(specs) > 1:
             merged["name"] = f"clip{index + 1}"
         rule_origin = origin if not profile_name else f"{origin}+profile:{profile_name}"
         finished = _finish(merged, rule_origin, source, prefix, settings.limits)
         if target is not None:
-            _check_target(finished, target, source, prefix)
+            _check_target(finished, target_name, target, source, prefix)
         rules.extend(finished)
     seen: set[tuple[str, str]] = set()
     for rule in rules:
@@ -454,83 +425,56 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
     return rules
 
 
-def _target(settings: Settings, name: str | None, profile_name: str | None, source: str,
-            prefix: str) -> tuple[str, Any] | None:
-    """The spec's target (its own, else its profile's) as (name, ``targets.Target``), or None."""
-    from . import targets
-
-    if name is None and profile_name:
-        base = profile(settings, profile_name)
-        name = base.target if base is not None else None
-    if name is None:
-        return None
-    target = targets.get(settings, name)
-    if target is None:
-        raise RuleError(source, f"{prefix}target", name, f"no such target; known: {', '.join(targets.names(settings))}")
-    return name, target
-
-
-def _apply_target(merged: dict[str, Any], own: dict[str, Any], named: tuple[str, Any], source: str, prefix: str,
-                  limits: Limits) -> dict[str, Any]:
+def _apply_target(fields: dict[str, Any], cap: int | None, name: str, target: Any, source: str, prefix: str,
+                  limits: Limits) -> None:
     """The target's limits over the merged fields: it fills what is open and refuses what contradicts it."""
-    name, target = named
-    fields = dict(merged)
     why = f"target {name}"
-    fmt = fields.get("format")
-    if fmt is not None and fmt != target.format:
-        raise RuleError(source, f"{prefix}format", fmt, f"{why} takes {target.format}")
+    if fields.get("format", target.format) != target.format:
+        raise RuleError(source, f"{prefix}format", fields["format"], f"{why} takes {target.format}")
     fields["format"] = target.format
     size = target.size
     if size is not None:
         width, height = fields.get("width"), fields.get("height")
+        box = f"{size.width}x{size.height}"
+        for side, value, bound in (("width", width, size.width), ("height", height, size.height)):
+            if size.rule == "exact" and value is not None and value != bound:
+                raise RuleError(source, f"{prefix}{side}", value, f"{why} is exactly {box}")
+            if size.rule == "max" and value is not None and not 1 <= value <= bound:
+                raise RuleError(source, f"{prefix}{side}", value,
+                                f"{why} fits inside {box}: whole pixels up to {bound}")
         if size.rule == "exact":
-            for side, value, want in (("width", width, size.width), ("height", height, size.height)):
-                if value is not None and value != want:
-                    raise RuleError(source, f"{prefix}{side}", value, f"{why} is exactly {size.width}x{size.height}")
             scale = fields.get("scale", "crop")
             if scale == "fit":
                 raise RuleError(source, f"{prefix}scale", scale,
-                                f"{why} is exactly {size.width}x{size.height}: crop, fill or stretch, not fit")
+                                f"{why} is exactly {box}: crop, fill or stretch, not fit")
             fields.update(width=size.width, height=size.height, scale=scale, fixed_size=True)
-        else:
-            for side, value, most in (("width", width, size.width), ("height", height, size.height)):
-                if value is not None and (value < 1 or value > most):
-                    raise RuleError(source, f"{prefix}{side}", value,
-                                    f"{why} fits inside {size.width}x{size.height}: whole pixels up to {most}")
-            if width is None and height is None:
-                fields.update(width=size.width, height=size.height, scale=fields.get("scale", "fit"))
-            elif width is None or height is None:  # one side: the other is bounded by the target, aspect kept
-                fields.update(width=width or size.width, height=height or size.height, scale="fit")
-    if target.max_fps is not None:
-        fps = fields.get("fps")
-        if fps is not None and fps > target.max_fps:
-            raise RuleError(source, f"{prefix}fps", fps, f"{why} plays at most {target.max_fps:g} fps")
-        if fps is None and fields.get("interval") is None:
-            fields["fps"] = min(DEFAULT_FPS, target.max_fps, limits.max_fps)
-    cap = own.get("max_bytes")
+        elif width is None and height is None:
+            fields.update(width=size.width, height=size.height, scale=fields.get("scale", "fit"))
+        elif width is None or height is None:  # one side: the other is bounded by the target, aspect kept
+            fields.update(width=width or size.width, height=height or size.height, scale="fit")
+    if fields.get("fps") is None and fields.get("interval") is None:  # a given fps is checked on the rule
+        fields["fps"] = min(DEFAULT_FPS, target.max_fps or DEFAULT_FPS, limits.max_fps)
     if cap is not None and cap > target.max_bytes:
         raise RuleError(source, f"{prefix}max-bytes", cap, f"{why} takes at most {target.max_bytes} bytes")
     fields["max_bytes"] = cap or target.max_bytes
     if target.max_duration is not None and fields.get("duration") is None and fields.get("frames") is None:
-        fps = fields.get("fps")
-        interval = fields.get("interval") or 1.0 / fps
-        fps = fps or 1.0 / interval
+        interval = fields.get("interval") or 1.0 / fields["fps"]
+        fps = fields.get("fps") or 1.0 / interval
         frames = max(1, min(limits.max_frames, math.floor(target.max_duration * fps + 1e-9)))
         fields["duration"] = frames * interval
     fields["target"] = name
-    return fields
 
 
-def _check_target(finished: list[Rule], named: tuple[str, Any], source: str, prefix: str) -> None:
-    name, target = named
+def _check_target(finished: list[Rule], name: str, target: Any, source: str, prefix: str) -> None:
+    why = f"target {name}"
     for rule in finished:
         playback = rule.frames / rule.fps
         if target.max_duration is not None and playback > target.max_duration + 1e-6:
             raise RuleError(source, f"{prefix}duration", rule.duration or f"{rule.frames} frames",
-                            f"plays {playback:g} s ({rule.frames} frames at {rule.fps:g} fps): target {name} "
+                            f"plays {playback:g} s ({rule.frames} frames at {rule.fps:g} fps): {why} "
                             f"plays at most {target.max_duration:g} s")
         if target.max_fps is not None and rule.fps > target.max_fps + 1e-9:
-            raise RuleError(source, f"{prefix}fps", rule.fps, f"target {name} plays at most {target.max_fps:g} fps")
+            raise RuleError(source, f"{prefix}fps", rule.fps, f"{why} plays at most {target.max_fps:g} fps")
 
 
 def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limits: Limits) -> list[Rule]:

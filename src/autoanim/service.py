@@ -1,13 +1,9 @@
-"""The service layer: what the two functions do, on the ports only.
-
-``handle_upload``: OSS events → rules → plan → claim → submit.
-``handle_result``: an IMM task result → manifest, status tag, log line (or a
-bounded resubmit for a retryable failure). The claim protocol they share is
-described in ``claims``.
-"""
+"""What the two functions do, on the ports only: ``handle_upload`` (events → rules → plan → claim →
+submit) and ``handle_result`` (a task result → manifest, or the next attempt), under ``claims``' protocol."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -17,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from . import log, objects, planner, rules
-from .claims import Claim, Claims, Held, Outcome, ScaleRecord, TaskRecord
+from . import activity, log, objects, planner, probe, rules, targets
+from .claims import Claim, Claims, Held, Outcome, ScaleRecord, TaskRecord, factor_at
 from .config import Settings
 from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
 from .events import ImmTaskResult, OssBatch, OssRecord
 from .fc_events import iso_ms
 from .manifest import Attempt, Manifest, OutputInfo, SourceRef, Timings
-from .objects import SourceObject
 from .planner import PROBE, PlannedTask, TaskUserData
 from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
 from .reports import Clip, Problem, ResultEvent, ResultReport, Skipped, UploadReport
@@ -34,7 +29,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 STATUS_TAG = "autoanim-status"
-# IMM result codes worth a resubmit (transient on IMM's side).
+# IMM result codes (and their sub-codes, ``Code.Detail``) worth a resubmit: transient on IMM's side.
 RETRYABLE_TASK_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "RequestTimeout", "Timeout")
 # FC ends an invocation at its timeout; a lease lasts past that by this much (clock skew between instances).
 LEASE_MARGIN = 10.0
@@ -57,19 +52,17 @@ class App:
     # Seconds between ``time_left()`` reaching 0 and FC ending the invocation.
     kill_margin: float = 5.0
     # Picks the start of ``start: auto`` rules where the tiles can be made at upload time (the local
-    # backend); None: the planner gives such rules a probe, IMM's first step (``_after_probe``).
+    # backend); None: the planner gives such rules a probe, IMM's first step.
     starts: StartPicker | None = None
 
     @property
     def claims(self) -> Claims:
-        return Claims(self.store, lease_seconds=self.lease_seconds(), time_left=self.time_left,
-                      clock=self.clock, sleep=self.sleep)
-
-    def lease_seconds(self) -> float:
-        """How long a lease taken now may be held: until FC has surely ended this invocation."""
+        # A lease taken now is held until FC has surely ended this invocation.
         if self.time_left is None:
-            return self.settings.claim_timeout
-        return max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
+            lease = self.settings.claim_timeout
+        else:
+            lease = max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
+        return Claims(self.store, lease, self.time_left, self.clock, self.sleep)
 
     # Lifecycle, for the entry points: in the cloud IMM does the work elsewhere, so there is nothing
     # to wait for or to close; the local backend (``LocalApp``) runs it in this process.
@@ -97,14 +90,11 @@ class RetryLater(ServiceError):
         self.report = report
 
 
-# --- upload ------------------------------------------------------------------------------
-
-
 def handle_upload(app: App, batch: OssBatch) -> UploadReport:
     """Handle every entry; permanent errors are recorded, retryable ones raised at the end."""
     report = UploadReport()
-    for error in batch.errors:
-        _add(report.rejected, "event.rejected", Problem(index=error.index, reason=error.reason, code="InvalidEvent"))
+    for index, reason in batch.errors:
+        _add(report.rejected, "event.rejected", Problem(index=index, reason=reason, code="InvalidEvent"))
     first_retryable: AutoanimError | None = None
     for index, record in batch.records:
         try:
@@ -131,34 +121,12 @@ def _add(items: list, kind: str, item: BaseModel, level: int = logging.INFO) -> 
     log.report(kind, item, level)
 
 
-def _skip(report: UploadReport, record: OssRecord, reason: str) -> None:
-    _add(report.skipped, "upload.skipped",
-         Skipped(bucket=record.bucket, key=record.key, event_name=record.event_name, reason=reason))
-
-
 def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
-    settings = app.settings
-    if not record.creates_object:
-        return _skip(report, record, f"event kind {record.event_name} does not create a complete object")
-    if objects.is_ours(record.key, settings.output_prefix):
-        return _skip(report, record, "autoanim's own output (loop guard)")
-    if objects.is_sidecar_key(record.key):
-        video_key = objects.video_of_sidecar(record.key)
-        if not objects.is_video_key(video_key):
-            return _skip(report, record, "sidecar of something that is not a video")
-        video = locate_object(app.store, record.bucket, video_key)
-        if video is None:
-            return _skip(report, record, "sidecar uploaded before its video: the video's upload will convert")
-    elif objects.is_video_key(record.key):
-        video = locate_object(app.store, record.bucket, record.key)
-        if video is None:
-            return _skip(report, record, "object no longer exists")
-    else:
-        return _skip(report, record, "not a video (by extension)")
-
-    tasks = plan_video(app, video)
+    tasks = _tasks_of(app, record)
     if isinstance(tasks, str):
-        return _skip(report, record, tasks)
+        _add(report.skipped, "upload.skipped",
+             Skipped(bucket=record.bucket, key=record.key, event_name=record.event_name, reason=tasks))
+        return
     retry: AutoanimError | None = None
     for task in tasks:
         try:
@@ -166,24 +134,37 @@ def _handle_record(app: App, record: OssRecord, report: UploadReport) -> None:
         except AutoanimError as exc:  # one clip's failure does not stop the video's other clips
             if exc.retryable:
                 retry = retry or exc
-                continue
-            _add(report.rejected, "upload.rejected",
-                 Problem(source=task.source.uri, output=task.output_uri, code=exc.code, reason=exc.message), 30)
+            else:
+                problem = Problem(source=task.source.uri, output=task.output_uri, code=exc.code, reason=exc.message)
+                _add(report.rejected, "upload.rejected", problem, 30)
     if retry is not None:
         raise retry
 
 
-def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> list[PlannedTask] | str:
-    """The planned tasks for one existing video, or why there are none.
+def _tasks_of(app: App, record: OssRecord) -> list[PlannedTask] | str:
+    """The clips an event's object makes, or why it makes none."""
+    if not record.creates_object:
+        return f"event kind {record.event_name} does not create a complete object"
+    if objects.is_ours(record.key, app.settings.output_prefix):
+        return "autoanim's own output (loop guard)"
+    sidecar = objects.is_sidecar_key(record.key)
+    video_key = objects.video_of_sidecar(record.key) if sidecar else record.key
+    if not objects.is_video_key(video_key):
+        return "sidecar of something that is not a video" if sidecar else "not a video (by extension)"
+    video = locate_object(app.store, record.bucket, video_key)
+    if video is None:
+        return "sidecar uploaded before its video: the video's upload will convert" if sidecar \
+            else "object no longer exists"
+    return plan_video(app, video)
 
-    The one planning path: ``on_upload`` calls it for each event, ``autoanim backfill``
-    for each listed video. ``sidecar`` says whether ``<key>.anim.json`` exists when the
-    caller already knows (a listing); None reads it to find out. Raises ``RuleError``
-    for rules that cannot be honoured.
-    """
+
+def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> list[PlannedTask] | str:
+    """The planned tasks for one existing video, or why there are none: ``on_upload``'s and
+    ``autoanim backfill``'s one planning path. ``sidecar``: whether ``<key>.anim.json`` exists, when the
+    caller knows (a listing; None reads it). Raises ``RuleError`` for rules that cannot be honoured."""
     if objects.is_ours(video.key, app.settings.output_prefix):  # the key as it really is (it may have arrived encoded)
         return "autoanim's own output (loop guard)"
-    source = SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)  # the version, as claims keep it
+    source = objects.SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)  # the version claimed
     clips = rules_for(app, source, sidecar=sidecar)
     if isinstance(clips, str):
         return clips
@@ -195,43 +176,31 @@ def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> l
 def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | None:
     """Head the object an event names, as delivered or decoded (``objects.key_forms``)."""
     for form in objects.key_forms(key):
-        try:
+        with contextlib.suppress(NotFound):
             return store.head(bucket, form)
-        except NotFound:
-            continue
     return None
 
 
-def read_sidecar(app: App, source: SourceObject, *, exists: bool | None = None) -> list[rules.RuleSpec] | None:
-    if exists is False:  # known absent (from a listing): no probe
-        return None
-    key = source.key + objects.SIDECAR_SUFFIX
-    where = f"sidecar {objects.uri(source.bucket, key)}"
-    limit = app.settings.limits.max_sidecar_bytes
-    try:
-        raw = app.store.read(source.bucket, key, limit)
-    except NotFound:
-        return None
-    except TooLarge as exc:
-        raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
-    return rules.parse_sidecar(raw, where, app.settings.limits)
-
-
-def rules_for(app: App, source: SourceObject, *, sidecar: bool | None = None) -> list[rules.Rule] | str:
-    """The clips for a video by precedence (sidecar > tags > default profile), or why none.
-
-    ``sidecar``: whether the sidecar exists, when the caller knows (None: read to find out).
-    """
+def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = None,
+              ) -> list[rules.Rule] | str:
+    """The clips for a video by precedence (sidecar > tags > default profile), or why none."""
     settings = app.settings
     tag_source = f"tags of {source.uri}"
     raw_tags = app.store.get_tags(source.bucket, source.key)
     if raw_tags.get("anim") == "off":  # the opt-out wins over everything, even a sidecar
         return "anim=off"
     default = None if settings.default_profile == "none" else settings.default_profile
-    specs = read_sidecar(app, source, exists=sidecar)
-    if specs is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
-        where = f"sidecar {source.uri}{objects.SIDECAR_SUFFIX}"
-        return rules.resolve(specs, origin="sidecar", source=where, settings=settings, base_profile=default)
+    key, limit = source.key + objects.SIDECAR_SUFFIX, settings.limits.max_sidecar_bytes
+    where = f"sidecar {objects.uri(source.bucket, key)}"
+    try:  # sidecar=False: known absent (a listing), not read
+        raw = None if sidecar is False else app.store.read(source.bucket, key, limit)
+    except NotFound:
+        raw = None
+    except TooLarge as exc:
+        raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
+    if raw is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
+        return rules.resolve(rules.parse_sidecar(raw, where, settings.limits), origin="sidecar", source=where,
+                             settings=settings, base_profile=default)
     tags = rules.parse_tags(raw_tags, tag_source, settings.limits)
     if tags.mode == "sidecar":
         return "anim=sidecar: waiting for the sidecar's upload"
@@ -261,33 +230,30 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
 
 
 def submit_attempt(app: App, held: Held) -> TaskRecord:
-    """Submit one attempt under its lease, exactly once, and record its task.
-
-    Looks the task up first when a holder before us may have submitted, and
-    after an ambiguous failure of its own submit (a read timeout, a reset, a
-    5xx: IMM may have made the task). A retryable failure releases the lease
-    (clean when it certainly made no task) and is raised; a permanent refusal
-    is recorded as the clip's outcome (a Failed manifest) and raised.
-    """
+    """Submit one attempt under its lease, exactly once, and record its task: looked up first when a
+    holder before us may have submitted, or after our submit failed ambiguously (IMM may have made it).
+    A retryable failure releases the lease (clean: it certainly made no task) and is raised; a permanent
+    refusal is recorded as the clip's outcome (a Failed manifest) and raised."""
     claims = app.claims
     claim, attempt = held.claim, held.attempt
-    pick = claims.pick(claim) if claim.plan.probe is not None and attempt != PROBE else None
-    if claim.plan.probe is not None and attempt != PROBE and pick is None:
+    after_probe = claim.plan.probe is not None and attempt != PROBE  # the animation of a start: auto clip
+    pick = claims.pick(claim) if after_probe else None
+    if after_probe and pick is None:
         raise ServiceError(f"{claim.uri}: attempt {attempt} before its probe picked a start", retryable=True)
-    scale = claims.scale_of(claim, attempt) if attempt > 0 else None
     request = claim.plan.request_for(attempt, start=pick.start if pick else None,
-                                     scale=scale.factor if scale else None)
+                                     scale=factor_at(claims.scales(claim, attempt), attempt))
     look_up = held.must_look_up
     for last_try in (False, True):
         looking = look_up
         try:
-            task_id = app.media.find_task(request.tags or {}, since=claim.record.created_at) if look_up else None
+            task_id = app.media.find_task(request.tags or {}, since=claim.created_at) if look_up else None
             how = "found" if task_id else "submitted"
             looking = False
             task_id = task_id or app.media.submit(request)
             break
         except AutoanimError as exc:
-            if exc.retryable and exc.ambiguous and not looking and not last_try and _can_wait(app, LOOKUP_DELAY):
+            can_wait = app.time_left is None or app.time_left() > LOOKUP_DELAY + 15.0
+            if exc.retryable and exc.ambiguous and not looking and not last_try and can_wait:
                 app.sleep(LOOKUP_DELAY)  # give ListTasks time to see a task IMM has just made
                 look_up = True
                 continue
@@ -304,34 +270,22 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
         raise
 
 
-def _can_wait(app: App, seconds: float) -> bool:
-    return app.time_left is None or app.time_left() > seconds + 15.0
-
-
 def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> AutoanimError | None:
-    """A permanent failure gets a record beside where its outputs would be.
-
-    Returns the store's error when the record could not be written for now (the
-    entry is then retried, so the rejection is recorded on a later delivery).
-    """
+    """A permanent failure gets a record beside where its outputs would be; the store's error is
+    returned when it cannot be written for now (the entry is retried, and recorded then)."""
     if not objects.is_video_key(record.key) and not objects.is_sidecar_key(record.key):
         return None
     key = f"{app.settings.output_prefix}{record.key}{objects.REJECTED_SUFFIX}"
     body = {"source": objects.uri(record.bucket, record.key), "etag": record.etag, "status": "Rejected",
             **exc.as_dict(), "recorded_at": iso_ms(app.clock())}
     try:
-        _put_json(app, app.settings.output_bucket or record.bucket, key, body)
+        app.store.put(app.settings.output_bucket or record.bucket, key,
+                      json.dumps(body, ensure_ascii=False, indent=2).encode(), "application/json")
     except AutoanimError as put_error:
         log.event("upload.rejection_not_recorded", 40, key=key, reason=put_error.message,
                   retried=put_error.retryable)
         return put_error if put_error.retryable else None
     return None
-
-
-# The probe's sprite sheet is read whole, at most this big (a 10x10 sheet of 64x48 JPEG tiles is ~100 KiB).
-PROBE_SHEET_BYTES = 2 * 1024 * 1024
-
-# --- results -----------------------------------------------------------------------------
 
 
 def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
@@ -355,20 +309,26 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
                                   reason=f"not the task of attempt {attempt} of {claim.uri}"), 30)
     if result.status == "Running":
         return _said(ResultReport(event="running", **base))
-    if attempt == PROBE:
-        return _after_probe(app, claim, result)
-    if result.status == "Failed" and _retryable_code(result.code) and attempt < app.settings.max_resubmits:
-        return _resubmit(app, claim, result, attempt + 1)
-    size = _output_size(app, claim) if result.status == "Succeeded" else None  # one HEAD: the cap, the manifest
-    if result.status == "Succeeded" and claim.plan.rule.max_bytes is not None:
-        over = _over_cap(app, claim, attempt, size)
+    if attempt == PROBE:  # score its sheet, then submit the animation from the start it picked
+        pick = claims.pick(claim) or claims.record_pick(claim, _score_probe(app, claim, result))
+        reason = {"after": "probe", "start": f"{pick.start:g}"}
+        return _next_attempt(app, claim, result, 0, reason, event="submitted", what="the animation",
+                             note=f"start {pick.start:g} s: {pick.why}")
+    retryable = result.code.split(".")[0] in RETRYABLE_TASK_CODES  # a code or one of its sub-codes
+    if result.status == "Failed" and retryable and attempt < app.settings.max_resubmits:
+        reason = {"code": result.code, "message": result.message[:300]}
+        return _next_attempt(app, claim, result, attempt + 1, reason)
+    size = None
+    if result.status == "Succeeded":
+        with contextlib.suppress(NotFound):  # one HEAD: the cap, the manifest (None: IMM wrote nothing)
+            size = app.store.head(claim.plan.output_bucket, claim.plan.output_key).size
+        over = _over_cap(app, claim, attempt, size) if claim.plan.rule.max_bytes is not None else None
         if over is not None:
-            return _resubmit(app, claim, result, attempt + 1, reason=over)
-    out_uri = claim.plan.output_uri
+            return _next_attempt(app, claim, result, attempt + 1, over.reason())
     manifest = _record_outcome(
         app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt, size=size,
         task_start=result.start_time, task_end=result.end_time,
-        reported=next((a for a in result.animations() if a.get("URI") == out_uri), None))
+        reported=next((a for a in result.animations() if a.get("URI") == claim.plan.output_uri), None))
     return _said(ResultReport(event="recorded", **base, code=result.code or None, message=result.message or None,
                               source=manifest.source.uri, output=manifest.output.uri, bytes=manifest.output.bytes,
                               billed_frames=manifest.billed_frames_estimate),
@@ -380,95 +340,45 @@ def _said(report: ResultReport, level: int = logging.INFO) -> ResultReport:
     return report
 
 
-def _after_probe(app: App, claim: Claim, result: ImmTaskResult) -> ResultReport:
-    """The probe of a ``start: auto`` clip ended: score its sheet, then submit the animation from there.
-
-    A failed probe, or a sheet that cannot be read or split, does not lose the clip: it
-    starts at 0, and the manifest says why. A store that fails for now is raised (retried).
-    A copy of the result finds the pick made (the animation is only leased after it) and
-    then the animation's task: a duplicate, without scoring the sheet again.
-    """
-    claims = app.claims
-    pick = claims.pick(claim) or claims.record_pick(claim, _score_probe(app, claim, result))
-    return _next_attempt(app, claim, result, 0, {"after": "probe", "start": f"{pick.start:g}"}, event="submitted",
-                         what="the animation", note=f"start {pick.start:g} s: {pick.why}")
-
-
 def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
-    from .probe import score_sheet
-
-    plan = claim.plan
-    sprite = plan.probe.sprite
-    fallback = "started at 0 s: the probe {}"
+    """The start a probe's sheet picks; a failed probe, or a sheet that cannot be read or split, does not
+    lose the clip: it starts at 0, and the manifest says why. A store failing for now is raised."""
+    sprite = claim.plan.probe.sprite
     if result.status != "Succeeded":
-        return AutoStart(start=0.0, score=0.0, why=fallback.format(f"failed ({result.code}: {result.message})"),
-                         tiles=0)
-    sheet = objects.ObjectRef.parse(sprite.uri)
-    try:
-        data = app.store.read(sheet.bucket, sheet.key, PROBE_SHEET_BYTES)
-        return score_sheet(data, sprite, plan.rule.duration or sprite.interval, uri=sprite.uri,
-                           max_bytes=PROBE_SHEET_BYTES)
-    except (NotFound, TooLarge, ValueError) as exc:
-        reason = exc.message if isinstance(exc, AutoanimError) else str(exc)
-        return AutoStart(start=0.0, score=0.0, why=fallback.format(f"sheet could not be used ({reason})"),
-                         tiles=0, sheet=sprite.uri)
+        why = f"failed ({result.code}: {result.message})"
+    else:
+        sheet = objects.ObjectRef.parse(sprite.uri)
+        try:
+            data = app.store.read(sheet.bucket, sheet.key, activity.PARAMS.max_sheet_bytes)
+            return probe.score_sheet(data, sprite, claim.plan.rule)
+        except (NotFound, TooLarge, ValueError) as exc:
+            why = f"sheet could not be used ({exc})"
+    return AutoStart(start=0.0, score=0.0, why=f"started at 0 s: the probe {why}", tiles=0,
+                     sheet=sprite.uri if result.status == "Succeeded" else "")
 
 
-def _retryable_code(code: str) -> bool:
-    return any(code == c or code.startswith(c + ".") for c in RETRYABLE_TASK_CODES)
-
-
-def _output_size(app: App, claim: Claim) -> int | None:
-    """The output's bytes (a HEAD), or None when IMM said Succeeded but wrote nothing."""
-    try:
-        return app.store.head(claim.plan.output_bucket, claim.plan.output_key).size
-    except NotFound:
-        return None
-
-
-def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> dict[str, str] | None:
-    """A size retry, when attempt ``attempt`` succeeded over the rule's cap with retries left: the reason
-    for attempt ``attempt + 1``, once its scale is recorded. None: the output is the outcome.
-
-    ``size`` was measured before the next attempt's scale is looked for: attempt ``attempt + 1``
-    only exists once its scale is recorded (write-once, before its lease), so a size measured
-    while there is none is this attempt's output, never the smaller one that replaces it.
-    """
+def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRecord | None:
+    """Attempt ``attempt + 1``'s scale when this attempt succeeded over the cap with size retries left
+    (None: this output is the outcome). ``size`` was measured before the scale is looked for, so it is
+    this attempt's output, never the smaller one that replaces it (recorded after its scale)."""
     claims = app.claims
     cap = claim.plan.rule.max_bytes
-    nxt = attempt + 1
-    decided = claims.scale(claim, nxt)
-    if decided is None and size is not None and size > cap and len(claims.scales(claim, attempt)) \
-            < app.settings.target_retries:
-        previous = claims.scale_of(claim, attempt)
-        factor = (previous.factor if previous else 1.0) * cap * _margin() / size
-        decided = claims.record_scale(claim, nxt, ScaleRecord(factor=factor, after=attempt, bytes=size, cap=cap,
-                                                              at=app.clock()))
-    return _over_cap_reason(decided) if decided is not None else None
-
-
-def _over_cap_reason(scale: ScaleRecord) -> dict[str, str]:
-    return {"code": "OverCap", "message": f"attempt {scale.after} made {scale.bytes} bytes, over the cap of "
-                                          f"{scale.cap}: scaled by {scale.factor:.3f}"}
-
-
-def _margin() -> float:
-    from .targets import MARGIN
-
-    return MARGIN
-
-
-def _resubmit(app: App, claim: Claim, result: ImmTaskResult, attempt: int,
-              reason: dict[str, str] | None = None) -> ResultReport:
-    """The next attempt under its own lease: the same work again after a transient IMM failure, or the
-    plan scaled down after an output over its cap (``reason``: OverCap)."""
-    reason = reason or {"code": result.code, "message": result.message[:300]}
-    return _next_attempt(app, claim, result, attempt, reason, event="resubmitted", what="resubmit")
+    decided = claims.scale(claim, attempt + 1)
+    if decided is not None or size is None or size <= cap:
+        return decided
+    scales = claims.scales(claim, attempt)
+    if len(scales) >= app.settings.target_retries:
+        return None
+    factor = (factor_at(scales, attempt) or 1.0) * cap * targets.MARGIN / size
+    scale = ScaleRecord(factor=factor, after=attempt, bytes=size, cap=cap, at=app.clock())
+    return claims.record_scale(claim, attempt + 1, scale)
 
 
 def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, reason: dict[str, str], *,
-                  event: ResultEvent, what: str, note: str | None = None) -> ResultReport:
-    """Lease attempt ``attempt`` and submit it once; a holder before us made it: a duplicate."""
+                  event: ResultEvent = "resubmitted", what: str = "resubmit",
+                  note: str | None = None) -> ResultReport:
+    """Lease attempt ``attempt`` and submit it once (the same work again after a transient IMM failure, or
+    smaller after an output over its cap); a holder before us made it: a duplicate."""
     base = {"task_id": result.task_id, "status": result.status, "code": reason.get("code") or result.code or None}
     claims = app.claims
     held = None if claims.task(claim, attempt) is not None else claims.lease(claim, attempt, reason=reason)
@@ -487,24 +397,21 @@ def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, r
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
                     size: int | None = None, task_start: str = "", task_end: str = "",
                     reported: dict[str, Any] | None = None) -> Manifest:
-    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked).
-
-    ``size``: the output's bytes as the caller measured them (a success without them has no output).
-    """
-    plan = claim.plan
+    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked);
+    ``size``: the output's bytes as the caller measured them (a success without them has no output)."""
+    plan, claims = claim.plan, app.claims
+    reported = reported or {}
     if status == "Succeeded" and size is None:
         status, code = "Failed", "OutputMissing"
         message = f"IMM reported success but {plan.output_uri} does not exist"
-    tasks = app.claims.tasks(claim, attempt)
-    pick = app.claims.pick(claim) if plan.probe is not None else None
-    reported = reported or {}
-    scales = app.claims.scales(claim, attempt)
+    tasks = claims.tasks(claim, attempt)
+    pick = claims.pick(claim) if plan.probe is not None else None
+    scales = claims.scales(claim, attempt)
     attempts = [_attempt(plan, t, scales) for t in tasks]
-    factor = _scale_at(scales, attempt)  # a size retry's request, else the plan's
+    factor = factor_at(scales, attempt)  # a size retry's request, else the plan's
     final = plan.request if factor is None else plan.request_for(attempt, start=pick.start if pick else None,
                                                                   scale=factor)
     cap = plan.rule.max_bytes
-    given_up = list(plan.rule.given_up if factor is None else planner.scaled(plan.rule, factor)[0].given_up)
     manifest = Manifest(
         status=status, code=code, message=message,
         task_id=tasks[-1].task_id if tasks and tasks[-1].attempt == attempt else "",
@@ -515,52 +422,41 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
         output=OutputInfo(uri=plan.output_uri, bytes=size, frames=reported.get("Frames"),
                           width=reported.get("Width"), height=reported.get("Height")),
         billed_frames_estimate=sum(a.billed_frames_estimate for a in attempts),
-        cap=cap, met=(size <= cap if size is not None else False) if cap is not None else None,
-        given_up=given_up,
-        timings=Timings(claimed_at=iso_ms(claim.record.created_at), task_start=task_start or None,
+        cap=cap, met=None if cap is None else size is not None and size <= cap,
+        given_up=list((plan.rule if factor is None else planner.scaled(plan.rule, factor)).given_up),
+        timings=Timings(claimed_at=iso_ms(claim.created_at), task_start=task_start or None,
                         task_end=task_end or None, recorded_at=iso_ms(app.clock())),
         request=final.wire(),
     )
     app.store.put(plan.output_bucket, plan.manifest_key, manifest.dump(), "application/json")
-    app.claims.finish(claim, Outcome(status=status, code=code, message=message, task_id=manifest.task_id,
-                                     attempt=attempt, at=app.clock()))
+    claims.finish(claim, Outcome(status=status, code=code, message=message, task_id=manifest.task_id,
+                                 attempt=attempt, at=app.clock()))
     if app.settings.status_tag:
         _tag_source(app, plan.source, status)
     return manifest
 
 
-def _scale_at(scales: dict, attempt: int) -> float | None:
-    """The factor attempt ``attempt`` was made at (its size retry's, or the latest before it)."""
-    made = [n for n in scales if n <= attempt]
-    return scales[max(made)].factor if made else None
-
-
-def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict | None = None) -> Attempt:
+def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict[int, ScaleRecord]) -> Attempt:
     if task.attempt == PROBE:  # a sprite sheet: IMM's billing unit for it is not documented
         tiles = plan.probe.sprite.number if plan.probe else 0
         return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
                        billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
-    factor = _scale_at(scales or {}, task.attempt)
-    frames = plan.request_for(task.attempt, scale=factor).animation.number if factor is not None else plan.billed_frames
-    own = (scales or {}).get(task.attempt)  # an adopted task's record has no reason: its scale says it
-    reason = task.reason or (_over_cap_reason(own) if own is not None else None)
-    return Attempt(attempt=task.attempt, task_id=task.task_id, how=task.how, reason=reason,
+    factor = factor_at(scales, task.attempt)
+    frames = plan.billed_frames if factor is None else planner.scaled(plan.rule, factor).frames
+    own = scales.get(task.attempt)  # an adopted task's record has no reason: its scale says it
+    return Attempt(attempt=task.attempt, task_id=task.task_id, how=task.how,
+                   reason=task.reason or (own.reason() if own is not None else None),
                    billed_frames_estimate=frames, scale=factor)
 
 
-def _put_json(app: App, bucket: str, key: str, body: dict[str, Any]) -> None:
-    app.store.put(bucket, key, json.dumps(body, ensure_ascii=False, indent=2).encode(), "application/json")
-
-
-def _tag_source(app: App, source: SourceObject, status: str) -> None:
+def _tag_source(app: App, source: objects.SourceObject, status: str) -> None:
     """Merge ``autoanim-status`` into the source's tags, within OSS's 10-tag limit."""
-    bucket, key = source.bucket, source.key
     try:
-        tags = app.store.get_tags(bucket, key)
+        tags = app.store.get_tags(source.bucket, source.key)
         if STATUS_TAG not in tags and len(tags) >= objects.MAX_TAGS:
             log.event("result.status_tag_skipped", 30, source=source.uri,
                       reason=f"the object already has {len(tags)} tags (OSS allows {objects.MAX_TAGS})")
             return
-        app.store.put_tags(bucket, key, {**tags, STATUS_TAG: status.lower()})
+        app.store.put_tags(source.bucket, source.key, {**tags, STATUS_TAG: status.lower()})
     except AutoanimError as exc:  # the manifest is the record; a tag that cannot be written is only logged
         log.event("result.status_tag_skipped", 30, source=source.uri, reason=exc.message)

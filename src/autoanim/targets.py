@@ -1,27 +1,13 @@
-"""Targets: what a destination accepts (format, size, duration, frame rate, bytes), as versioned data.
+"""Targets: what a destination accepts (format, size, duration, fps, bytes) as versioned data, and the
+size model the planner fits a capped rule with (docs/engine.md, "Targets" and "The size model").
 
-The built-in targets are ``targets.json`` beside this module: each limit with
-where it comes from and when it was checked. Operators add or replace targets
-with ``AUTOANIM_TARGETS`` (JSON of the same shape as one entry of
-``targets``, without ``sources`` if they like). Everything is validated by the
-models below, at start-up (``bootstrap.check``) as profiles are.
-
-A target combines with the other rule fields as a profile does: it fills what
-the rule leaves open (format, size, duration, fps) and bounds what the rule
-gives; a rule that contradicts its target is refused with the reason
-(``rules.resolve``). ``anim-max-bytes`` is a byte cap alone.
-
-The size model (``estimate_bytes``) is what the cloud path plans with, since
-IMM has no quality knob: output bytes are about ``pixel-frames × BYTES_PER_PIXEL_FRAME[format]``
-at ``REF_AREA`` pixels a frame, a little more a pixel for smaller pictures (``SIZE_EXPONENT``);
-the planner aims at ``cap × MARGIN``. Its numbers and how they were measured
-are in docs/engine.md.
+The built-in targets are ``targets.json`` beside this module, each limit with its source and the date it
+was checked; operators add or replace targets with ``AUTOANIM_TARGETS`` (entries of the same shape).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from importlib import resources
@@ -33,11 +19,10 @@ from .errors import ConfigError
 
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 
-# Output bytes per output pixel-frame (width × height × frames) of a REF_AREA picture, and how that
-# falls with the picture's area (bytes per pixel-frame ∝ area ** -SIZE_EXPONENT): the largest of the
-# engine's outputs at its default quality (WebP q75, GIF 256 colours) over the bench's five clips,
-# 10 fps, 96 to 512 px (bench/targets.py, 2026-12-01; docs/engine.md). IMM's encoder is not ours,
-# so the planner keeps a margin and the result is checked (the size retry of ``service``).
+# Output bytes per output pixel-frame (width × height × frames) of a REF_AREA picture, and how that falls
+# with the picture's area (∝ area ** -SIZE_EXPONENT): the largest of the engine's outputs at its default
+# quality over the bench's five clips (bench/targets.py, 2026-12-01; docs/engine.md). IMM's encoder is not
+# ours, so the planner keeps a margin and the result is checked (the size retry of ``service``).
 BYTES_PER_PIXEL_FRAME = {"webp": 0.18, "gif": 0.66}
 SIZE_EXPONENT = {"webp": 0.25, "gif": 0.05}
 REF_AREA = 320 * 320
@@ -79,11 +64,10 @@ class TargetFile(BaseModel):
     targets: dict[str, Target]
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def builtin() -> TargetFile:
     """The shipped ``targets.json``, validated once."""
-    raw = resources.files(__package__).joinpath("targets.json").read_text(encoding="utf-8")
-    return TargetFile.model_validate(json.loads(raw))
+    return TargetFile.model_validate_json(resources.files(__package__).joinpath("targets.json").read_bytes())
 
 
 def names(settings: Any) -> list[str]:
@@ -137,11 +121,9 @@ class Knobs(BaseModel):
 def shrink(knobs: Knobs, factor: float) -> tuple[Knobs, list[str]]:
     """``knobs`` scaled so that the bytes they make scale by ``factor`` (< 1), and what was given up.
 
-    The frame rate takes ``factor ** RATE_SHARE`` (fewer frames over the same time, the same playback
-    speed), down to ``MIN_FPS``; the size the rest (both sides by the square root), down to
-    ``MIN_SIDE``; what is still left lowers the rate to its floor, then the frames (a shorter clip).
-    A size the target fixes is never touched. Pure and deterministic: every caller computes the same
-    plan from the same factor.
+    The frame rate takes ``factor ** RATE_SHARE`` (fewer frames over the same time), down to ``MIN_FPS``;
+    the size the rest, down to ``MIN_SIDE``; what is left lowers the rate to its floor, then the frames
+    (a shorter clip). A size the target fixes is never touched. Pure: every caller plans the same.
     """
     if factor >= 1:
         return knobs, []

@@ -1,19 +1,11 @@
-"""``autoanim watch``: a folder of buckets where every new complete file is an upload.
+"""``autoanim watch``: every new complete file under ``<root>/<bucket>/`` is one FC OSS PutObject event.
 
-Each new (or moved-in) file under ``<root>/<bucket>/`` becomes one FC OSS
-``ObjectCreated:PutObject`` event, passed to ``handle`` once the file is
-complete: at once when its writer closes it (inotify close-write), otherwise
-when its size and mtime have not changed for ``settle`` seconds (writers that
-keep the file open, files moved in). Files already present when the watch
-starts are not handled. Ignored: anything with a path segment starting with
-``.`` (the ``.autoanim`` metadata tree, the store's and the engine's temp
-files ``.<name>.tmp``, editors' swap files), keys under ``ignore_prefixes``,
-and a file whose (path, size, mtime) was already handled.
+Complete: closed by its writer (inotify close-write), or unchanged for ``settle`` seconds. What is
+ignored and why: docs/local.md, "autoanim watch".
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -26,25 +18,14 @@ from .adapters.local_store import LocalObjectStore
 from .errors import ServiceError
 from .fc_events import oss_event
 
-log = logging.getLogger(__name__)
-
 Signature = tuple[int, int]  # (size, mtime_ns)
 
 
-def watch(
-    store: LocalObjectStore,
-    handle: Callable[[bytes], None],
-    *,
-    stop: threading.Event | None = None,
-    settle: float = 0.5,
-    on_error: Callable[[Exception], None] | None = None,
-    ignore_prefixes: tuple[str, ...] = (),
-    ready: threading.Event | None = None,
-) -> None:
-    """Blocks until ``stop`` is set, calling ``handle(event_bytes)`` on this thread, one file at a time.
-
-    ``ready`` is set once the folder is being watched (files written after that are seen).
-    """
+def watch(store: LocalObjectStore, handle: Callable[[bytes], None], *, on_error: Callable[[Exception], None],
+          stop: threading.Event | None = None, settle: float = 0.5, ignore_prefixes: tuple[str, ...] = (),
+          ready: threading.Event | None = None) -> None:
+    """Blocks until ``stop`` is set, calling ``handle(event_bytes)`` on this thread, one file at a time;
+    a failure goes to ``on_error`` and the watch goes on. ``ready`` is set once the folder is watched."""
     from watchdog.observers import Observer
 
     # watchdog 7 warns when a new folder's watch is registered twice (its own race; harmless).
@@ -63,11 +44,8 @@ def watch(
                 try:
                     info = store.head(bucket, key)
                     handle(oss_event(bucket, key, size=info.size, etag=info.etag))
-                except Exception as exc:
-                    if on_error is None:
-                        log.exception("watch: handling %s/%s failed", bucket, key)
-                    else:
-                        on_error(exc)
+                except Exception as exc:  # noqa: BLE001 - reported; the watch goes on
+                    on_error(exc)
     finally:
         observer.stop()
         observer.join()
@@ -115,9 +93,7 @@ class _Tracker:
             bucket, key = self._store.key_for(path)
         except (ValueError, ServiceError):
             return None  # outside a bucket folder, the .autoanim tree, or a name the store refuses
-        if any(segment.startswith(".") for segment in key.split("/")):
-            return None
-        if key.startswith(self._ignore_prefixes):
+        if key.startswith(self._ignore_prefixes) or any(part.startswith(".") for part in key.split("/")):
             return None
         return bucket, key
 
@@ -134,9 +110,8 @@ class _Tracker:
                 signature = (stat.st_size, stat.st_mtime_ns)
                 if self._handled.get(path) == signature:
                     del self._candidates[path]
-                elif candidate.closed or (
-                    signature == candidate.signature and now - candidate.since >= self._settle
-                ):
+                elif candidate.closed or (signature == candidate.signature
+                                          and now - candidate.since >= self._settle):
                     del self._candidates[path]
                     self._handled[path] = signature
                     found.append(self._object(path))

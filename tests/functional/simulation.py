@@ -36,7 +36,7 @@ import yaml
 import index
 from autoanim import log, planner
 from autoanim.adapters.memory import MemoryObjectStore
-from autoanim.claims import ClaimRecord, Outcome
+from autoanim.claims import Claim, Outcome
 from autoanim.config import Settings
 from autoanim.convert_request import ConvertRequest
 from autoanim.errors import AutoanimError, ServiceError
@@ -340,13 +340,13 @@ class World:
 
     # --- what came of it --------------------------------------------------------------------
 
-    def claims(self) -> dict[str, ClaimRecord]:
+    def claims(self) -> dict[str, Claim]:
         prefix = self.settings.output_prefix + planner.CLAIMS_FOLDER
         found = {}
         for (bucket, key), raw in self.store.objects.items():
             name = key[len(prefix):] if key.startswith(prefix) else ""
             if name.endswith(".json") and "." not in name[:-5]:
-                found[key] = ClaimRecord.model_validate_json(raw)
+                found[key] = Claim.model_validate_json(raw)
         return found
 
     def check(self) -> None:

@@ -68,11 +68,12 @@ def test_the_local_media_service_runs_a_probe_request_like_imm(store, settings):
     (call,) = sheets.calls
     assert call["duration"] == planned.span and call["sprite"] == planned.sprite
     _, _, content = parse(notify.events[0])
-    assert content["Status"] == "Succeeded" and probe.is_probe_user_data(content["UserData"])
+    assert content["Status"] == "Succeeded"
+    assert planner.TaskUserData.parse(content["UserData"]).attempt == planner.PROBE
     (target,) = content["Targets"]
     (sheet,) = target["Image"]["Sprites"]
     assert sheet["URI"] == planned.sheet_uri and sheet["Tiles"] == 30 and target["Image"]["Animations"] == []
-    data = store.read(planned.sheet_bucket, planned.sheet_key, planned.max_sheet_bytes)
+    data = store.read(planned.sheet_bucket, planned.sheet_key, PARAMS.max_sheet_bytes)
     assert 5 <= probe.pick_start(data, planned).start <= 7  # what the result function will do with it
 
 

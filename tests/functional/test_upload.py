@@ -20,8 +20,8 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42 video bytes"
 
 def oss_event(*keys: str, bucket: str = "test-bucket", name: str = "ObjectCreated:PutObject") -> bytes:
     """One FC OSS trigger event with an entry per key (the one event builder: ``fc_events``)."""
-    return fc_events.oss_batch([fc_events.oss_entry(bucket, key, size=len(VIDEO), etag="5B3C1A2E0F9D4E6C8B7A6D5E4F3C2B1A",
-                                                    event_name=name, region="cn-hangzhou") for key in keys])
+    return fc_events.oss_event(bucket, *keys, size=len(VIDEO), etag="5B3C1A2E0F9D4E6C8B7A6D5E4F3C2B1A",
+                               event_name=name, region="cn-hangzhou")
 
 
 def upload(app, key, data=VIDEO, tags=None, bucket="test-bucket"):

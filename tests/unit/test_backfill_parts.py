@@ -1,4 +1,4 @@
-"""The backfill's pure parts: sidecars known from the listing, task ids, the rate limit, the checkpoint."""
+"""The backfill's pure parts: sidecars known from the listing, task ids, the hand-overs' limit and rate, the checkpoint."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_task_ids_name_bucket_key_and_etag_within_fcs_rules():
     assert one not in others and len(others) == 3
 
 
-def test_the_rate_limit_spaces_calls_evenly():
+def test_hand_overs_are_spaced_evenly():
     now = [100.0]
     slept = []
 
@@ -80,21 +80,22 @@ def test_the_rate_limit_spaces_calls_evenly():
         slept.append(round(seconds, 6))
         now[0] += seconds
 
-    limit = backfill.RateLimit(4.0, clock=lambda: now[0], sleep=sleep)
+    gate = backfill.HandOvers(None, 4.0, clock=lambda: now[0], sleep=sleep)
     for _ in range(5):
-        limit.wait()
+        assert gate.take()
     assert slept == [0.25, 0.25, 0.25, 0.25]
     now[0] += 10  # idle time is not saved up into a burst
-    limit.wait()
-    limit.wait()
+    gate.take()
+    gate.take()
     assert slept[-1] == 0.25 and len(slept) == 5
-    backfill.RateLimit(0).wait()  # 0: unbounded, never sleeps
+    backfill.HandOvers(None, 0, sleep=slept.append).take()  # 0: unbounded, never sleeps
+    assert len(slept) == 5
 
 
-def test_the_budget_stops_hand_overs():
-    budget = backfill.Budget(2)
-    assert [budget.take() for _ in range(3)] == [True, True, False] and budget.spent
-    assert backfill.Budget(None).take() and not backfill.Budget(None).spent
+def test_the_limit_stops_hand_overs():
+    gate = backfill.HandOvers(2, 0)
+    assert [gate.take() for _ in range(3)] == [True, True, False] and gate.spent
+    assert backfill.HandOvers(None, 0).take() and not backfill.HandOvers(None, 0).spent
 
 
 def test_a_checkpoint_resumes_only_the_same_run(tmp_path):
@@ -127,3 +128,11 @@ def test_bad_flags_are_refused_before_any_request(flags, capsys):
 
     assert cli.main(["backfill", "oss://b/videos/", "--progress", "off", *flags]) == 2
     assert capsys.readouterr().err.startswith("autoanim: ")
+
+
+@pytest.mark.parametrize("source", ["oss://", "oss:///videos/"])
+def test_a_source_without_a_bucket_is_refused_in_one_line(source, capsys):
+    from autoanim import cli
+
+    assert cli.main(["backfill", source, "--progress", "off"]) == 2
+    assert capsys.readouterr().err.startswith(f"autoanim: {source}: no bucket")

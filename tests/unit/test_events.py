@@ -47,7 +47,8 @@ def test_bad_entries_are_reported_not_dropped():
     raw = json.dumps({"events": [good, {"eventName": "ObjectCreated:PutObject"}, good]}).encode()
     batch = parse_oss_event(raw)
     assert [i for i, _ in batch.records] == [0, 2]
-    assert batch.errors[0].index == 1 and "oss" in batch.errors[0].reason
+    (index, reason), = batch.errors
+    assert index == 1 and "oss" in reason
 
 
 @pytest.mark.parametrize("raw,match", [

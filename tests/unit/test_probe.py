@@ -111,14 +111,14 @@ def test_probe_and_animation_share_one_claim_and_the_pick_becomes_the_start_time
     picked = probe.with_start(rule, auto)
     (task,) = planner.plan(SOURCE, [picked], settings)
     assert task.request.source.start_time == auto.start and task.request.source.duration == 3
-    assert task.idempotency_key == planned.idempotency_key and task.claim_key == planned.claim_key
+    assert task.request.tags["autoanim-claim"] == planned.request.tags["autoanim-claim"] == task.idempotency_key
     assert json.loads(task.request.user_data)["claim"] == json.loads(planned.request.user_data)["claim"]
-    assert not probe.is_probe_user_data(task.request.user_data)
+    assert planner.TaskUserData.parse(task.request.user_data).attempt == 0
     with pytest.raises(ValueError, match="over the limit"):
-        probe.pick_start(np.zeros(planned.max_sheet_bytes + 1, np.uint8).tobytes(), planned)
+        probe.pick_start(np.zeros(PARAMS.max_sheet_bytes + 1, np.uint8).tobytes(), planned)
     # What the result function can do from the stored probe request alone (no re-planning):
     stored = type(planned.request).model_validate(json.loads(json.dumps(planned.request.wire())))
-    again = probe.score_sheet(sheet, stored.sprite, rule.duration, uri=planned.sheet_uri)
+    again = probe.score_sheet(sheet, stored.sprite, rule)
     assert again == auto
 
 

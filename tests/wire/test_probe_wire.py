@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from autoanim import objects, probe, rules
+from autoanim import objects, planner, probe, rules
 from autoanim.adapters.imm import ImmMediaService
 
 
@@ -67,4 +67,4 @@ def test_the_probe_request_arrives_field_for_field(capture, sts, settings):
     assert target["Image"].get("Animations") in ([], None)
     assert json.loads(seen["Sources"])[0]["Duration"] == planned.span
     assert json.loads(seen["Notification"]) == {"MNS": {"TopicName": "test-mns-topic"}}
-    assert probe.is_probe_user_data(seen["UserData"])
+    assert planner.TaskUserData.parse(seen["UserData"]).attempt == planner.PROBE
