@@ -245,17 +245,19 @@ class WebpWriter:
 def refine(palette, samples, rounds: int):
     """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24 pixels).
 
-    Each round maps the samples' distinct colours onto the palette with ``paletteuse`` (no
-    dither: each to its nearest colour, by the measure the frames will be mapped with) and moves
-    every colour to the mean of its samples, for ``rounds`` rounds or until none moves. Returns a
-    palette frame like ``palette``; the transparent entry stays.
+    The samples are grouped in cells of 4x4x4 levels; each round maps every cell's mean colour
+    onto the palette with ``paletteuse`` (no dither: to its nearest colour, by the measure the
+    frames will be mapped with) and moves every colour to the exact mean of the samples of its
+    cells, for ``rounds`` rounds or until none moves. Returns a palette frame like ``palette``;
+    the transparent entry stays.
     """
     import av
     import numpy as np
 
-    packed, weights = np.unique(samples.astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], np.int32),
-                                return_counts=True)  # a colour sampled n times counts n times
-    colours = np.stack([packed >> 16, packed >> 8 & 255, packed & 255], axis=1).astype(np.uint8)
+    cells = (samples >> 2).astype(np.int32) @ np.array([1 << 12, 1 << 6, 1], np.int32)
+    _, cell, weights = np.unique(cells, return_inverse=True, return_counts=True)
+    cell_sums = np.stack([np.bincount(cell.reshape(-1), weights=samples[:, c]) for c in (2, 1, 0)], axis=1)
+    colours = np.rint(cell_sums[:, ::-1] / weights[:, None]).astype(np.uint8)  # each cell's mean, rgb
     width = 1024
     rows = -(-len(colours) // width)
     image = np.zeros((rows * width, 3), np.uint8)
@@ -271,10 +273,10 @@ def refine(palette, samples, rounds: int):
         nearest = indices.reshape(-1)[: len(colours)]
         counts = np.bincount(nearest, weights=weights, minlength=256)
         moved = (counts > 0) & (argb[:, 0] == 255)
-        sums = [np.bincount(nearest, weights=weights * colours[:, c], minlength=256) for c in (2, 1, 0)]
+        sums = np.stack([np.bincount(nearest, weights=cell_sums[:, c], minlength=256) for c in range(3)], axis=1)
         bgra = np.empty((256, 4), np.uint8)
         bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
-        means = np.clip(np.rint(np.stack(sums, axis=1)[moved] / counts[moved, None]), 0, 255)
+        means = np.clip(np.rint(sums[moved] / counts[moved, None]), 0, 255)
         if (means == bgra[moved, :3]).all():
             break
         bgra[moved, :3] = means
