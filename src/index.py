@@ -1,7 +1,5 @@
-"""The two Function Compute handlers (``event`` is bytes): the invocation's app, the work, a JSON answer.
-
-Tests and ``autoanim invoke`` pass ``app=`` to run them on other adapters.
-"""
+"""The two Function Compute handlers (``event`` is bytes): the invocation's app, the work, a JSON answer
+(tests pass ``app=`` to run them on other adapters)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
-"""Where something happens: score windows of a clip from small tiles sampled at known times.
-
-Pure functions over numpy arrays, imported by the functions that use them (planning a probe
-imports neither numpy nor Pillow). The cloud splits IMM's sprite sheet, the local engine makes
-the same tiles, and both score them here; the score and its knobs: docs/engine.md ("The score").
-"""
+"""Where something happens: a clip's windows scored from small tiles sampled at known times (IMM's
+sprite sheet, or the local engine's same tiles). numpy and Pillow are imported by the functions that
+use them (planning a probe imports neither); the score and its knobs: docs/engine.md ("The score")."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Sequence
@@ -50,10 +48,9 @@ PARAMS = Params()
 
 @dataclass(frozen=True)
 class Choice:
-    """The window picked: start and end (seconds), its score, and why, in words."""
+    """The window picked: its start (seconds), its score, and why, in words."""
 
     start: float
-    end: float
     score: float
     why: str
     tiles: int  # tiles scored
@@ -141,10 +138,10 @@ def pairs(tiles: Sequence[np.ndarray], params: Params = PARAMS) -> list[Pair]:
 
 
 def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration: float, *,
-                  end: float | None = None, params: Params = PARAMS) -> Choice:
+                  params: Params = PARAMS) -> Choice:
     """The start of the ``duration``-second window with the most visible motion inside one shot, among the
-    tile times (``times[i]``: when ``tiles[i]`` was sampled, ascending) whose window ends by ``end`` (where
-    the sampled range stops; default: the last time plus the median spacing)."""
+    tile times (``times[i]``: when ``tiles[i]`` was sampled, ascending) whose window ends within the
+    sampled range (the last time plus the median spacing)."""
     import numpy as np
 
     if len(tiles) != len(times):
@@ -153,9 +150,8 @@ def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration:
         raise ValueError(f"window duration must be > 0, got {duration}")
     times = [float(t) for t in times]
     if not tiles:
-        return Choice(0.0, duration, 0.0, "no tiles: the clip could not be sampled; starting at 0", 0)
-    spacing = float(np.median(np.diff(times))) if len(times) > 1 else duration
-    end = times[-1] + spacing if end is None else end
+        return Choice(0.0, 0.0, "no tiles: the clip could not be sampled; starting at 0", 0)
+    end = times[-1] + (float(np.median(np.diff(times))) if len(times) > 1 else duration)  # sampled range
     flags = tile_flags(tiles, params)
     steps = pairs(tiles, params)
     energy = [
@@ -180,7 +176,7 @@ def choose_window(tiles: Sequence[np.ndarray], times: Sequence[float], duration:
     candidates = [i for i, t in enumerate(times) if t + duration <= end + 1e-6] or [0]
     _, i, inside, score, bad, crosses = max(judged(i) for i in candidates)  # the keys differ: -i
     start = times[i]
-    return Choice(start=start, end=start + duration, score=round(score, 3),
+    return Choice(start=start, score=round(score, 3),
                   why=_why(start, duration, score, energy, steps, flags, inside, shots, crosses, bad),
                   tiles=len(tiles), shots=shots)
 
@@ -211,14 +207,9 @@ def _why(start, duration, score, energy, steps, flags, inside, shots, crosses, b
 def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_height: int, margin: int = 0,
                 pad: int = 0, count: int | None = None, max_bytes: int = PARAMS.max_sheet_bytes,
                 ) -> list[np.ndarray]:
-    """The tiles of a sprite sheet (JPEG or PNG bytes), row by row, as RGB uint8 arrays.
-
-    Up to ``columns`` x ``rows`` tiles, ``margin`` px from the edge and ``pad`` apart; a sheet of fewer
-    tiles may have fewer rows. Without ``count``, trailing cells of one colour are unused and dropped.
-    ``ValueError`` for a sheet that is too large, unreadable or not of the grid's width.
-    """
-    import io
-
+    """The tiles of a sprite sheet (JPEG or PNG bytes), row by row, as RGB uint8 arrays: up to ``columns``
+    x ``rows``, ``margin`` px from the edge and ``pad`` apart (fewer tiles may mean fewer rows; without
+    ``count``, trailing one-colour cells are dropped). ``ValueError``: too large, unreadable, too narrow."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -254,8 +245,6 @@ def split_sheet(data: bytes, *, columns: int, rows: int, tile_width: int, tile_h
 def make_sheet(tiles: Sequence[np.ndarray], *, columns: int, margin: int = 0, pad: int = 0,
                fmt: str = "jpg", quality: int = 90) -> bytes:
     """Lay tiles out row by row (the inverse of ``split_sheet``) and encode the sheet."""
-    import io
-
     import numpy as np
     from PIL import Image
 

@@ -1,10 +1,7 @@
 """``autoanim backfill``: list, plan each video as ``on_upload`` would (``service.plan_video``), bill,
-and with ``--submit`` hand each to ``on_upload`` (README "Backfill", docs/local.md).
-
-A video's sidecar is known from the listing (``<key>.anim.json`` sorts after ``<key>``), so only
-tags are read per video; the claims folder is listed once per output bucket. The checkpoint is the
-last key before which everything was handled, so ``--resume`` starts after it and loses nothing.
-"""
+and with ``--submit`` hand each to ``on_upload`` (README "Backfill", docs/local.md). Sidecars are known
+from the listing, so only tags are read per video; the claims folder is listed once per output bucket;
+the checkpoint is the last key before which everything was handled (``--resume`` loses nothing)."""
 
 from __future__ import annotations
 
@@ -83,26 +80,6 @@ class Outcome:
     video: bool = True  # a video (by extension, not ours), whatever its rules said
 
 
-class DoneClaims:
-    """Whether a clip's claim is final; the claims folder of each output bucket is listed once."""
-
-    def __init__(self, app: service.App):
-        self._app = app
-        self._lock = threading.Lock()
-        self._known: dict[str, set[str]] = {}
-        self.listed = 0
-
-    def __call__(self, task: PlannedTask) -> bool:
-        with self._lock:
-            if task.output_bucket not in self._known:
-                folder = self._app.settings.output_prefix + planner.CLAIMS_FOLDER
-                listed = self._app.store.list(task.output_bucket, folder)
-                self._known[task.output_bucket] = {o.key for o in listed}
-                self.listed += len(self._known[task.output_bucket])
-            keys = self._known[task.output_bucket]
-        return claims.handled(task.claim_key, keys)
-
-
 class HandOvers:
     """At most ``limit`` hand-overs (None: any), ``rate`` a second evenly spaced (0: any); thread-safe."""
 
@@ -158,7 +135,7 @@ def in_process_submitter(app: service.App) -> Submit:
     return submit
 
 
-def judge(app: service.App, item: Listed, done: DoneClaims, submit: Submit | None,
+def judge(app: service.App, item: Listed, done: Callable[[PlannedTask], bool], submit: Submit | None,
           gate: HandOvers) -> Outcome:
     """Plan one listed object with on_upload's own planning; hand it over when asked and needed."""
     info, settings = item.info, app.settings
@@ -232,7 +209,7 @@ class Summary:
         elif outcome.kind in ("rejected", "failed"):
             problems = self.rejected if outcome.kind == "rejected" else self.failed
             problems.append({"key": outcome.key, "reason": outcome.reason})
-        if outcome.kind in ("skipped", "rejected") or (outcome.kind == "failed" and not outcome.tasks):
+        if not outcome.tasks:  # skipped, rejected, or failed before it was planned
             return
         self.videos_with_clips += 1
         self.clips += len(outcome.tasks)
@@ -309,12 +286,20 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
         workers: int = 16, rate: float = 0.0, limit: int | None = None, start_after: str = "",
         checkpoint: Checkpoint | None = None, keep_tasks: bool = True,
         progress: Callable[[Summary], None] | None = None, stop: threading.Event | None = None) -> Summary:
-    """List, plan and (with ``submit``) hand over every video under ``prefix``, results taken in listing
-    order with at most ``4 * workers`` objects in flight. A non-retryable hand-over failure (no such
-    function, no permission) is raised, after the checkpoint is written."""
+    """List, plan and (with ``submit``) hand over every video under ``prefix``, in listing order, at most
+    ``4 * workers`` objects in flight; a permanent hand-over failure is raised after the checkpoint."""
     summary = Summary(source=source, mode="submit" if submit else "dry-run", via=via,
                       resumed_after=start_after or None)
-    done, gate = DoneClaims(app), HandOvers(limit, rate)
+    gate, lock = HandOvers(limit, rate), threading.Lock()
+    known: dict[str, set[str]] = {}  # the claims folder of each output bucket, listed once
+
+    def done(task: PlannedTask) -> bool:  # whether a clip's claim is final
+        with lock:
+            if task.output_bucket not in known:
+                folder = app.settings.output_prefix + planner.CLAIMS_FOLDER
+                known[task.output_bucket] = {o.key for o in app.store.list(task.output_bucket, folder)}
+        return claims.handled(task.claim_key, known[task.output_bucket])
+
     started = time.monotonic()
     frontier = True  # every object so far was handled: the checkpoint may move
     saved_at = started
@@ -362,7 +347,7 @@ def run(app: service.App, bucket: str, prefix: str, *, source: str, via: str, su
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         summary.seconds = time.monotonic() - started
-        summary.claims_listed = done.listed
+        summary.claims_listed = sum(map(len, known.values()))
         summary.complete = finished and frontier and not pending
         if checkpoint is not None:
             checkpoint.save(summary.last_key or start_after or None, complete=summary.complete)

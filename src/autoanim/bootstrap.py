@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +14,6 @@ from .errors import ConfigError
 from .service import App
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from .adapters.credentials import Credentials
     from .local import LocalApp
 
 LOCAL_TOPIC = "autoanim-local-results"
@@ -27,9 +25,7 @@ def build(settings: Settings, context: Any = None) -> App:
     check(settings)
     if settings.backend != "imm":
         return build_local(settings)
-    from .adapters.credentials import resolve_credentials
-
-    return _cloud(settings, resolve_credentials(context), time_left=_time_left(context))
+    return _cloud(settings, context, time_left=_time_left(context))
 
 
 def check(settings: Settings) -> None:
@@ -65,12 +61,14 @@ def _time_left(context: Any) -> Callable[[], float] | None:
     return lambda: deadline - time.monotonic()
 
 
-def _cloud(settings: Settings, credentials: Credentials | None, *, region: str | None = None,
-           public: bool = False, imm: bool = True, time_left: Callable[[], float] | None = None) -> App:
+def _cloud(settings: Settings, context: Any, *, region: str | None = None, public: bool = False,
+           imm: bool = True, time_left: Callable[[], float] | None = None) -> App:
     """OSS and IMM on their SDKs (``public``: OSS's public endpoint; ``imm=False``: no media)."""
+    from .adapters.credentials import resolve_credentials
     from .adapters.imm import ImmMediaService
     from .adapters.oss import OssObjectStore
 
+    credentials = resolve_credentials(context)
     store = OssObjectStore(region=region or settings.oss_region, endpoint=settings.oss_endpoint,
                            credentials=credentials, public=public)
     media = ImmMediaService(project=settings.imm_project or "", region=region or settings.imm_region,
@@ -120,11 +118,9 @@ class _NoMedia:
 def build_operator(settings: Settings, *, region: str | None = None, imm: bool = False) -> App:
     """An app on an operator's machine against the cloud (``autoanim backfill``): OSS on the public
     endpoint, credentials from the default chain; IMM only when it is to submit from here."""
-    from .adapters.credentials import resolve_credentials
-
     if imm and not settings.imm_project:
         raise ConfigError("--via direct submits to IMM from here: set IMM_PROJECT (and IMM_NOTIFY_TOPIC)")
-    return _cloud(settings, resolve_credentials(None), region=region, public=True, imm=imm)
+    return _cloud(settings, None, region=region, public=True, imm=imm)
 
 
 def fc_invoker(settings: Settings, *, function: str, region: str | None,

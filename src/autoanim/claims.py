@@ -1,8 +1,6 @@
-"""Claims: exactly one IMM task per (object version, rule, attempt) and one recorded outcome.
-
-Write-once JSON objects beside the outputs (only a lease is rewritten, by its holder); which exist is
-the state ``service`` drives. The objects, the machine and the guarantee: docs/reliability.md §0.1.
-"""
+"""Claims: exactly one IMM task per (object version, rule, attempt) and one recorded outcome, as
+write-once JSON objects beside the outputs (only a lease is rewritten, by its holder); which exist is
+the state ``service`` drives. The objects, the machine and the guarantee: docs/reliability.md §0.1."""
 
 from __future__ import annotations
 
@@ -45,16 +43,12 @@ class Claim(_Record):
         return self.plan.output_bucket
 
     @property
-    def key(self) -> str:
-        return self.plan.claim_key
-
-    @property
     def uri(self) -> str:
-        return uri(self.bucket, self.key)
+        return uri(self.bucket, self.plan.claim_key)
 
     def part(self, name: str, attempt: int | None = None) -> str:
         """The key of one of its records: ``done``, or ``task``, ``scale``... of an attempt."""
-        return part_key(self.key, name if attempt is None else f"{step(attempt)}.{name}")
+        return part_key(self.plan.claim_key, name if attempt is None else f"{step(attempt)}.{name}")
 
 
 class Lease(_Record):
@@ -162,8 +156,7 @@ class Claims:
 
     def tasks(self, claim: Claim, upto: int) -> list[TaskRecord]:
         """The recorded tasks of the probe (if any) and attempts 0..upto (a missing one is skipped)."""
-        steps = range(claim.plan.first_attempt, upto + 1)
-        return [task for n in steps if (task := self.task(claim, n)) is not None]
+        return [task for n in range(claim.plan.first_attempt, upto + 1) if (task := self.task(claim, n))]
 
     def pick(self, claim: Claim) -> AutoStart | None:
         """The start the probe picked for a ``start: auto`` clip."""
@@ -198,11 +191,10 @@ class Claims:
     def lease(self, claim: Claim, attempt: int, reason: dict[str, str] | None = None) -> Held | TaskRecord:
         """The right to submit ``attempt``, or its task when a holder got that far. A live holder is waited
         for while the budget allows (it usually finishes in ms); then ``ClaimBusy`` is raised (retried)."""
-        index = 0
+        index, delay = 0, POLL_FIRST
         must_look_up = False  # lease 0: nobody held the attempt before
         budget = WAIT_WITHOUT_BUDGET if self.time_left is None else max(0.0, self.time_left())
         waited_until = self.clock() + budget
-        delay = POLL_FIRST
         while True:
             now = self.clock()
             lease = Lease(at=now, expires_at=now + self.lease_seconds, reason=reason)
@@ -229,8 +221,7 @@ class Claims:
 
     def release(self, held: Held, *, clean: bool = False, task_id: str | None = None,
                 error: AutoanimError | None = None) -> None:
-        """Give the lease up (its guarded call failed); best effort: an unreleased lease expires.
-        ``clean``: the failure certainly made no task; ``task_id``: the task it made, unrecorded."""
+        """Give the lease up after its call failed (best effort: an unreleased lease expires)."""
         lease = held.lease.model_copy(update={"released": True, "clean": clean, "task_id": task_id})
         key = held.claim.part(f"lease{held.index}", held.attempt)
         try:
@@ -252,12 +243,8 @@ class Claims:
 
     def _read(self, bucket: str, key: str, model: type[Model]) -> Model | None:
         try:
-            raw = self.store.read(bucket, key, MAX_RECORD_BYTES)
-        except NotFound:
-            return None
-        try:
-            return model.model_validate_json(raw)
-        except ValueError:  # a pydantic ValidationError: not JSON, or not the record
+            return model.model_validate_json(self.store.read(bucket, key, MAX_RECORD_BYTES))
+        except (NotFound, ValueError):  # ValueError: pydantic's ValidationError (not JSON, or not the record)
             return None
 
 

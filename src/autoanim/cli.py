@@ -1,9 +1,7 @@
 """``autoanim``: plan, convert, upload, watch, invoke and backfill, offline or against IMM.
 
-Exit status: 0 done, 2 bad arguments or rules, 3 unreadable media, 4 a service failed.
-Errors are one line on stderr. Only argparse, the errors and the renderer are imported up front: each
-command imports what it runs (``convert`` starts fast: no pipeline, no adapters).
-"""
+Exit status: 0 done, 2 bad arguments or rules, 3 unreadable media, 4 a service failed; errors are one
+line on stderr. Each command imports what it runs (``convert`` loads no pipeline and no adapters)."""
 
 from __future__ import annotations
 
@@ -78,16 +76,14 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     tags = rules.parse_tag_string(args.tags) if args.tags else {}
     sidecar = _read(args.sidecar, "sidecar file") if args.sidecar else None
     for _, record in parse_oss_event(raw).records:  # each object as the event describes it, with these rules
-        if objects.is_sidecar_key(record.key):  # a sidecar's event: its video is there too
-            if sidecar is None:
-                raise ConfigError(f"{args.event} uploads the sidecar {record.key}: "
-                                  "give its content with --sidecar")
-            store.add(record.bucket, objects.video_of_sidecar(record.key), b"", tags)
-            store.add(record.bucket, record.key, sidecar)
-            continue
-        store.add(record.bucket, record.key, b"", tags, etag=record.etag)
-        if sidecar is not None and objects.is_video_key(record.key):
-            store.add(record.bucket, record.key + objects.SIDECAR_SUFFIX, sidecar)
+        is_sidecar = objects.is_sidecar_key(record.key)  # a sidecar's event: its video is there too
+        if is_sidecar and sidecar is None:
+            raise ConfigError(f"{args.event} uploads the sidecar {record.key}: "
+                              "give its content with --sidecar")
+        video = objects.video_of_sidecar(record.key) if is_sidecar else record.key
+        store.add(record.bucket, video, b"", tags, etag=None if is_sidecar else record.etag)
+        if sidecar is not None and objects.is_video_key(video):
+            store.add(record.bucket, video + objects.SIDECAR_SUFFIX, sidecar)
     if not settings.imm_project:  # shown as what it stands for, not as a project named "local"
         settings = settings.model_copy(update={"imm_project": "<IMM_PROJECT>"})
     media = RecordingMediaService()
@@ -98,18 +94,15 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     except RetryLater as exc:  # cannot happen on memory adapters, but never hide it
         report = exc.report
     tasks, probes = [], []
-    for request in media.requests:  # what on_upload sent: animations, and the probes of start: auto clips
-        claim = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location)
-        plan = claim.plan if claim is not None else None
-        if request.targets[0].image.sprites:  # then, after the probe: the animation from the start it picks
-            probes.append({"for": plan.output_uri, "start": "auto", "sheet": request.sprite.uri,
-                           "sampled_frames": request.sprite.number, "request": request.wire()})
-            task = {"output": plan.output_uri, "billed_frames": plan.billed_frames,  # the worst case billed
-                    "start": "auto", "request": plan.request.wire()}
-        else:
-            task = {"output": request.animation.uri, "billed_frames": request.animation.number,
-                    "request": request.wire()}
-        if plan is not None and plan.rule.max_bytes is not None:  # a byte cap: the size retries' worst case
+    for request in media.requests:  # what on_upload sent: each clip's attempt 0, or its start: auto probe
+        plan = app.claims.load(*TaskUserData.parse(request.user_data or "").claim_location).plan
+        task = {"output": plan.output_uri, "billed_frames": plan.billed_frames,
+                "request": plan.request.wire()}
+        if plan.probe is not None:  # then the animation from the start it picks (billed: the worst case)
+            task["start"] = "auto"
+            probes.append({"for": plan.output_uri, "start": "auto", "sheet": plan.probe.sprite.uri,
+                           "sampled_frames": plan.probe.sprite.number, "request": plan.probe.wire()})
+        if plan.rule.max_bytes is not None:  # a byte cap: the size retries' worst case
             task.update(cap=plan.rule.max_bytes, target=plan.rule.target, given_up=list(plan.rule.given_up),
                         size_retries=plan.size_retries, billed_frames_worst=plan.worst_billed_frames)
         tasks.append(task)
@@ -117,8 +110,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
                "skipped": [s.model_dump() for s in report.skipped],
                "rejected": [r.model_dump(exclude_none=True) for r in report.rejected]}
     if any("cap" in t for t in tasks):
-        worst = sum(t.get("billed_frames_worst", t["billed_frames"]) for t in tasks)
-        summary["billed_frames_worst_total"] = worst
+        summary["billed_frames_worst_total"] = sum(t.get("billed_frames_worst", t["billed_frames"])
+                                                   for t in tasks)
     if probes:
         summary["probes"] = probes
     _emit(args, summary, render.plan(summary))

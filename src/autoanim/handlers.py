@@ -1,6 +1,5 @@
-"""The two functions' work on an ``App``: decode the event, call the service, answer with a report.
-
-``index`` (FC's entry point) and the local backend's result delivery both call these."""
+"""The two functions' work on an ``App`` (for ``index`` and the local backend's result delivery): decode
+the event, call the service, answer with a report."""
 
 from __future__ import annotations
 

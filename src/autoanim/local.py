@@ -1,13 +1,20 @@
 """The offline workflow (a folder is the bucket, the engine does what IMM does): ``LocalApp``, a local
-upload and its results, a watched folder. Used by the command line, the demo and the tests; never in FC."""
+upload and its results, a watched folder. Used by the command line, the demo and the tests; never in FC.
+
+``autoanim watch``: every new complete file under ``<root>/<bucket>/`` (closed by its writer, or
+unchanged for ``settle`` s) is one FC OSS PutObject event; what is ignored: docs/local.md."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -94,12 +101,9 @@ def results(app: LocalApp, report: UploadReport) -> list[Converted]:
 
 def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
           ready: threading.Event | None = None) -> None:
-    """Every new complete file under the local root becomes an upload event (blocks until ``stop``).
-
-    Dropped files carry no tags, so a video waits ``grace`` seconds for its sidecar (else it would get the
-    default profile as well); either order then gives exactly the sidecar's clips (OSS: ``anim=sidecar``)."""
+    """Every new complete file under the local root is an upload event (until ``stop``); a video waits
+    ``grace`` s for its sidecar (dropped files carry no ``anim=sidecar`` tag), so either order works."""
     from .events import parse_oss_event
-    from .watch import watch as watch_folder
 
     def upload(event: bytes) -> None:
         try:
@@ -120,3 +124,105 @@ def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
 
     watch_folder(app.store, on_event, stop=stop, ready=ready, ignore_prefixes=(app.settings.output_prefix,),
                  on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
+
+
+Signature = tuple[int, int]  # (size, mtime_ns)
+
+
+def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, on_error: Callable[[Exception], None],
+          stop: threading.Event | None = None, settle: float = 0.5, ignore_prefixes: tuple[str, ...] = (),
+          ready: threading.Event | None = None) -> None:
+    """Blocks until ``stop`` is set, calling ``handle(event_bytes)`` on this thread, one file at a time;
+    a failure goes to ``on_error`` and the watch goes on. ``ready`` is set once the folder is watched."""
+    from watchdog.observers import Observer
+
+    # watchdog 7 warns when a new folder's watch is registered twice (its own race; harmless).
+    warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog.observers.inotify")
+    stop = stop or threading.Event()
+    tracker = _Tracker(store, settle, ignore_prefixes)
+    store.root.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    observer.schedule(tracker, str(store.root), recursive=True)
+    observer.start()
+    if ready is not None:
+        ready.set()
+    try:
+        while not stop.wait(max(0.01, min(0.1, settle / 4))):
+            for bucket, key in tracker.ready(time.monotonic()):
+                try:
+                    info = store.head(bucket, key)
+                    handle(oss_event(bucket, key, size=info.size, etag=info.etag))
+                except Exception as exc:  # noqa: BLE001 - reported; the watch goes on
+                    on_error(exc)
+    finally:
+        observer.stop()
+        observer.join()
+
+
+@dataclass
+class _Candidate:
+    closed: bool
+    signature: Signature | None = None
+    since: float = 0.0
+
+
+class _Tracker:
+    """Collects watchdog events (on the observer's thread) and says which files are complete."""
+
+    def __init__(self, store: LocalObjectStore, settle: float, ignore_prefixes: tuple[str, ...]):
+        self._store = store
+        self._settle = settle
+        self._ignore_prefixes = tuple(ignore_prefixes)
+        self._lock = threading.Lock()
+        self._candidates: dict[str, _Candidate] = {}
+        self._handled: dict[str, Signature] = {}
+
+    def dispatch(self, event: Any) -> None:
+        """watchdog's handler interface (duck-typed, so watchdog is imported only by ``watch``)."""
+        kind = event.event_type
+        path = os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
+        if event.is_directory:
+            if kind in ("created", "moved"):  # files may land before the new folder is watched
+                for folder, _, names in os.walk(path):
+                    for name in names:
+                        self._note(os.path.join(folder, name), closed=False)
+        elif kind in ("created", "modified", "moved", "closed"):
+            self._note(path, closed=kind == "closed")
+
+    def _note(self, path: str, *, closed: bool) -> None:
+        if self._object(path) is None:
+            return
+        with self._lock:
+            candidate = self._candidates.setdefault(path, _Candidate(closed=closed))
+            candidate.closed = closed  # written again after a close: wait for the next close or settle
+
+    def _object(self, path: str) -> tuple[str, str] | None:
+        try:
+            bucket, key = self._store.key_for(path)
+        except (ValueError, ServiceError):
+            return None  # outside a bucket folder, the .autoanim tree, or a name the store refuses
+        if key.startswith(self._ignore_prefixes) or any(part.startswith(".") for part in key.split("/")):
+            return None
+        return bucket, key
+
+    def ready(self, now: float) -> list[tuple[str, str]]:
+        """The complete files not handled yet, oldest event first; each is marked handled."""
+        found = []
+        with self._lock:
+            for path, candidate in list(self._candidates.items()):
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    del self._candidates[path]  # removed or renamed away before it settled
+                    continue
+                signature = (stat.st_size, stat.st_mtime_ns)
+                if self._handled.get(path) == signature:
+                    del self._candidates[path]
+                elif candidate.closed or (signature == candidate.signature
+                                          and now - candidate.since >= self._settle):
+                    del self._candidates[path]
+                    self._handled[path] = signature
+                    found.append(self._object(path))
+                elif signature != candidate.signature:
+                    candidate.signature, candidate.since = signature, now
+        return [obj for obj in found if obj is not None]

@@ -1,7 +1,5 @@
-"""One JSON line per thing that happened, on the ``autoanim`` logger (stderr; in FC, SLS).
-
-Only the fields passed are logged: no request, context or credential is ever dumped.
-"""
+"""One JSON line per thing that happened, on the ``autoanim`` logger (stderr; in FC, SLS). Only the
+fields passed are logged: no request, context or credential is ever dumped."""
 
 from __future__ import annotations
 

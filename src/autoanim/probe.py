@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from . import activity
+from .activity import PARAMS
 from .config import Settings
 from .convert_request import ConvertRequest, Source, Sprite, TargetImage
 from .objects import SourceObject, uri
@@ -38,23 +40,20 @@ class PlannedProbe(BaseModel):
         return self.request.sprite
 
 
-def plan_probe(source: SourceObject, rule: Rule, settings: Settings, params=None) -> PlannedProbe:
+def plan_probe(source: SourceObject, rule: Rule, settings: Settings) -> PlannedProbe:
     """The probe request for an auto rule (``rule.start_auto``): a sheet of the video's first ``span`` s."""
-    from . import activity
-
-    params = params or activity.PARAMS
     if not rule.start_auto:
         raise ValueError("plan_probe is for rules whose start is auto")
-    interval = activity.sampling_interval(rule.duration or 0.0, params)
-    tiles = params.columns * params.rows
+    interval = activity.sampling_interval(rule.duration or 0.0)
+    tiles = PARAMS.columns * PARAMS.rows
     span = round(tiles * interval, 6)
     out_bucket = settings.output_bucket or source.bucket
     idem = idempotency_key(source, rule)
     sheet_key = f"{settings.output_prefix}{PROBES_FOLDER}{idem}.{SHEET_FORMAT}"
     sprite = Sprite(
         Format=SHEET_FORMAT, StartTime=0, Interval=interval, Number=tiles, Mode="interval",
-        TileWidth=params.columns, TileHeight=params.rows, ScaleWidth=params.tile_width,
-        ScaleHeight=params.tile_height, ScaleType="stretch", Margin=0, Pad=0,
+        TileWidth=PARAMS.columns, TileHeight=PARAMS.rows, ScaleWidth=PARAMS.tile_width,
+        ScaleHeight=PARAMS.tile_height, ScaleType="stretch", Margin=0, Pad=0,
         URI=uri(out_bucket, sheet_key),
     )
     request = claim_request(source, rule, settings, idem, Source(URI=source.uri, Duration=span),
@@ -63,25 +62,22 @@ def plan_probe(source: SourceObject, rule: Rule, settings: Settings, params=None
                         sheet_key=sheet_key, interval=interval, tiles=tiles, span=span)
 
 
-def pick_start(sheet: bytes, probe: PlannedProbe, params=None) -> AutoStart:
+def pick_start(sheet: bytes, probe: PlannedProbe) -> AutoStart:
     """``score_sheet`` of the probe's sheet."""
-    return score_sheet(sheet, probe.sprite, probe.rule, params=params)
+    return score_sheet(sheet, probe.sprite, probe.rule)
 
 
-def score_sheet(sheet: bytes, sprite: Sprite, rule: Rule, params=None) -> AutoStart:
+def score_sheet(sheet: bytes, sprite: Sprite, rule: Rule) -> AutoStart:
     """Split the sheet ``sprite`` asked for (as a claim stored it) and score ``rule``'s windows;
     ``ValueError`` when the sheet is too large or unreadable."""
-    from . import activity
-
-    params = params or activity.PARAMS
     tiles = activity.split_sheet(sheet, columns=sprite.tile_width, rows=sprite.tile_height,
                                  tile_width=int(sprite.scale_width), tile_height=int(sprite.scale_height),
-                                 margin=sprite.margin, pad=sprite.pad, max_bytes=params.max_sheet_bytes)
+                                 margin=sprite.margin, pad=sprite.pad)
     if sprite.number > 0:
         tiles = tiles[: sprite.number]
     first = sprite.start_time or 0.0
     times = [round(first + k * sprite.interval, 6) for k in range(len(tiles))]
-    choice = activity.choose_window(tiles, times, rule.duration or sprite.interval, params=params)
+    choice = activity.choose_window(tiles, times, rule.duration or sprite.interval)
     return AutoStart(start=choice.start, score=choice.score, why=choice.why, tiles=choice.tiles,
                      sheet=sprite.uri)
 

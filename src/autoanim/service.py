@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -25,9 +25,6 @@ from .ports import MediaService, ObjectInfo, ObjectStore, StartPicker
 from .reports import Clip, Problem, ResultEvent, ResultReport, Skipped, UploadReport
 from .rules import AutoStart
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
-
 STATUS_TAG = "autoanim-status"
 # IMM result codes (and their sub-codes, ``Code.Detail``) worth a resubmit: transient on IMM's side.
 RETRYABLE_TASK_CODES = ("InternalError", "ServiceUnavailable", "Throttling", "RequestTimeout", "Timeout")
@@ -39,7 +36,7 @@ LOOKUP_DELAY = 2.0
 
 
 @dataclass
-class App:
+class App(contextlib.AbstractContextManager):
     """What the handlers run on; built by ``bootstrap`` (the composition root)."""
 
     settings: Settings
@@ -51,8 +48,7 @@ class App:
     time_left: Callable[[], float] | None = None
     # Seconds between ``time_left()`` reaching 0 and FC ending the invocation.
     kill_margin: float = 5.0
-    # Picks the start of ``start: auto`` rules where the tiles can be made at upload time (the local
-    # backend); None: the planner gives such rules a probe, IMM's first step.
+    # Picks ``start: auto`` starts at upload time (the local backend); None: the planner plans a probe.
     starts: StartPicker | None = None
 
     @property
@@ -64,16 +60,12 @@ class App:
             lease = max(0.0, self.time_left()) + self.kill_margin + LEASE_MARGIN
         return Claims(self.store, lease, self.time_left, self.clock, self.sleep)
 
-    # Lifecycle, for the entry points: in the cloud IMM does the work elsewhere, so there is nothing
-    # to wait for or to close; the local backend (``LocalApp``) runs it in this process.
+    # In the cloud IMM does the work elsewhere: nothing to wait for or close (``LocalApp`` runs it here).
     def settle(self) -> None:
         """Returns once every task submitted through this app has ended and its result is recorded."""
 
     def close(self) -> None:
         """Settles, then releases what the app holds."""
-
-    def __enter__(self) -> Self:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -108,7 +100,7 @@ def handle_upload(app: App, batch: OssBatch) -> UploadReport:
             if not exc.retryable:
                 _add(report.rejected, "upload.rejected", Problem(**where, code=exc.code, reason=exc.message), 30)
                 exc = _record_rejection(app, record, exc)
-            if exc is not None and exc.retryable:
+            if exc is not None:  # retryable: the entry's own failure, or its record's
                 first_retryable = first_retryable or exc
                 _add(report.retry, "upload.retry", Problem(**where, code=exc.code, reason=exc.message), 30)
     if first_retryable is not None:
@@ -159,9 +151,8 @@ def _tasks_of(app: App, record: OssRecord) -> list[PlannedTask] | str:
 
 
 def plan_video(app: App, video: ObjectInfo, *, sidecar: bool | None = None) -> list[PlannedTask] | str:
-    """The planned tasks for one existing video, or why there are none: ``on_upload``'s and
-    ``autoanim backfill``'s one planning path. ``sidecar``: whether ``<key>.anim.json`` exists, when the
-    caller knows (a listing; None reads it). Raises ``RuleError`` for rules that cannot be honoured."""
+    """One existing video's planned tasks, or why none (on_upload's and backfill's one planning path);
+    ``sidecar``: whether ``<key>.anim.json`` exists, when a listing knows (None reads it)."""
     if objects.is_ours(video.key, app.settings.output_prefix):  # the key as it really is (it may have arrived encoded)
         return "autoanim's own output (loop guard)"
     source = objects.SourceObject(bucket=video.bucket, key=video.key, etag=video.etag)  # the version claimed
@@ -181,8 +172,8 @@ def locate_object(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | Non
     return None
 
 
-def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = None,
-              ) -> list[rules.Rule] | str:
+def rules_for(app: App, source: objects.SourceObject, *,
+              sidecar: bool | None = None) -> list[rules.Rule] | str:
     """The clips for a video by precedence (sidecar > tags > default profile), or why none."""
     settings = app.settings
     tag_source = f"tags of {source.uri}"
@@ -199,18 +190,16 @@ def rules_for(app: App, source: objects.SourceObject, *, sidecar: bool | None = 
     except TooLarge as exc:
         raise RuleError(where, "size", "over the limit", f"at most {limit} bytes") from exc
     if raw is not None:  # the sidecar wins: the tags' anim-* fields are not used, so not judged
-        return rules.resolve(rules.parse_sidecar(raw, where, settings.limits), origin="sidecar", source=where,
-                             settings=settings, base_profile=default)
-    tags = rules.parse_tags(raw_tags, tag_source, settings.limits)
-    if tags.mode == "sidecar":
+        specs, origin = rules.parse_sidecar(raw, where, settings.limits), "sidecar"
+    elif (tags := rules.parse_tags(raw_tags, tag_source, settings.limits)).mode == "sidecar":
         return "anim=sidecar: waiting for the sidecar's upload"
-    if tags.spec is not None:
-        return rules.resolve([tags.spec], origin="tags", source=tag_source, settings=settings,
-                             base_profile=default)
-    if default is None:
+    elif tags.spec is not None:
+        specs, origin, where = [tags.spec], "tags", tag_source
+    elif default is None:
         return "no rules and DEFAULT_PROFILE=none (conversion is opt-in)"
-    return rules.resolve([rules.RuleSpec()], origin="default", source=f"DEFAULT_PROFILE for {source.uri}",
-                         settings=settings, base_profile=default)
+    else:
+        specs, origin, where = [rules.RuleSpec()], "default", f"DEFAULT_PROFILE for {source.uri}"
+    return rules.resolve(specs, origin=origin, source=where, settings=settings, base_profile=default)
 
 
 def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
@@ -230,10 +219,9 @@ def submit(app: App, task: PlannedTask, report: UploadReport) -> None:
 
 
 def submit_attempt(app: App, held: Held) -> TaskRecord:
-    """Submit one attempt under its lease, exactly once, and record its task: looked up first when a
-    holder before us may have submitted, or after our submit failed ambiguously (IMM may have made it).
-    A retryable failure releases the lease (clean: it certainly made no task) and is raised; a permanent
-    refusal is recorded as the clip's outcome (a Failed manifest) and raised."""
+    """Submit one attempt under its lease exactly once and record its task, looked up first when a holder
+    before us, or our own ambiguous submit, may have made it. A failure is raised: a retryable one after
+    the lease is released, a permanent refusal after it is recorded as the clip's outcome."""
     claims = app.claims
     claim, attempt = held.claim, held.attempt
     after_probe = claim.plan.probe is not None and attempt != PROBE  # the animation of a start: auto clip
@@ -271,8 +259,7 @@ def submit_attempt(app: App, held: Held) -> TaskRecord:
 
 
 def _record_rejection(app: App, record: OssRecord, exc: AutoanimError) -> AutoanimError | None:
-    """A permanent failure gets a record beside where its outputs would be; the store's error is
-    returned when it cannot be written for now (the entry is retried, and recorded then)."""
+    """The record of a permanent failure beside its outputs; the store's retryable error if not written."""
     if not objects.is_video_key(record.key) and not objects.is_sidecar_key(record.key):
         return None
     key = f"{app.settings.output_prefix}{record.key}{objects.REJECTED_SUFFIX}"
@@ -293,27 +280,26 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
     base = {"task_id": result.task_id, "status": result.status}
     data = TaskUserData.parse(result.user_data)
     if data is None:
-        return _said(ResultReport(event="unknown", **base, reason="no autoanim UserData in the notification"), 30)
+        return _said("unknown", 30, **base, reason="no autoanim UserData in the notification")
     claims = app.claims
     claim = claims.load(*data.claim_location)
     if claim is None:
-        return _said(ResultReport(event="unknown", **base, reason=f"no claim at {data.claim}"), 30)
+        return _said("unknown", 30, **base, reason=f"no claim at {data.claim}")
     if claims.outcome(claim) is not None:
-        return _said(ResultReport(event="duplicate", **base, reason="already recorded"))
+        return _said("duplicate", **base, reason="already recorded")
     attempt = data.attempt
     # The attempt's task: recorded by its submit, or adopted here when the submitter died before
     # recording it (the first record made wins, so a late submitter finds this one).
     recorded = claims.task(claim, attempt) or claims.record_task(claim, attempt, result.task_id, "adopted")
     if recorded.task_id != result.task_id:
-        return _said(ResultReport(event="stale", **base, current_task=recorded.task_id,
-                                  reason=f"not the task of attempt {attempt} of {claim.uri}"), 30)
+        return _said("stale", 30, **base, current_task=recorded.task_id,
+                     reason=f"not the task of attempt {attempt} of {claim.uri}")
     if result.status == "Running":
-        return _said(ResultReport(event="running", **base))
+        return _said("running", **base)
     if attempt == PROBE:  # score its sheet, then submit the animation from the start it picked
         pick = claims.pick(claim) or claims.record_pick(claim, _score_probe(app, claim, result))
         reason = {"after": "probe", "start": f"{pick.start:g}"}
-        return _next_attempt(app, claim, result, 0, reason, event="submitted", what="the animation",
-                             note=f"start {pick.start:g} s: {pick.why}")
+        return _next_attempt(app, claim, result, 0, reason, note=f"start {pick.start:g} s: {pick.why}")
     retryable = result.code.split(".")[0] in RETRYABLE_TASK_CODES  # a code or one of its sub-codes
     if result.status == "Failed" and retryable and attempt < app.settings.max_resubmits:
         reason = {"code": result.code, "message": result.message[:300]}
@@ -329,20 +315,19 @@ def handle_result(app: App, result: ImmTaskResult) -> ResultReport:
         app, claim, status=result.status, code=result.code, message=result.message, attempt=attempt, size=size,
         task_start=result.start_time, task_end=result.end_time,
         reported=next((a for a in result.animations() if a.get("URI") == claim.plan.output_uri), None))
-    return _said(ResultReport(event="recorded", **base, code=result.code or None, message=result.message or None,
-                              source=manifest.source.uri, output=manifest.output.uri, bytes=manifest.output.bytes,
-                              billed_frames=manifest.billed_frames_estimate),
-                 20 if manifest.status == "Succeeded" else 30)
+    return _said("recorded", 20 if manifest.status == "Succeeded" else 30, **base, code=result.code or None,
+                 message=result.message or None, source=manifest.source.uri, output=manifest.output.uri,
+                 bytes=manifest.output.bytes, billed_frames=manifest.billed_frames_estimate)
 
 
-def _said(report: ResultReport, level: int = logging.INFO) -> ResultReport:
-    log.report(f"result.{report.event}", report, level)
+def _said(event: ResultEvent, level: int = logging.INFO, **fields: Any) -> ResultReport:
+    report = ResultReport(event=event, **fields)
+    log.report(f"result.{event}", report, level)
     return report
 
 
 def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
-    """The start a probe's sheet picks; a failed probe, or a sheet that cannot be read or split, does not
-    lose the clip: it starts at 0, and the manifest says why. A store failing for now is raised."""
+    """The start a probe's sheet picks; a failed probe or an unusable sheet starts at 0, saying why."""
     sprite = claim.plan.probe.sprite
     if result.status != "Succeeded":
         why = f"failed ({result.code}: {result.message})"
@@ -358,9 +343,8 @@ def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
 
 
 def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRecord | None:
-    """Attempt ``attempt + 1``'s scale when this attempt succeeded over the cap with size retries left
-    (None: this output is the outcome). ``size`` was measured before the scale is looked for, so it is
-    this attempt's output, never the smaller one that replaces it (recorded after its scale)."""
+    """Attempt ``attempt + 1``'s scale when this one succeeded over the cap with size retries left (None:
+    this output is the outcome). ``size`` was measured before the scale is read: this attempt's output."""
     claims = app.claims
     cap = claim.plan.rule.max_bytes
     decided = claims.scale(claim, attempt + 1)
@@ -374,31 +358,32 @@ def _over_cap(app: App, claim: Claim, attempt: int, size: int | None) -> ScaleRe
     return claims.record_scale(claim, attempt + 1, scale)
 
 
-def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, reason: dict[str, str], *,
-                  event: ResultEvent = "resubmitted", what: str = "resubmit",
+def _next_attempt(app: App, claim: Claim, result: ImmTaskResult, attempt: int, reason: dict[str, str],
                   note: str | None = None) -> ResultReport:
-    """Lease attempt ``attempt`` and submit it once (the same work again after a transient IMM failure, or
-    smaller after an output over its cap); a holder before us made it: a duplicate."""
+    """Lease attempt ``attempt`` and submit it once: the animation after its probe (0), or a resubmit
+    after a transient failure or an output over its cap."""
+    event: ResultEvent = "submitted" if attempt == 0 else "resubmitted"
     base = {"task_id": result.task_id, "status": result.status, "code": reason.get("code") or result.code or None}
     claims = app.claims
     held = None if claims.task(claim, attempt) is not None else claims.lease(claim, attempt, reason=reason)
     if not isinstance(held, Held):
-        return _said(ResultReport(event="duplicate", **base, reason=f"attempt {attempt} already submitted"))
+        return _said("duplicate", **base, reason=f"attempt {attempt} already submitted")
     try:
         recorded = submit_attempt(app, held)
     except AutoanimError as exc:
         if exc.retryable:  # raised: the MNS trigger delivers the notification again
             raise
-        return _said(ResultReport(event="recorded", **base, reason=f"{what} refused: {exc.message}"), 30)
-    return _said(ResultReport(event=event, **base, new_task_id=recorded.task_id, attempt=attempt, reason=note),
-                 20 if event == "submitted" else 30)
+        what = "the animation" if attempt == 0 else "resubmit"
+        return _said("recorded", 30, **base, reason=f"{what} refused: {exc.message}")
+    return _said(event, 20 if event == "submitted" else 30, **base, new_task_id=recorded.task_id,
+                 attempt=attempt, reason=note)
 
 
 def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: str, attempt: int,
                     size: int | None = None, task_start: str = "", task_end: str = "",
                     reported: dict[str, Any] | None = None) -> Manifest:
-    """Write the manifest beside the output, then the claim's outcome (and tag the source if asked);
-    ``size``: the output's bytes as the caller measured them (a success without them has no output)."""
+    """The manifest beside the output, then the claim's outcome, then the status tag if asked; ``size``:
+    the output's bytes as measured (a success without them has no output)."""
     plan, claims = claim.plan, app.claims
     reported = reported or {}
     if status == "Succeeded" and size is None:
@@ -438,9 +423,9 @@ def _record_outcome(app: App, claim: Claim, *, status: str, code: str, message: 
 
 def _attempt(plan: PlannedTask, task: TaskRecord, scales: dict[int, ScaleRecord]) -> Attempt:
     if task.attempt == PROBE:  # a sprite sheet: IMM's billing unit for it is not documented
-        tiles = plan.probe.sprite.number if plan.probe else 0
+        unit = f"one sprite sheet of {plan.probe.sprite.number} sampled frames"
         return Attempt(attempt=task.attempt, step="probe", task_id=task.task_id, how=task.how,
-                       billed_frames_estimate=0, unit=f"one sprite sheet of {tiles} sampled frames")
+                       billed_frames_estimate=0, unit=unit)
     factor = factor_at(scales, task.attempt)
     frames = plan.billed_frames if factor is None else planner.scaled(plan.rule, factor).frames
     own = scales.get(task.attempt)  # an adopted task's record has no reason: its scale says it

@@ -287,4 +287,4 @@ def test_hostile_keys_never_escape_their_bucket(
         return
     assert store.read("videos", key, 10) == b"data"
     assert store.key_for(path) == ("videos", key)
-    store.delete("videos", key)
+    path.unlink()  # the next example starts without it

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("watchdog")  # the `local` extra; the FC runtime has no watcher
 
 from autoanim.adapters.local_store import LocalObjectStore
-from autoanim.watch import watch
+from autoanim.local import watch_folder as watch
 
 SETTLE = 0.6
 

@@ -30,14 +30,14 @@ def test_an_async_invocation_carries_the_task_id_and_the_event(fc, sts):
     event = oss_event("bkt", "videos/日本 語+%.mp4", size=3, etag="ABC")
     answer = invoker(fc, sts).invoke_async(event, "autoanim-0123abcd")
 
-    assert (answer.status, answer.task_id, answer.attempts) == ("accepted", "autoanim-0123abcd", 1)
+    assert (answer.status, answer.task_id, fc.stats["requests"]) == ("accepted", "autoanim-0123abcd", 1)
     (sent,) = fc.invocations
     assert sent["method"] == "POST" and sent["path"] == "/2023-03-30/functions/autoanim-on-upload/invocations"
     assert (sent["invocation_type"], sent["task_id"]) == ("Async", "autoanim-0123abcd")
     assert sent["body"] == event  # byte for byte what on_upload will receive
     ((_, record),) = parse_oss_event(sent["body"]).records
     assert (record.bucket, record.key, record.etag) == ("bkt", "videos/日本 語+%.mp4", "ABC")
-    assert answer.request_id and sent["access_key_id"] == sts.access_key_id
+    assert sent["access_key_id"] == sts.access_key_id
     assert sent["security_token"] == sts.security_token
     assert sent["headers"]["authorization"].startswith("ACS3-HMAC-SHA256 ")
     assert sts.access_key_secret not in json.dumps({k: v for k, v in sent.items() if k != "body"})
@@ -53,7 +53,7 @@ def test_a_repeated_task_id_is_refused_and_reported_as_a_duplicate(fc, sts):
     calls = invoker(fc, sts)
     assert calls.invoke_async(b"{}", "autoanim-1").status == "accepted"
     again = calls.invoke_async(b"{}", "autoanim-1")
-    assert again.status == "duplicate" and again.attempts == 1
+    assert again.status == "duplicate" and fc.stats["requests"] == 2  # one each
     assert len(fc.invocations) == 1 and fc.stats["status_409"] == 1
 
 
@@ -63,7 +63,7 @@ def test_throttling_and_5xx_are_retried_with_backoff(fc, sts):
     pauses = []
     fc.fail_next(429, 503, 500)
     answer = invoker(fc, sts, sleep=pauses.append).invoke_async(b"{}", "autoanim-2")
-    assert answer.status == "accepted" and answer.attempts == 4
+    assert answer.status == "accepted"
     assert_backoff(pauses, base=0.2, cap=10.0)  # the shipped defaults: full jitter under a capped exponential
     assert fc.stats["requests"] == 4 and len(fc.invocations) == 1
 
@@ -72,7 +72,7 @@ def test_a_retry_that_meets_its_own_lost_first_attempt_counts_as_accepted(fc, st
     """A 5xx after FC queued the call: the retry's 409 means this run queued it."""
     fc.lose_answers(1)
     answer = invoker(fc, sts).invoke_async(b"{}", "autoanim-3")
-    assert (answer.status, answer.attempts) == ("accepted", 2)
+    assert (answer.status, fc.stats["requests"]) == ("accepted", 2)
     assert len(fc.invocations) == 1 and fc.stats["status_409"] == 1
 
 

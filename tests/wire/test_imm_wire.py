@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from autoanim.adapters.credentials import Credentials
-from autoanim.adapters.imm import ImmMediaService, split_endpoint
+from autoanim.adapters.imm import ImmMediaService
+from autoanim.adapters.retry import split_endpoint
 from autoanim.errors import ConfigError, ServiceError
 from tests.unit.test_retry import assert_backoff
 from tests.wire.conftest import run_with_chain_credentials
@@ -300,13 +301,13 @@ def test_credentials_never_appear_in_errors_or_reprs(imm_emulator, sts, convert_
         assert sts.access_key_secret not in text and sts.security_token not in text
 
 
-def test_one_sdk_client_per_service_instance(imm_emulator, sts, convert_request):
+def test_one_sdk_client_per_service_instance_and_thread(imm_emulator, sts, convert_request):
     svc = service(imm_emulator, sts)
     svc.submit(convert_request)
-    client = svc._client
+    client = svc._sdk()
     svc.submit(convert_request)
     svc.find_task({"autoanim-claim": "x"}, since=0)
-    assert svc._client is client and len(imm_emulator.tasks) == 2
+    assert svc._sdk() is client and len(imm_emulator.tasks) == 2
 
 
 def test_on_task_hook_sees_each_created_task(sts, convert_request):

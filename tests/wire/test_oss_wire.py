@@ -232,7 +232,6 @@ def test_credentials_never_appear_in_errors_or_reprs(oss_emulator, sts):
 
 def test_default_endpoint_is_the_regional_internal_one(sts):
     objects = OssObjectStore(region="cn-shanghai", endpoint=None, credentials=sts)
-    objects._sdk()
     assert objects._client._client._options.endpoint.netloc == "oss-cn-shanghai-internal.aliyuncs.com"
 
 

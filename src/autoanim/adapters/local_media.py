@@ -1,20 +1,18 @@
 """``MediaService`` on the local engine: what IMM does, offline (see ``docs/local.md``).
 
-``submit`` returns a task id at once; the conversion runs on a bounded thread
-pool (the engine isolates each job in its own worker process). When a task
-ends, the result is published exactly as IMM would publish it to MNS (the
-envelope of ``reference/alibaba-cloud.md`` section 2), wrapped as an FC MNS
-topic trigger event in the JSON format, and handed to ``notify`` (the
-composition root passes ``on_task_result``). A failed task leaves no output.
-``Image.Sprites`` targets (the ``start: auto`` probe) are sprite sheets made by
-``autoanim.engine.probe``, reported under ``Targets[].Image.Sprites[]``.
+``submit`` returns a task id at once; the conversion runs on a bounded thread pool (the engine isolates
+each job in its own worker process). When a task ends, its result is published exactly as IMM would
+publish it to MNS (the envelope of ``reference/alibaba-cloud.md`` section 2), wrapped as an FC MNS topic
+trigger event in the JSON format, and handed to ``notify`` (the composition root passes
+``on_task_result``). A failed task leaves no output. ``Image.Sprites`` targets (the ``start: auto``
+probe) are sprite sheets made by ``autoanim.engine.probe``, reported under ``Targets[].Image.Sprites[]``.
 
-Task codes (IMM's own codes for these cases are unconfirmed; consumers should
-treat any ``Failed`` status as final unless the code says otherwise):
+Task codes (IMM's own codes for these cases are unconfirmed; consumers should treat any ``Failed``
+status as final unless the code says otherwise):
 - ``InvalidMedia``: the engine cannot read the source (``MediaError``); permanent.
 - ``ResourceNotFound``: the source object or an output bucket does not exist; permanent.
-- ``InvalidArgument``: a URI outside the local store or a request the engine cannot run; permanent.
-- ``InternalError``: anything else (an engine bug, a crash); worth retrying.
+- ``InvalidArgument``: a URI or key outside the local store, or a request the engine cannot run; permanent.
+- ``InternalError``: anything else (an engine bug, a crash, a timeout); worth retrying.
 """
 
 from __future__ import annotations
@@ -26,21 +24,20 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
-from ..convert_request import Animation, ConvertRequest
-from ..errors import AutoanimError, MediaError, NotFound, ServiceError
+from ..convert_request import ConvertRequest
+from ..errors import AutoanimError, ServiceError
 from ..fc_events import LOCAL_ACCOUNT, iso_ms, mns_json_event
 from ..objects import ObjectRef
-from ..ports import FIND_SLACK
+from .local_probe import sprite_sheet
 from .local_store import LocalObjectStore
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from .memory import RecordingMediaService
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +46,10 @@ log = logging.getLogger(__name__)
 DELIVERY_ATTEMPTS = 4
 DELIVERY_BACKOFF = 0.5
 
-@dataclass(frozen=True)
-class TaskInfo:
-    """What the local media service knows of a task (as IMM's GetTask / ListTasks tell)."""
-
-    task_id: str
-    status: str  # Running | Succeeded | Failed
-    code: str = ""
-    message: str = ""
-    user_data: str = ""
-    start_time: str = ""
-    end_time: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    created_at: float = 0.0
-    extra: dict = field(default_factory=dict)
+# A failure's task code by its error's code (the list above); anything else is InternalError.
+TASK_CODES = {"InvalidMedia": "InvalidMedia", "InvalidArgument": "InvalidArgument",
+              "ResourceNotFound": "ResourceNotFound", "InvalidObjectName": "InvalidArgument",
+              "InvalidBucketName": "InvalidArgument"}
 
 
 @dataclass(frozen=True)
@@ -74,85 +61,44 @@ class FailedDelivery:
     error: BaseException
 
 
-class _TaskFailed(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+def _convert(*args: Any, **kw: Any) -> Any:
+    from ..engine import convert  # PyAV: imported on first use
+
+    return convert(*args, **kw)
 
 
-class LocalMediaService:
-    def __init__(
-        self,
-        store: LocalObjectStore,
-        *,
-        notify: Callable[[bytes], None],
-        workers: int = 2,
-        project: str = "local",
-        region: str = "local",
-        convert: Callable[..., Any] | None = None,
-        quality: int | None = None,
-        timeout: float | None = None,
-        sheet: Callable[..., Any] | None = None,
-    ):
-        self._store = store
-        self._notify = notify
-        self._project = project
-        self._region = region
-        self._convert = convert
-        self._sheet = sheet  # Image.Sprites targets (the start: auto probe); default: autoanim.engine.probe
-        self._quality = quality
-        self._timeout = timeout  # seconds per conversion; the engine kills its worker past it
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoanim-local-media")
-        self._tasks: dict[str, TaskInfo] = {}
-        self._failed: list[FailedDelivery] = []
-        self._pending = 0
-        self._closed = False
-        self._idle = threading.Condition()
+@dataclass(kw_only=True, eq=False)
+class LocalMediaService(RecordingMediaService, AbstractContextManager):
+    """Records requests and finds tasks by their tags as the memory fake does, and runs them."""
 
-    # --- the MediaService port ---------------------------------------------------------
+    store: LocalObjectStore = field(kw_only=False)
+    notify: Callable[[bytes], None]
+    workers: int = 2
+    project: str = "local"
+    convert: Callable[..., Any] = _convert
+    sheet: Callable[..., Any] = sprite_sheet  # Image.Sprites targets (the start: auto probe)
+    timeout: float | None = None  # seconds per conversion; the engine kills its worker past it
+    failed_deliveries: list[FailedDelivery] = field(default_factory=list, init=False)
+    _pending: int = field(default=0, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
+    _idle: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="autoanim-local-media")
 
     def submit(self, request: ConvertRequest) -> str:
-        task_id = f"MediaConvert-{uuid.uuid4()}"
         with self._idle:
             if self._closed:
                 raise ServiceError("the local media service is closed", retryable=True, code="ServiceClosed")
+            task_id = super().submit(request)
             self._pending += 1
-            self._tasks[task_id] = TaskInfo(
-                task_id=task_id, status="Running", user_data=request.user_data or "", start_time=iso_ms(),
-                tags=dict(request.tags or {}), created_at=time.time(),
-            )
             self._executor.submit(self._run, task_id, request)
         return task_id
-
-    def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
-        """The earliest task of this process with all ``tags`` (tasks live as long as the process)."""
-        with self._idle:
-            for info in self._tasks.values():
-                if tags and info.created_at >= since - FIND_SLACK and tags.items() <= info.tags.items():
-                    return info.task_id
-        return None
-
-    # --- beyond the port ---------------------------------------------------------------
-
-    def get_task(self, task_id: str) -> TaskInfo:
-        with self._idle:
-            try:
-                return self._tasks[task_id]
-            except KeyError:
-                raise NotFound(
-                    f"no local media task {task_id!r}", code="ResourceNotFound", status=404
-                ) from None
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once every submitted task (and any task its notification submitted) is done and delivered."""
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    @property
-    def failed_deliveries(self) -> list[FailedDelivery]:
-        with self._idle:
-            return list(self._failed)
 
     def close(self) -> None:
         """Waits for every task and its notification, then stops the workers."""
@@ -161,9 +107,6 @@ class LocalMediaService:
             self._closed = True
         self._executor.shutdown(wait=True)
 
-    def __enter__(self) -> Self:
-        return self
-
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
@@ -171,22 +114,9 @@ class LocalMediaService:
 
     def _run(self, task_id: str, request: ConvertRequest) -> None:
         try:
-            content = self._execute(task_id, request)
-            event = self._event(request, content)
-            with self._idle:
-                self._tasks[task_id] = replace(
-                    self._tasks[task_id],
-                    status=content["Status"],
-                    code=content["Code"],
-                    message=content["Message"],
-                    end_time=content["EndTime"],
-                    extra={"Targets": content["Targets"]},
-                )
-            self._deliver(task_id, event)
+            self._deliver(task_id, self._event(request, self._execute(task_id, request)))
         except Exception:  # a bug here must not leave wait() hanging; it is logged, not lost
             log.exception("local media task %s could not be completed", task_id)
-            with self._idle:
-                self._tasks[task_id] = replace(self._tasks[task_id], status="Failed", code="InternalError")
         finally:
             with self._idle:
                 self._pending -= 1
@@ -196,47 +126,39 @@ class LocalMediaService:
         started = iso_ms()
         written: list[Path] = []
         targets: list[dict[str, Any]] = []
-        status, code, message = "Succeeded", "", ""
+        code = message = ""
         try:
             if len(request.sources) != 1:
-                raise _TaskFailed("InvalidArgument", "the local engine converts exactly one source per task")
+                raise ServiceError("the local engine converts exactly one source per task",
+                                   code="InvalidArgument")
             source = request.source
-            src = self._source_path(source.uri)
+            src = self._locate(source.uri)
+            clip = {"start": source.start_time, "duration": source.duration, "timeout": self.timeout}
             for target in request.targets:
-                done = []
+                done, sheets = [], []
                 for animation in target.image.animations:
-                    out = self._output_path(animation.uri)
-                    result = self._engine(src, out, animation, source.start_time, source.duration)
-                    written.append(out)
+                    written.append(out := self._locate(animation.uri, output=True))
+                    result = self.convert(src, out, animation, **clip)
                     done.append({"URI": animation.uri, **_extras(result)})
-                sheets = []
                 for sprite in target.image.sprites or []:
-                    out = self._output_path(sprite.uri)
-                    sheet = self._sprite_sheet(src, out, sprite, source.start_time, source.duration)
-                    written.append(out)
+                    written.append(out := self._locate(sprite.uri, output=True))
+                    sheet = self.sheet(src, out, sprite, **clip)
                     sheets.append({"URI": sprite.uri, "Tiles": sheet.tiles, "Width": sheet.width,
                                    "Height": sheet.height, "Size": sheet.bytes})
                 targets.append(_target(done, sheets or None))
-        except _TaskFailed as exc:
-            status, code, message = "Failed", exc.code, exc.message
-        except MediaError as exc:
-            status, code, message = "Failed", "InvalidMedia", exc.message
         except AutoanimError as exc:
-            # The store refusing a URI's bucket or key is the request's fault; anything else (an engine
-            # timeout or crash) is IMM's InternalError, which the result function may resubmit.
-            code = "InvalidArgument" if exc.code in ("InvalidObjectName", "InvalidBucketName") else "InternalError"
-            status, message = "Failed", exc.message
+            code, message = TASK_CODES.get(exc.code, "InternalError"), exc.message
         except Exception as exc:
             log.exception("local media task %s failed", task_id)
-            status, code, message = "Failed", "InternalError", f"{type(exc).__name__}: {exc}"
-        if status == "Failed":
+            code, message = "InternalError", f"{type(exc).__name__}: {exc}"
+        if code:  # a failed task leaves no output
             for out in written:
                 out.unlink(missing_ok=True)
             targets = [_target([{"URI": a.uri} for a in t.image.animations],
                                [{"URI": s.uri} for s in t.image.sprites] if t.image.sprites else None)
                        for t in request.targets]
         return {
-            "ProjectName": request.project_name or self._project,
+            "ProjectName": request.project_name or self.project,
             "DatasetName": "",
             "RequestId": str(uuid.uuid4()).upper(),
             "StartTime": started,
@@ -244,7 +166,7 @@ class LocalMediaService:
             "UserData": request.user_data or "",
             "TaskType": "MediaConvert",
             "TaskId": task_id,
-            "Status": status,
+            "Status": "Failed" if code else "Succeeded",
             "Code": code,
             "Message": message,
             "EventSourceId": "",
@@ -252,54 +174,31 @@ class LocalMediaService:
             "Targets": targets,
         }
 
-    def _engine(
-        self, src: Path, out: Path, animation: Animation, start: float | None, duration: float | None
-    ) -> Any:
-        convert = self._convert
-        if convert is None:
-            from ..engine import convert
-        return convert(src, out, animation, start=start, duration=duration, quality=self._quality,
-                       timeout=self._timeout)
-
-    def _sprite_sheet(self, src: Path, out: Path, sprite: Any, start: float | None, duration: float | None) -> Any:
-        sheet = self._sheet
-        if sheet is None:
-            from ..engine.probe import sprite_sheet as sheet
-        return sheet(src, out, sprite, start=start, duration=duration, timeout=self._timeout)
-
-    def _locate(self, uri: str) -> Path:
+    def _locate(self, uri: str, *, output: bool = False) -> Path:
+        """The file of ``uri`` in the local store: a source that exists, or an output whose folder does."""
         try:
-            bucket, key = dict(ObjectRef.parse(uri, key_optional=True)).values()
+            ref = ObjectRef.parse(uri, key_optional=True)
         except ValueError as exc:
-            raise _TaskFailed("InvalidArgument", str(exc)) from None
-        path = self._store.path(bucket, key)  # a bad bucket or key: ServiceError → InvalidArgument
-        if not (self._store.root / bucket).is_dir():
-            raise _TaskFailed(
-                "ResourceNotFound", f"bucket {bucket!r} of {uri} is not in the local store {self._store.root}"
-            )
-        return path
-
-    def _source_path(self, uri: str) -> Path:
-        path = self._locate(uri)
-        if not path.is_file():
-            raise _TaskFailed("ResourceNotFound", f"source {uri} does not exist ({path})")
-        return path
-
-    def _output_path(self, uri: str) -> Path:
-        path = self._locate(uri)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _TaskFailed("InvalidArgument", f"cannot write {uri}: {exc}") from exc
+            raise ServiceError(str(exc), code="InvalidArgument") from None
+        path = self.store.path(ref.bucket, ref.key)  # a bad bucket or key: InvalidArgument
+        if not (self.store.root / ref.bucket).is_dir():
+            raise ServiceError(f"bucket {ref.bucket!r} of {uri} is not in the local store {self.store.root}",
+                               code="ResourceNotFound")
+        if output:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServiceError(f"cannot write {uri}: {exc}", code="InvalidArgument") from exc
+        elif not path.is_file():
+            raise ServiceError(f"source {uri} does not exist ({path})", code="ResourceNotFound")
         return path
 
     def _event(self, request: ConvertRequest, content: dict[str, Any]) -> bytes:
-        project = content["ProjectName"]
         envelope = {
             "id": uuid.uuid4().hex.upper(),
             "source": "acs.imm",
             "type": "imm:Task:MediaConvert",
-            "subject": f"acs:imm:{self._region}:{LOCAL_ACCOUNT}:{project}/imm:Task:MediaConvert",
+            "subject": f"acs:imm:local:{LOCAL_ACCOUNT}:{content['ProjectName']}/imm:Task:MediaConvert",
             "time": str(int(time.time() * 1000)),
             "content": json.dumps(content, ensure_ascii=False),
         }
@@ -307,11 +206,8 @@ class LocalMediaService:
         return mns_json_event(json.dumps(envelope, ensure_ascii=False), topic=topic)
 
     def _deliver(self, task_id: str, event: bytes) -> None:
-        """Hand the result to the topic's subscriber, retried like MNS's BACKOFF_RETRY (3 more times).
-
-        On tenacity, the adapters' one retry library (``autoanim.adapters.retry`` says why); MNS's
-        pauses are fixed, so a plain exponential wait, no jitter.
-        """
+        """Hand the result to the topic's subscriber, retried like MNS's BACKOFF_RETRY (3 more times, at
+        fixed pauses: a plain exponential wait, no jitter)."""
 
         def failed(state: Any) -> None:
             log.error("delivering the result of %s failed (attempt %d)", task_id, state.attempt_number,
@@ -320,10 +216,9 @@ class LocalMediaService:
         try:
             retrying = Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
                                 wait=wait_exponential(multiplier=DELIVERY_BACKOFF))
-            retrying(self._notify, event)
+            retrying(self.notify, event)
         except Exception as exc:  # noqa: BLE001 - each failure was logged; the event is kept, not lost
-            with self._idle:
-                self._failed.append(FailedDelivery(task_id, event, exc))
+            self.failed_deliveries.append(FailedDelivery(task_id, event, exc))
 
 
 def _target(animations: list[dict[str, Any]], sprites: list[dict[str, Any]] | None = None) -> dict[str, Any]:

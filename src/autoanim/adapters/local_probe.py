@@ -1,16 +1,14 @@
-"""``start: auto`` on the local backend: the probe run by the local engine, at upload time.
+"""``start: auto`` on the local backend: the cloud's two-step probe done in one go, at upload time.
 
-The same steps as the cloud's two-step task, done in one go: the probe request
-is planned (``probe.plan_probe``), the engine renders its sprite sheet from the
-local bucket's file into the sheet's key (so the bucket holds what IMM would
-write), and the sheet is split and scored by ``probe.pick_start``. The rule
-comes back with its start picked; the animation is then planned, claimed and
-submitted as any other.
+The engine renders the planned probe's sprite sheet of the local bucket's file into the sheet's
+key (so the bucket holds what IMM would write) and ``probe.pick_start`` scores it; the animation
+is then planned, claimed and submitted as any other.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import MediaError
@@ -18,6 +16,12 @@ from ..objects import SourceObject
 from ..probe import PlannedProbe, pick_start, plan_probe, with_start
 from ..rules import AutoStart, Rule
 from .local_store import LocalObjectStore
+
+
+def sprite_sheet(*args: Any, **kw: Any) -> Any:
+    from ..engine.probe import sprite_sheet  # PyAV: imported on first use
+
+    return sprite_sheet(*args, **kw)
 
 
 class LocalStartPicker:
@@ -39,9 +43,8 @@ class LocalStartPicker:
 def probe_file(src: Path, sheet: Path, probe: PlannedProbe, *, timeout: float | None = None,
                render=None) -> AutoStart:
     """Render ``probe``'s sprite sheet of the file ``src`` at ``sheet``, then score it."""
-    if render is None:
-        from ..engine.probe import sprite_sheet as render
     clip = probe.request.source
+    render = render or sprite_sheet
     render(src, sheet, probe.sprite, start=clip.start_time, duration=clip.duration, timeout=timeout)
     try:
         return pick_start(sheet.read_bytes(), probe)

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from ..convert_request import ConvertRequest
 from ..errors import NotFound, TooLarge
@@ -27,32 +28,30 @@ class MemoryObjectStore:
         self.calls: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
-    def _get(self, bucket: str, key: str) -> bytes:
+    def _get(self, call: str, bucket: str, key: str) -> bytes:
+        """Records the call; the object's data, or ``NotFound``."""
+        self.calls.append((call, bucket, key))
         try:
             return self.objects[(bucket, key)]
         except KeyError:
             raise NotFound(f"{uri(bucket, key)} does not exist") from None
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
-        self.calls.append(("head", bucket, key))
-        data = self._get(bucket, key)
+        data = self._get("head", bucket, key)
         etag = self.etags.get((bucket, key)) or hashlib.md5(data).hexdigest().upper()
         return ObjectInfo(bucket=bucket, key=key, etag=etag, size=len(data),
                           content_type=self.content_types.get((bucket, key), ""))
 
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
-        self.calls.append(("get_tags", bucket, key))
-        self._get(bucket, key)
+        self._get("get_tags", bucket, key)
         return dict(self.tags.get((bucket, key), {}))
 
     def put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
-        self.calls.append(("put_tags", bucket, key))
-        self._get(bucket, key)
+        self._get("put_tags", bucket, key)
         self.tags[(bucket, key)] = dict(tags)
 
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
-        self.calls.append(("read", bucket, key))
-        data = self._get(bucket, key)
+        data = self._get("read", bucket, key)
         if len(data) > max_bytes:
             raise TooLarge(f"{uri(bucket, key)} is {len(data)} bytes, over {max_bytes}")
         return data
@@ -79,10 +78,10 @@ class MemoryObjectStore:
     def list(self, bucket: str, prefix: str = "", start_after: str = "") -> Iterator[ObjectInfo]:
         self.calls.append(("list", bucket, prefix))
         with self._lock:
-            keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix) and k > start_after)
-        for key in keys:
-            if (bucket, key) in self.objects:
-                yield self.head(bucket, key)
+            keys = sorted(k for b, k in self.objects
+                          if b == bucket and k.startswith(prefix) and k > start_after)
+        for key in keys:  # nothing is ever removed here
+            yield self.head(bucket, key)
 
     def add(self, bucket: str, key: str, data: bytes, tags: dict[str, str] | None = None,
             etag: str | None = None) -> ObjectInfo:
@@ -94,20 +93,18 @@ class MemoryObjectStore:
         return self.head(bucket, key)
 
 
+@dataclass(kw_only=True, eq=False)
 class RecordingMediaService:
-    """Accepts requests and records them with their tags (``find_task`` searches them).
+    """Accepts requests and records them with their tags (``find_task`` searches them, as ListTasks would).
 
-    ``fail`` (public, settable): a function of the request returning an error to raise
-    instead of submitting, or None to submit.
+    ``fail`` (public, settable): a function of the request returning an error to raise instead of
+    submitting, or None to submit.
     """
 
-    def __init__(self, fail: Callable[[ConvertRequest], Exception | None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.requests: list[ConvertRequest] = []
-        self.tasks: dict[str, ConvertRequest] = {}
-        self.created_at: dict[str, float] = {}
-        self.fail = fail
-        self._clock = clock
+    fail: Callable[[ConvertRequest], Exception | None] | None = None
+    requests: list[ConvertRequest] = field(default_factory=list, init=False)
+    # (task id, created at, tags) of each task made
+    _made: list[tuple[str, float, dict[str, str]]] = field(default_factory=list, init=False, repr=False)
 
     def submit(self, request: ConvertRequest) -> str:
         error = self.fail(request) if self.fail else None
@@ -115,12 +112,11 @@ class RecordingMediaService:
             raise error
         task_id = f"MediaConvert-{uuid.uuid4()}"
         self.requests.append(request)
-        self.tasks[task_id] = request
-        self.created_at[task_id] = self._clock()
+        self._made.append((task_id, time.time(), dict(request.tags or {})))
         return task_id
 
     def find_task(self, tags: dict[str, str], *, since: float) -> str | None:
-        for task_id, request in self.tasks.items():  # in creation order: the earliest match wins
-            if tags and self.created_at[task_id] >= since - FIND_SLACK and tags.items() <= (request.tags or {}).items():
+        for task_id, created, made_with in self._made:  # in creation order: the earliest match wins
+            if tags and created >= since - FIND_SLACK and tags.items() <= made_with.items():
                 return task_id
         return None
