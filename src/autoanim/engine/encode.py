@@ -3,7 +3,7 @@
 GIF is two passes over the frames without decoding twice: frames are kept,
 as raw rgb24, in a temporary file (memory-bounded, spills to disk), with a
 sample of their pixels; the palette is ``palettegen``'s over the sample, refined
-by k-means; then ``paletteuse`` (ordered dither, on every core) and the gif
+by k-means; then ``paletteuse`` (nearest colour, on every core) and the gif
 encoder, whose offsetting and transparency options store only what changed
 from frame to frame.
 WebP is one pass through libwebp, on every core: its animation encoder in
@@ -20,9 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 SPOOL_MEMORY = 16 * 1024 * 1024  # bytes of frames kept in memory before the spool goes to disk
-SAMPLE_PIXELS = 4_000  # pixels of each frame kept for making the palette
-SAMPLE_CAP = 200_000  # at most this many (more frames: every other one dropped, and so on)
-REFINE_ROUNDS = 8  # k-means rounds from palettegen's palette (paletteuse does the nearest-colour search)
+SAMPLE_PIXELS = 3_000  # pixels of each frame kept for making the palette
+SAMPLE_CAP = 150_000  # at most this many (more frames: every other one dropped, and so on)
+REFINE_ROUNDS = 16  # k-means rounds from palettegen's palette (paletteuse does the nearest-colour search)
 
 THREADS = max(1, min(4, os.cpu_count() or 1))  # frames coded whole are independent: one coder a core
 WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
@@ -274,33 +274,41 @@ class WebpWriter:
 def refine(palette, samples, rounds: int):
     """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24 pixels).
 
-    Each round maps the samples onto the palette with ``paletteuse`` (no dither: each to its
-    nearest colour, by the measure the frames will be mapped with) and moves every colour to the
-    mean of its samples. Returns a palette frame like ``palette``; the transparent entry stays.
+    The samples are grouped in cells of 4x4x4 levels; each round maps every cell's mean colour
+    onto the palette with ``paletteuse`` (no dither: to its nearest colour, by the measure the
+    frames will be mapped with) and moves every colour to the exact mean of the samples of its
+    cells, for ``rounds`` rounds or until none moves. Returns a palette frame like ``palette``;
+    the transparent entry stays.
     """
     import av
     import numpy as np
 
+    cells = (samples >> 2).astype(np.int32) @ np.array([1 << 12, 1 << 6, 1], np.int32)
+    _, cell, weights = np.unique(cells, return_inverse=True, return_counts=True)
+    cell_sums = np.stack([np.bincount(cell.reshape(-1), weights=samples[:, c]) for c in (2, 1, 0)], axis=1)
+    colours = np.rint(cell_sums[:, ::-1] / weights[:, None]).astype(np.uint8)  # each cell's mean, rgb
     width = 1024
-    rows = -(-len(samples) // width)
+    rows = -(-len(colours) // width)
     image = np.zeros((rows * width, 3), np.uint8)
-    image[: len(samples)] = samples
-    image = image.reshape(rows, width, 3)
-    x = samples.astype(np.float64)
+    image[: len(colours)] = colours
+    image = av.VideoFrame.from_ndarray(image.reshape(rows, width, 3), format="rgb24")
     for _ in range(rounds):
         mapper = graph("paletteuse=dither=none", width, rows, "rgb24", palette)
         _, src, pal_src, sink = mapper  # the graph itself must stay referenced while it runs
         pal_src.push(palette)
         pal_src.push(None)
-        src.push(av.VideoFrame.from_ndarray(image, format="rgb24"))
+        src.push(image)
         indices, argb = sink.pull().to_ndarray()
-        nearest = indices.reshape(-1)[: len(samples)]
-        counts = np.bincount(nearest, minlength=256)
+        nearest = indices.reshape(-1)[: len(colours)]
+        counts = np.bincount(nearest, weights=weights, minlength=256)
         moved = (counts > 0) & (argb[:, 0] == 255)
-        sums = np.stack([np.bincount(nearest, weights=x[:, c], minlength=256) for c in range(3)], axis=1)
+        sums = np.stack([np.bincount(nearest, weights=cell_sums[:, c], minlength=256) for c in range(3)], axis=1)
         bgra = np.empty((256, 4), np.uint8)
         bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
-        bgra[moved, :3] = np.clip(np.rint(sums[moved] / counts[moved, None]), 0, 255)[:, ::-1]
+        means = np.clip(np.rint(sums[moved] / counts[moved, None]), 0, 255)
+        if (means == bgra[moved, :3]).all():
+            break
+        bgra[moved, :3] = means
         refined = av.VideoFrame.from_ndarray(bgra.reshape(16, 16, 4), format=palette.format.name)
         refined.pts, refined.time_base = palette.pts, palette.time_base  # paletteuse syncs on pts
         palette = refined
@@ -308,21 +316,22 @@ def refine(palette, samples, rounds: int):
 
 
 class GifWriter:
-    """Two passes over the frames, decoded once: a palette for the clip, then dither and code.
+    """Two passes over the frames, decoded once: a palette for the clip, then map and code.
 
-    Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each. The palette
-    is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means over them (closer to
-    the clip's colours: +0.6 to +6.8 SSIMULACRA2 on real footage for the same bytes). Pass 2, in order:
-    a pixel whose source has not moved by more than ``KEEP`` levels since it was last coded is given
-    the colour it was coded from, so noise in still areas neither flickers nor costs bytes (the gif
-    encoder's ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are
-    mapped onto the palette with an ordered dither, on every core at once (the same colour at the
-    same place always gets the same index), and coded.
+    Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each, at random
+    places. The palette is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means
+    over them (closer to the clip's colours). Pass 2, in order: a pixel whose source has not moved
+    by more than ``KEEP`` levels since it was last coded is given the colour it was coded from, so
+    noise in still areas neither flickers nor costs bytes (the gif encoder's
+    ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are mapped
+    onto the palette, each pixel to its nearest colour, on every core at once, and coded. No
+    dither: on real footage the bytes an ordered dither costs buy less SSIMULACRA2 than the same
+    bytes spent on a smaller ``KEEP`` (docs/engine.md).
     """
 
     pix_fmt = "rgb24"
-    DITHER = "bayer:bayer_scale=4"
-    KEEP = 4  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
+    DITHER = "none"
+    KEEP = 3  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
     REFINE = REFINE_ROUNDS
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
@@ -336,11 +345,12 @@ class GifWriter:
         self.count = 0
 
     def add(self, frame) -> None:
+        import numpy as np
+
         rgb = frame.to_ndarray()
         self.spool.write(rgb.tobytes())
-        pixels = rgb.reshape(-1, 3)
-        stride = max(1, len(pixels) // SAMPLE_PIXELS)
-        self.samples.append(pixels[self.count % stride :: stride].copy())
+        pixels = rgb.reshape(-1, 3)  # at random places: a stride that divides the width samples the same columns
+        self.samples.append(pixels[np.random.default_rng(self.count).integers(0, len(pixels), SAMPLE_PIXELS)])
         self.sampled += len(self.samples[-1])
         if self.sampled > SAMPLE_CAP:
             self.samples = [s[::2] for s in self.samples]
@@ -402,7 +412,10 @@ class GifWriter:
                     if coded is None:
                         coded = rgb
                     else:
-                        moved = ((np.maximum(rgb, coded) - np.minimum(rgb, coded)) > self.KEEP).any(axis=2)
+                        drift = np.maximum(rgb, coded)
+                        drift -= np.minimum(rgb, coded)
+                        drift = drift > self.KEEP
+                        moved = drift[..., 0] | drift[..., 1] | drift[..., 2]  # faster than any(axis=2)
                         coded = np.where(moved[..., None], rgb, coded)  # a new array: the threads may hold the last
                     emit(self.mappers.submit(self._map, coded, palette))
                 emit(self.mappers.drain())
