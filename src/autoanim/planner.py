@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import targets
+from . import rules, targets
 from .config import Settings
 from .convert_request import (
     MAX_USER_DATA,
@@ -25,7 +25,7 @@ from .convert_request import (
 )
 from .errors import ConfigError, RuleError
 from .objects import MANIFEST_SUFFIX, MAX_KEY_BYTES, ObjectRef, SourceObject, extension, uri
-from .rules import ASSUMED_SOURCE, OPEN_SIDE, Rule, _estimated_area
+from .rules import OPEN_SIDE, Rule
 
 CLAIMS_FOLDER = ".autoanim/claims/"
 
@@ -139,23 +139,9 @@ def _animation(rule: Rule, uri_: str) -> Animation:
 
 
 def estimated_size(rule: Rule) -> tuple[float, float]:
-    """The output's pixels, at most (ratios and open sides estimated as ``rules`` does for the limits)."""
-    w, h = rule.width, rule.height
-    if w is not None and h is not None and 1 <= w < OPEN_SIDE and 1 <= h < OPEN_SIDE:
-        if rule.scale != "fit":
-            return w, h
-        # Fitted inside w × h: the larger of a landscape and a portrait picture of the assumed source.
-        aspect = ASSUMED_SOURCE[0] / ASSUMED_SOURCE[1]
-        landscape = (min(w, h * aspect), min(w, h * aspect) / aspect)
-        portrait = (min(h, w * aspect) / aspect, min(h, w * aspect))
-        return max(landscape, portrait, key=lambda size: size[0] * size[1])
-    area = _estimated_area(*(None if s is None or s >= OPEN_SIDE else s for s in (w, h)))
-    if w is not None and 1 <= w < OPEN_SIDE:
-        return w, area / w
-    if h is not None and 1 <= h < OPEN_SIDE:
-        return area / h, h
-    aspect = 16 / 9
-    return math.sqrt(area * aspect), math.sqrt(area / aspect)
+    """The output's pixels, at most (a side at ``OPEN_SIDE`` is open: the aspect is kept)."""
+    width, height = (None if side is None or side >= OPEN_SIDE else side for side in (rule.width, rule.height))
+    return rules.estimated_size(width, height, fit=rule.scale == "fit")
 
 
 def estimated_bytes(rule: Rule) -> int:

@@ -27,11 +27,10 @@ from pydantic import (
 
 from . import objects
 from .config import Limits, Settings
+from .convert_request import Format, ScaleType
 from .errors import RuleError
 
 Mode = Literal["on", "off", "sidecar"]
-ScaleType = Literal["stretch", "crop", "fill", "fit"]
-OutputFormat = Literal["webp", "gif"]
 
 TAG_PREFIX = "anim-"
 MAX_SECONDS = 24 * 3600.0
@@ -196,7 +195,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = ""
-    format: OutputFormat
+    format: Format
     start: float | None = None
     start_auto: bool = False
     auto: AutoStart | None = None
@@ -517,7 +516,7 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
             notes.append(f"no duration: at most the frame cap, {frames} frames")
 
     width, height, scale = fields.get("width"), fields.get("height"), fields.get("scale", "fit")
-    area = _estimated_area(width, height)
+    area = int(math.prod(estimated_size(width, height)))
     if (width is None) != (height is None):
         given, value = ("width", width) if width is not None else ("height", height)
         if scale != "fit":
@@ -543,19 +542,19 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
     ]
 
 
-def _estimated_area(width: float | None, height: float | None) -> int:
-    """Output pixels per frame, at most, for a source up to ``ASSUMED_SOURCE`` in either orientation."""
-    long_side, short_side = ASSUMED_SOURCE
-    sides = [s for s in (width, height) if s is not None]
-    if not sides:
-        return long_side * short_side
-    if len(sides) == 1:
-        side = sides[0]
-        return int(side * side * long_side * short_side) if side < 1 else int(side * side * long_side / short_side)
-    ratios = [s for s in sides if s < 1]
-    pixels = [s for s in sides if s >= 1]
-    if len(ratios) == 2:
-        return int(ratios[0] * ratios[1] * long_side * short_side)
-    if len(pixels) == 2:
-        return int(pixels[0] * pixels[1])
-    return int(pixels[0] * ratios[0] * long_side)
+def estimated_size(width: float | None, height: float | None, fit: bool = False) -> tuple[float, float]:
+    """The largest picture made of a source up to ``ASSUMED_SOURCE`` in either orientation: a ratio scales
+    the source's side, None keeps the aspect; ``fit`` fits the source inside two pixel sides."""
+    sizes = []
+    for source_w, source_h in (ASSUMED_SOURCE, ASSUMED_SOURCE[::-1]):
+        w = width * source_w if width is not None and width < 1 else width
+        h = height * source_h if height is not None and height < 1 else height
+        if w is None and h is None:
+            w, h = source_w, source_h
+        elif w is None or h is None:
+            w, h = (w, w * source_h / source_w) if h is None else (h * source_w / source_h, h)
+        elif fit and width >= 1 and height >= 1:
+            w = min(w, h * source_w / source_h)
+            h = w * source_h / source_w
+        sizes.append((w, h))
+    return max(sizes, key=lambda size: size[0] * size[1])
