@@ -48,7 +48,6 @@ OPEN_SIDE = 4095
 # A byte cap (anim-max-bytes) below this leaves nothing to show; above this it bounds nothing IMM makes.
 MIN_CAP, MAX_CAP = 1024, 2**31 - 1
 
-_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 _CLOCK = re.compile(r"^(?:(\d{1,2}):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,3})?)$")
 
 # A sidecar may give a field by IMM's name for it.
@@ -104,7 +103,7 @@ def _lower(value: Any) -> Any:
 
 def _named(what: str) -> BeforeValidator:
     def check(value: Any) -> Any:
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not isinstance(value, str) or not objects.NAME.match(value):
             raise ValueError(f"must {what}")
         return value
 
@@ -251,7 +250,7 @@ def profile(settings: Settings, name: str) -> RuleSpec | None:
     body = settings.profiles.get(name, BUILTIN_PROFILES.get(name))
     if body is None:
         return None
-    if not _NAME.match(name) or name == "none":
+    if not objects.NAME.match(name) or name == "none":
         raise RuleError("AUTOANIM_PROFILES", "name", name, "profile names match [a-z0-9_-]{1,32}, not 'none'")
     if not isinstance(body, dict) or "profile" in body:
         raise RuleError("AUTOANIM_PROFILES", name, body, "a profile is an object of rule fields, no 'profile'")
