@@ -412,8 +412,8 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
             merged["name"] = f"clip{index + 1}"
         rule_origin = origin if not profile_name else f"{origin}+profile:{profile_name}"
         finished = _finish(merged, rule_origin, source, prefix, settings.limits)
-        if target is not None:
-            _check_target(finished, target_name, target, source, prefix)
+        if target is not None:  # (a target's format is one: one rule)
+            _check_target(finished[0], target_name, target, source, prefix)
         rules.extend(finished)
     seen: set[tuple[str, str]] = set()
     for rule in rules:
@@ -463,16 +463,14 @@ def _apply_target(fields: dict[str, Any], cap: int | None, name: str, target: An
     fields["target"] = name
 
 
-def _check_target(finished: list[Rule], name: str, target: Any, source: str, prefix: str) -> None:
-    why = f"target {name}"
-    for rule in finished:
-        playback = rule.frames / rule.fps
-        if target.max_duration is not None and playback > target.max_duration + 1e-6:
-            raise RuleError(source, f"{prefix}duration", rule.duration or f"{rule.frames} frames",
-                            f"plays {playback:g} s ({rule.frames} frames at {rule.fps:g} fps): {why} "
-                            f"plays at most {target.max_duration:g} s")
-        if target.max_fps is not None and rule.fps > target.max_fps + 1e-9:
-            raise RuleError(source, f"{prefix}fps", rule.fps, f"{why} plays at most {target.max_fps:g} fps")
+def _check_target(rule: Rule, name: str, target: Any, source: str, prefix: str) -> None:
+    playback = rule.frames / rule.fps
+    if target.max_duration is not None and playback > target.max_duration + 1e-6:
+        raise RuleError(source, f"{prefix}duration", rule.duration or f"{rule.frames} frames",
+                        f"plays {playback:g} s ({rule.frames} frames at {rule.fps:g} fps): target {name} "
+                        f"plays at most {target.max_duration:g} s")
+    if target.max_fps is not None and rule.fps > target.max_fps + 1e-9:
+        raise RuleError(source, f"{prefix}fps", rule.fps, f"target {name} plays at most {target.max_fps:g} fps")
 
 
 def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limits: Limits) -> list[Rule]:
