@@ -1,7 +1,7 @@
 """Configuration, read once by ``Settings.from_env()`` (the composition root's call) and passed along.
 
-pydantic-settings reads the variables, each field naming its own; ``Settings(...)`` or ``Limits(...)`` built
-in code reads none, so such a value never depends on the shell it is made in.
+pydantic-settings reads the variables (each field names its own), imported only when one is set, so that
+``autoanim convert`` starts without it; ``Settings(...)`` or ``Limits(...)`` built in code reads none.
 """
 
 from __future__ import annotations
@@ -10,45 +10,39 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 
 
-class _FromEnv(BaseSettings):
-    """Settings read from a given environment (``os.environ`` or a test's dict), by ``from_env`` only."""
-
-    model_config = SettingsConfigDict(
-        frozen=True, extra="forbid", case_sensitive=True, env_ignore_empty=True,
-        # Code passes field names; the environment only the aliases: a variable's name cannot hold '=',
-        # so the prefix pydantic-settings puts before field names matches none.
-        populate_by_name=True, env_prefix="=",
-        loc_by_alias=False,  # errors name the field: "limits.max_fps"
-    )
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any, **_: Any) -> tuple:
-        return (init_settings,)  # the keywords given, nothing else: the environment is from_env's
+class _Config(BaseModel):
+    # Code passes field names, the environment the aliases; errors name the field: "limits.max_fps".
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, loc_by_alias=False)
 
 
-class _Environ(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+def _environ(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The variables of ``model``'s fields in ``environ`` (empty ones unset, JSON fields decoded)."""
+    from pydantic_settings import EnvSettingsSource
+    from pydantic_settings.sources.utils import parse_env_vars
 
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
-        self._environ = environ
-        super().__init__(settings_cls)
+    class Source(EnvSettingsSource):
+        def _load_env_vars(self) -> Mapping[str, str | None]:  # the hook pydantic-settings' .env source overrides
+            return parse_env_vars(environ, True, True, None)
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:  # the hook pydantic-settings' .env source overrides
-        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+    # A variable's name cannot hold '=': with that prefix, field names match no variable.
+    return Source(model, case_sensitive=True, env_prefix="=", env_ignore_empty=True)()  # type: ignore[arg-type]
+
+
+def _variables(model: type[BaseModel]) -> set[str]:
+    aliases = [field.validation_alias for field in model.model_fields.values()]
+    return {name for a in aliases if a for name in (a.choices if isinstance(a, AliasChoices) else [a])}
 
 
 def _truthy(value: Any) -> Any:
     return value.strip().lower() in {"1", "true", "on", "yes"} if isinstance(value, str) else value
 
 
-class Limits(_FromEnv):
+class Limits(_Config):
     """Cost and abuse bounds; a rule over any of them is rejected, never clamped."""
 
     max_frames: int = Field(300, ge=1, validation_alias="AUTOANIM_MAX_FRAMES",
@@ -61,7 +55,7 @@ class Limits(_FromEnv):
     max_sidecar_bytes: int = Field(16 * 1024, ge=1)
 
 
-class Settings(_FromEnv):
+class Settings(_Config):
     # from_env: imm when run by FC
     backend: Literal["imm", "local"] = Field("local", validation_alias="AUTOANIM_BACKEND")
     imm_project: str | None = Field(None, validation_alias="IMM_PROJECT")
@@ -94,16 +88,18 @@ class Settings(_FromEnv):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        values: dict[str, Any] = {"AUTOANIM_BACKEND": "imm" if env.get("FC_FUNCTION_NAME") else "local"}
         try:
-            values = {"backend": "imm" if env.get("FC_FUNCTION_NAME") else "local", "limits": _Environ(Limits, env)()}
-            settings = cls.model_validate({**values, **_Environ(cls, env)()})
-        except SettingsError as exc:  # the fields decoded as JSON
-            variable = "AUTOANIM_TARGETS" if '"targets"' in str(exc) else "AUTOANIM_PROFILES"
-            raise ConfigError(f"{variable} is not JSON: {exc.__cause__}") from exc
+            if any(env.get(name) for name in _VARIABLES):  # else the defaults, without pydantic-settings
+                values.update(_environ(cls, env), limits=_environ(Limits, env))
+            settings = cls.model_validate(values)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(f"configuration {where}={first.get('input')!r}: {first['msg']}") from exc
+        except ValueError as exc:  # pydantic-settings' SettingsError: a field decoded as JSON
+            variable = "AUTOANIM_TARGETS" if '"targets"' in str(exc) else "AUTOANIM_PROFILES"
+            raise ConfigError(f"{variable} is not JSON: {exc.__cause__}") from exc
         if settings.backend == "imm" and not settings.imm_project:
             raise ConfigError("IMM_PROJECT is required when AUTOANIM_BACKEND=imm")
         if not settings.output_prefix.endswith("/") or settings.output_prefix.startswith("/"):
@@ -112,3 +108,6 @@ class Settings(_FromEnv):
                 "(ends with '/', no leading '/')"
             )
         return settings
+
+
+_VARIABLES = _variables(Settings) | _variables(Limits)

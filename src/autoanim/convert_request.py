@@ -5,6 +5,7 @@ The planner builds it; the IMM adapter sends it, the local engine runs it, ``aut
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,11 +44,8 @@ class Animation(_Wire):
 
 
 class Sprite(_Wire):
-    """``TargetImage.Sprites[]``: one sheet of small tiles (the ``start: auto`` probe).
-
-    ``TileWidth``/``TileHeight`` are tiles per row / column (IMM's names);
-    ``ScaleWidth``/``ScaleHeight`` the tile size in pixels (or a ratio < 1).
-    """
+    """``TargetImage.Sprites[]``, a sheet of tiles (the ``start: auto`` probe): ``TileWidth``/``TileHeight``
+    are tiles per row / column (IMM's names), ``ScaleWidth``/``ScaleHeight`` a tile's pixels (or a ratio < 1)."""
 
     format: Literal["jpg", "png"]
     start_time: float | None = None
@@ -94,16 +92,15 @@ class ConvertRequest(_Wire):
     def wire(self) -> dict[str, Any]:
         """The request as IMM's JSON, unset fields left out; whole numbers as JSON integers, because IMM
         reads an integer ``Width`` as pixels and a decimal as a ratio (``480.0`` must go as ``480``)."""
-        return _integral(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        return json.loads(self.model_dump_json(by_alias=True, exclude_none=True), parse_float=_number)
 
     @property
     def animation(self) -> Animation:
-        """The one animation of a planned request (the planner makes one per request)."""
+        """The one animation of a planned request (or the one sprite sheet of a probe's, below)."""
         return self.targets[0].image.animations[0]
 
     @property
     def sprite(self) -> Sprite:
-        """The one sprite sheet of a ``start: auto`` probe request."""
         return self.targets[0].image.sprites[0]
 
     @property
@@ -111,11 +108,6 @@ class ConvertRequest(_Wire):
         return self.sources[0]
 
 
-def _integral(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    return value
+def _number(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value.is_integer() else value

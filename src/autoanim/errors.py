@@ -20,21 +20,16 @@ class AutoanimError(Exception):
     def __init__(self, message: str, *, retryable: bool | None = None, code: str | None = None):
         super().__init__(message)
         self.message = message
-        if retryable is not None:
-            self.retryable = retryable
-        if code is not None:
-            self.code = code
+        self.retryable = self.retryable if retryable is None else retryable
+        self.code = self.code if code is None else code
 
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
 class ConfigError(AutoanimError):
-    """The operator's configuration is wrong (environment, profiles, the buckets or the IMM project).
-
-    Found while an event is handled, it is raised retryable, so the event is kept (FC retries, then the
-    dead-letter topic) until the operator fixes it.
-    """
+    """The operator's configuration is wrong (environment, profiles, the buckets or the IMM project); found
+    while an event is handled, it is raised retryable, so the event is kept until the operator fixes it."""
 
     exit_code, code = 2, "InvalidConfiguration"
 
@@ -66,13 +61,10 @@ class MediaError(AutoanimError):
 
 
 class ServiceError(AutoanimError):
-    """A remote or local service failed; ``retryable`` tells whether to try again.
+    """A remote or local service failed. ``ambiguous``: the call may have taken effect although it failed
+    (a read timeout, a reset, a 5xx), so what it was to create must be looked up before it is sent again."""
 
-    ``ambiguous``: the call may have taken effect although it failed (a read timeout, a reset, a 5xx),
-    so what it was to create must be looked up before it is sent again.
-    """
-
-    exit_code, code = 4, "ServiceError"
+    code = "ServiceError"
 
     def __init__(self, message: str, *, retryable: bool = False, code: str | None = None,
                  status: int | None = None, request_id: str | None = None, ambiguous: bool = False):

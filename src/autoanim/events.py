@@ -107,12 +107,6 @@ def parse_oss_event(raw: bytes | str | dict) -> OssBatch:
 # --- MNS topic trigger → IMM envelope → IMM task result -------------------------------
 
 
-class ImmEnvelope(_Lenient):
-    """IMM's CloudEvents envelope: ``content`` holds the task JSON."""
-
-    content: str
-
-
 class ImmTaskResult(_Lenient):
     task_id: str = Field(alias="TaskId")
     status: str = Field(alias="Status")
@@ -173,14 +167,12 @@ def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
     elif isinstance(data, dict) and isinstance(data.get("body"), str) and "attrs" in data:
         body = data["body"]
     found = data if isinstance(data, dict) and "content" in data else _decode_body(body)
-    if "content" not in found and "TaskId" in found and "Status" in found:
-        content: Any = found
-    else:
-        try:
-            envelope = ImmEnvelope.model_validate(found)
-        except ValidationError as exc:
-            raise EventError(f"MNS message is not an IMM task notification: {_first_error(exc)}") from exc
-        content = _json(envelope.content, "IMM notification content")
+    content: Any = found  # IMM's CloudEvents envelope holds the task JSON in "content"
+    if "content" in found or "TaskId" not in found or "Status" not in found:
+        if not isinstance(found.get("content"), str):
+            raise EventError(f"MNS message is not an IMM task notification: content={found.get('content')!r} "
+                             "must be the task JSON as a string")
+        content = _json(found["content"], "IMM notification content")
     try:
         return ImmTaskResult.model_validate(content)
     except ValidationError as exc:

@@ -16,6 +16,7 @@ MAX_KEY_BYTES = 1023  # OSS object keys are 1..1023 bytes of UTF-8
 MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 10, 128, 256
 TAG_CHARACTERS = "letters, digits, space and + - = . _ : /"
 TAG_TEXT = re.compile(r"^[A-Za-z0-9 +\-=._:/]*$")
+NAME = re.compile(r"^[a-z0-9_-]{1,32}$")  # a rule's, a profile's or a target's name (a suffix of output keys)
 
 SIDECAR_SUFFIX = ".anim.json"
 MANIFEST_SUFFIX = ".manifest.json"

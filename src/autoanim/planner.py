@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from . import targets
+from . import rules, targets
 from .config import Settings
 from .convert_request import (
     MAX_USER_DATA,
@@ -25,14 +25,12 @@ from .convert_request import (
 )
 from .errors import ConfigError, RuleError
 from .objects import MANIFEST_SUFFIX, MAX_KEY_BYTES, ObjectRef, SourceObject, extension, uri
-from .rules import ASSUMED_SOURCE, OPEN_SIDE, Rule, _estimated_area
+from .rules import OPEN_SIDE, Rule
 
 CLAIMS_FOLDER = ".autoanim/claims/"
 
-
-# The IMM task tags that carry the claim (ListTasks finds a task by them). IMM documents no
-# limit for task tags; these stay within OSS's object-tag limits (key <= 128, value <= 256
-# characters of letters, digits and - .), the strictest Alibaba tag rules we know.
+# The IMM task tags that carry the claim (ListTasks finds a task by them). IMM documents no limit for task
+# tags; these keep to OSS's object-tag limits, the strictest Alibaba tag rules we know.
 TAG_CLAIM = "autoanim-claim"  # the idempotency key: 64 hex characters
 TAG_ATTEMPT = "autoanim-attempt"  # probe, then 0 for the first animation submit, n for the n-th resubmit
 PROBE = -1  # the attempt of a ``start: auto`` clip's probe, before its animation's attempt 0
@@ -118,14 +116,11 @@ class PlannedTask(BaseModel):
         base = self.probe if attempt == PROBE else self.request
         if base is None:
             raise ValueError(f"{self.claim_key} has no probe")
-        if scale is not None and attempt != PROBE:
-            rule = scaled(self.rule, scale)
-            base = base.model_copy(update={
-                "sources": [base.source.model_copy(update={"duration": rule.duration})],
-                "targets": [Target(Image=TargetImage(Animations=[_animation(rule, base.animation.uri)]))],
-            })
-        if start is not None and attempt != PROBE:
-            base = base.model_copy(update={"sources": [base.source.model_copy(update={"start_time": start})]})
+        if attempt != PROBE:  # the planned rule makes the planned request; a scaled one, a smaller one
+            rule = self.rule if scale is None else scaled(self.rule, scale)
+            clip = base.source.model_copy(update={"duration": rule.duration,
+                                                  "start_time": base.source.start_time if start is None else start})
+            base = base.model_copy(update={"sources": [clip], "targets": [Target(Image=_image(rule, base.animation.uri))]})
         user_data = TaskUserData.model_validate_json(self.request.user_data)
         return base.model_copy(update={
             "user_data": user_data.model_copy(update={"attempt": attempt}).dump(),
@@ -133,29 +128,16 @@ class PlannedTask(BaseModel):
         })
 
 
-def _animation(rule: Rule, uri_: str) -> Animation:
-    return Animation(Format=rule.format, FrameRate=rule.fps, Interval=rule.interval, Number=rule.frames,
-                     Width=rule.width, Height=rule.height, ScaleType=rule.scale, URI=uri_)
+def _image(rule: Rule, uri_: str) -> TargetImage:
+    return TargetImage(Animations=[Animation(
+        Format=rule.format, FrameRate=rule.fps, Interval=rule.interval, Number=rule.frames, Width=rule.width,
+        Height=rule.height, ScaleType=rule.scale, URI=uri_)])
 
 
 def estimated_size(rule: Rule) -> tuple[float, float]:
-    """The output's pixels, at most (ratios and open sides estimated as ``rules`` does for the limits)."""
-    w, h = rule.width, rule.height
-    if w is not None and h is not None and 1 <= w < OPEN_SIDE and 1 <= h < OPEN_SIDE:
-        if rule.scale != "fit":
-            return w, h
-        # Fitted inside w × h: the larger of a landscape and a portrait picture of the assumed source.
-        aspect = ASSUMED_SOURCE[0] / ASSUMED_SOURCE[1]
-        landscape = (min(w, h * aspect), min(w, h * aspect) / aspect)
-        portrait = (min(h, w * aspect) / aspect, min(h, w * aspect))
-        return max(landscape, portrait, key=lambda size: size[0] * size[1])
-    area = _estimated_area(*(None if s is None or s >= OPEN_SIDE else s for s in (w, h)))
-    if w is not None and 1 <= w < OPEN_SIDE:
-        return w, area / w
-    if h is not None and 1 <= h < OPEN_SIDE:
-        return area / h, h
-    aspect = 16 / 9
-    return math.sqrt(area * aspect), math.sqrt(area / aspect)
+    """The output's pixels, at most (a side at ``OPEN_SIDE`` is open: the aspect is kept)."""
+    width, height = (None if side is None or side >= OPEN_SIDE else side for side in (rule.width, rule.height))
+    return rules.estimated_size(width, height, fit=rule.scale == "fit")
 
 
 def estimated_bytes(rule: Rule) -> int:
@@ -272,8 +254,7 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_cap
         if fit_caps:
             rule = fit(rule)
         clip = Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)
-        image = TargetImage(Animations=[_animation(rule, uri(out_bucket, key))])
-        request = claim_request(source, rule, settings, idem, clip, image)
+        request = claim_request(source, rule, settings, idem, clip, _image(rule, uri(out_bucket, key)))
         # ``start: auto`` and nothing picked the start yet: IMM's probe will
         probe = plan_probe(source, rule, settings).request if rule.start_auto and rule.auto is None else None
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,

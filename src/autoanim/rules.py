@@ -27,11 +27,10 @@ from pydantic import (
 
 from . import objects
 from .config import Limits, Settings
+from .convert_request import Format, ScaleType
 from .errors import RuleError
 
 Mode = Literal["on", "off", "sidecar"]
-ScaleType = Literal["stretch", "crop", "fill", "fit"]
-OutputFormat = Literal["webp", "gif"]
 
 TAG_PREFIX = "anim-"
 MAX_SECONDS = 24 * 3600.0
@@ -49,7 +48,6 @@ OPEN_SIDE = 4095
 # A byte cap (anim-max-bytes) below this leaves nothing to show; above this it bounds nothing IMM makes.
 MIN_CAP, MAX_CAP = 1024, 2**31 - 1
 
-_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
 _CLOCK = re.compile(r"^(?:(\d{1,2}):)?(\d{1,2}):(\d{1,2}(?:\.\d{1,3})?)$")
 
 # A sidecar may give a field by IMM's name for it.
@@ -105,7 +103,7 @@ def _lower(value: Any) -> Any:
 
 def _named(what: str) -> BeforeValidator:
     def check(value: Any) -> Any:
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not isinstance(value, str) or not objects.NAME.match(value):
             raise ValueError(f"must {what}")
         return value
 
@@ -196,7 +194,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = ""
-    format: OutputFormat
+    format: Format
     start: float | None = None
     start_auto: bool = False
     auto: AutoStart | None = None
@@ -252,7 +250,7 @@ def profile(settings: Settings, name: str) -> RuleSpec | None:
     body = settings.profiles.get(name, BUILTIN_PROFILES.get(name))
     if body is None:
         return None
-    if not _NAME.match(name) or name == "none":
+    if not objects.NAME.match(name) or name == "none":
         raise RuleError("AUTOANIM_PROFILES", "name", name, "profile names match [a-z0-9_-]{1,32}, not 'none'")
     if not isinstance(body, dict) or "profile" in body:
         raise RuleError("AUTOANIM_PROFILES", name, body, "a profile is an object of rule fields, no 'profile'")
@@ -414,8 +412,8 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
             merged["name"] = f"clip{index + 1}"
         rule_origin = origin if not profile_name else f"{origin}+profile:{profile_name}"
         finished = _finish(merged, rule_origin, source, prefix, settings.limits)
-        if target is not None:
-            _check_target(finished, target_name, target, source, prefix)
+        if target is not None:  # (a target's format is one: one rule)
+            _check_target(finished[0], target_name, target, source, prefix)
         rules.extend(finished)
     seen: set[tuple[str, str]] = set()
     for rule in rules:
@@ -465,16 +463,14 @@ def _apply_target(fields: dict[str, Any], cap: int | None, name: str, target: An
     fields["target"] = name
 
 
-def _check_target(finished: list[Rule], name: str, target: Any, source: str, prefix: str) -> None:
-    why = f"target {name}"
-    for rule in finished:
-        playback = rule.frames / rule.fps
-        if target.max_duration is not None and playback > target.max_duration + 1e-6:
-            raise RuleError(source, f"{prefix}duration", rule.duration or f"{rule.frames} frames",
-                            f"plays {playback:g} s ({rule.frames} frames at {rule.fps:g} fps): {why} "
-                            f"plays at most {target.max_duration:g} s")
-        if target.max_fps is not None and rule.fps > target.max_fps + 1e-9:
-            raise RuleError(source, f"{prefix}fps", rule.fps, f"{why} plays at most {target.max_fps:g} fps")
+def _check_target(rule: Rule, name: str, target: Any, source: str, prefix: str) -> None:
+    playback = rule.frames / rule.fps
+    if target.max_duration is not None and playback > target.max_duration + 1e-6:
+        raise RuleError(source, f"{prefix}duration", rule.duration or f"{rule.frames} frames",
+                        f"plays {playback:g} s ({rule.frames} frames at {rule.fps:g} fps): target {name} "
+                        f"plays at most {target.max_duration:g} s")
+    if target.max_fps is not None and rule.fps > target.max_fps + 1e-9:
+        raise RuleError(source, f"{prefix}fps", rule.fps, f"target {name} plays at most {target.max_fps:g} fps")
 
 
 def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limits: Limits) -> list[Rule]:
@@ -517,7 +513,7 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
             notes.append(f"no duration: at most the frame cap, {frames} frames")
 
     width, height, scale = fields.get("width"), fields.get("height"), fields.get("scale", "fit")
-    area = _estimated_area(width, height)
+    area = int(math.prod(estimated_size(width, height)))
     if (width is None) != (height is None):
         given, value = ("width", width) if width is not None else ("height", height)
         if scale != "fit":
@@ -543,19 +539,19 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
     ]
 
 
-def _estimated_area(width: float | None, height: float | None) -> int:
-    """Output pixels per frame, at most, for a source up to ``ASSUMED_SOURCE`` in either orientation."""
-    long_side, short_side = ASSUMED_SOURCE
-    sides = [s for s in (width, height) if s is not None]
-    if not sides:
-        return long_side * short_side
-    if len(sides) == 1:
-        side = sides[0]
-        return int(side * side * long_side * short_side) if side < 1 else int(side * side * long_side / short_side)
-    ratios = [s for s in sides if s < 1]
-    pixels = [s for s in sides if s >= 1]
-    if len(ratios) == 2:
-        return int(ratios[0] * ratios[1] * long_side * short_side)
-    if len(pixels) == 2:
-        return int(pixels[0] * pixels[1])
-    return int(pixels[0] * ratios[0] * long_side)
+def estimated_size(width: float | None, height: float | None, fit: bool = False) -> tuple[float, float]:
+    """The largest picture made of a source up to ``ASSUMED_SOURCE`` in either orientation: a ratio scales
+    the source's side, None keeps the aspect; ``fit`` fits the source inside two pixel sides."""
+    sizes = []
+    for source_w, source_h in (ASSUMED_SOURCE, ASSUMED_SOURCE[::-1]):
+        w = width * source_w if width is not None and width < 1 else width
+        h = height * source_h if height is not None and height < 1 else height
+        if w is None and h is None:
+            w, h = source_w, source_h
+        elif w is None or h is None:
+            w, h = (w, w * source_h / source_w) if h is None else (h * source_w / source_h, h)
+        elif fit and width >= 1 and height >= 1:
+            w = min(w, h * source_w / source_h)
+            h = w * source_h / source_w
+        sizes.append((w, h))
+    return max(sizes, key=lambda size: size[0] * size[1])

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from importlib import resources
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .convert_request import Format
 from .errors import ConfigError
-
-_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
+from .objects import NAME
 
 # Output bytes per output pixel-frame (width × height × frames) of a REF_AREA picture, and how that falls
 # with the picture's area (∝ area ** -SIZE_EXPONENT): the largest of the engine's outputs at its default
@@ -48,7 +47,7 @@ class Target(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: Literal["webp", "gif"]
+    format: Format
     size: SizeRule | None = None
     max_duration: float | None = Field(None, gt=0)
     max_fps: float | None = Field(None, gt=0, le=50)
@@ -79,7 +78,7 @@ def get(settings: Any, name: str) -> Target | None:
     body = settings.targets.get(name)
     if body is None:
         return builtin().targets.get(name)
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise ConfigError(f"AUTOANIM_TARGETS: target names match [a-z0-9_-]{{1,32}}, not {name!r}")
     try:
         return Target.model_validate(body)

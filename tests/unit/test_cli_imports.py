@@ -16,11 +16,11 @@ PIPELINE = ("autoanim.config", "autoanim.service", "autoanim.bootstrap", "autoan
             "autoanim.claims", "autoanim.adapters", "pydantic", "pydantic_settings", "tqdm", "av")
 
 
-def modules_after(code: str) -> set[str]:
+def modules_after(code: str, environ: dict[str, str] | None = None) -> set[str]:
     """The modules a fresh interpreter holds after running ``code`` (this checkout's package first)."""
     script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))"
     paths = [str(Path(autoanim.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    env = {**(os.environ if environ is None else environ), "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                           timeout=60, env=env)
     return set(json.loads(done.stdout.splitlines()[-1]))
@@ -49,7 +49,19 @@ def test_convert_needs_neither_the_pipeline_nor_an_adapter(tmp_path):
 
     clip = sample_video(tmp_path / "clip.mp4", seconds=1, width=64, height=36)
     argv = ["convert", str(clip), "-o", str(tmp_path / "a.webp"), "--frames", "1", "--progress", "off"]
-    modules = modules_after(f"from autoanim.cli import main\nassert main({argv!r}) == 0")
+    modules = modules_after(f"from autoanim.cli import main\nassert main({argv!r}) == 0", _unconfigured())
     assert pulled_in(modules, ("autoanim.service", "autoanim.bootstrap", "autoanim.claims",
                                "autoanim.adapters", "autoanim.handlers", "autoanim.local", "tqdm")) == []
     assert "autoanim.planner" in modules  # (the same plan as the cloud's drives the engine)
+    # nothing configured: the defaults, without pydantic-settings (issue 11); a variable set reads it
+    assert pulled_in(modules, ("pydantic_settings", "dotenv")) == []
+    configured = modules_after(f"from autoanim.cli import main\nassert main({argv!r}) == 0",
+                               {**_unconfigured(), "AUTOANIM_MAX_FPS": "20"})
+    assert "pydantic_settings" in configured
+
+
+def _unconfigured() -> dict[str, str]:
+    """This environment without the variables the settings read."""
+    from autoanim.config import _VARIABLES
+
+    return {k: v for k, v in os.environ.items() if k not in _VARIABLES and k != "FC_FUNCTION_NAME"}
