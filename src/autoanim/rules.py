@@ -269,8 +269,8 @@ def validate_spec(data: Mapping[str, Any], limits: Limits, source: str, prefix: 
             message = f"unknown field; known: {', '.join(sorted(RuleSpec.model_fields))}"
         else:
             message = err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-        field = ".".join(str(p) for p in err["loc"])
-        raise RuleError(source, f"{prefix}{field}", err.get("input"), message) from None
+        field = f"{prefix}{'.'.join(str(p) for p in err['loc'])}" or '""'  # a profile's field named ""
+        raise RuleError(source, field, err.get("input"), message) from None
 
 
 def parse_tag_string(text: str) -> dict[str, str]:

@@ -406,3 +406,11 @@ def test_a_malformed_targets_list_in_a_real_result_is_recorded_not_a_crash():
     content = {"TaskId": task_id, "Status": "Succeeded", "UserData": user_data, "Targets": [{"Image": "x"}]}
     outcome = index.on_task_result(json.dumps({"content": json.dumps(content)}).encode(), None, app=app)
     assert outcome["event"] == "recorded"
+
+
+def test_a_profile_field_with_an_empty_name_is_refused_with_a_named_field():
+    """Found by this fuzz: a profile field named "" gave a RuleError whose field was empty."""
+    settings = SETTINGS.model_copy(update={"profiles": {"preview": {"": "on"}}})
+    with pytest.raises(RuleError, match="unknown field") as caught:
+        rules.resolve([rules.RuleSpec()], origin="tags", source="tags", settings=settings, base_profile="preview")
+    assert caught.value.field == '""' and caught.value.limit
