@@ -1,15 +1,9 @@
 """Fit an animation under a byte cap: a bounded search over frame rate, size and quality (or colours).
 
-The clip is decoded once, at the largest candidate (the request's own rate and
-size), into memory as rgb24 pictures (clips under a target are short: its
-duration and the frame limit bound them); each candidate is then made from
-those pictures by the engine's own writers: every other sample dropped for a
-lower rate, the pictures scaled down for a smaller size, a lower WebP quality
-or fewer GIF colours. The first candidate comes from the size model
-(``targets.estimate_bytes``); each next one is scaled by the ratio measured
-(a secant step on the bytes); at most ``MAX_ENCODES`` encodes, plus one at the
-floors when none was under the cap. The result is the largest file under the
-cap; when even the floors are over, the file is written and ``met`` says so.
+The clip is decoded once, at the request's own rate and size (the largest candidate), into memory;
+each candidate is made from those pictures by the engine's writers. The first comes from the size
+model (``targets.estimate_bytes``), each next one is scaled by the ratio measured; the result is the
+largest file under the cap, or the floors' file with ``met`` false (docs/engine.md).
 """
 
 from __future__ import annotations
@@ -24,10 +18,9 @@ from typing import TYPE_CHECKING
 
 from .. import targets
 from ..errors import MediaError
-from . import geometry
 from .encode import GifWriter, WebpWriter
-from .job import _nothing, filter_graph, filtered, sample_times
-from .source import Decoder, open_video, pictures, sample_aspect_ratio
+from .job import clip, frame_rate, sampled
+from .source import Decoder, open_video
 
 if TYPE_CHECKING:
     from ..convert_request import Animation
@@ -69,40 +62,24 @@ class FitResult:
 
 
 def decode(src: str, animation: Animation, start: float | None, duration: float | None):
-    """The clip's pictures at the request's rate and size: (rgb24 arrays, a repeat shares its array),
-    the geometry, the displayed source size."""
-    clip_start = max(0.0, start or 0.0)
-    first = clip_start + max(0.0, animation.start_time or 0.0)
-    clip_end = clip_start + duration if duration else math.inf
+    """The clip's pictures as rgb24 arrays at the request's rate and size (a repeat shares its array),
+    and their geometry."""
+    first, end = clip(animation, start, duration)
     container, stream = open_video(src)
+    out, last = [], None
     try:
-        decoder = Decoder(container, stream)
-        sar = sample_aspect_ratio(stream)
-        geo, source_size, graphs = None, None, {}
-        shown, out = (None, None), []
-        for _, frame in pictures(decoder, sample_times(first, animation.interval, animation.number, clip_end)):
-            if geo is None:
-                geo = geometry.plan(frame.width, frame.height, sar, frame.rotation,
-                                    animation.width, animation.height, animation.scale_type)
-                source_size = geometry.displayed_size(frame.width, frame.height, sar, frame.rotation % 360)
-                held = animation.number * geo.out[0] * geo.out[1] * 3
-                if held > MAX_MEMORY:
-                    raise MediaError(f"the search would hold {held / 2**20:.0f} MiB of pictures ({animation.number} "
-                                     f"frames of {geo.out[0]}x{geo.out[1]}), over {MAX_MEMORY // 2**20} MiB: fewer "
-                                     "frames or a smaller size, or --fit model")
-            if shown[0] is not frame:
-                shape = (frame.width, frame.height, frame.format.name, frame.rotation)
-                if shape not in graphs:
-                    fit = geo if not graphs else geometry.plan(frame.width, frame.height, sar, frame.rotation,
-                                                               *geo.out, "fill")
-                    graphs[shape] = filter_graph(fit.chain("rgb24"), frame)
-                shown = (frame, filtered(graphs[shape], frame).to_ndarray())
-            out.append(shown[1])
-        if geo is None:
-            raise _nothing(decoder, first, clip_end)
+        for geo, picture in sampled(Decoder(container, stream), animation, first, end, "rgb24"):
+            held = animation.number * geo.out[0] * geo.out[1] * 3
+            if not out and held > MAX_MEMORY:
+                raise MediaError(f"the search would hold {held / 2**20:.0f} MiB of pictures ({animation.number} "
+                                 f"frames of {geo.out[0]}x{geo.out[1]}), over {MAX_MEMORY // 2**20} MiB: fewer "
+                                 "frames or a smaller size, or --fit model")
+            if picture is not last:
+                last, array = picture, picture.to_ndarray()
+            out.append(array)
     finally:
         container.close()
-    return out, geo, source_size
+    return out, geo
 
 
 def encode(pictures: list, base: targets.Knobs, knobs: targets.Knobs, fmt: str, quality: int, path: str) -> int:
@@ -137,10 +114,9 @@ def fit(src: str | os.PathLike, out: str | os.PathLike, animation: Animation, ca
     src, out = os.fspath(src), Path(out)
     if not os.path.isfile(src):
         raise MediaError(f"no such file: {src}")
-    pictures, geo, source_size = decode(src, animation, start, duration)
+    pictures, geo = decode(src, animation, start, duration)
     fmt = animation.format
-    frame_rate = animation.frame_rate if animation.frame_rate > 0 else 1 / animation.interval
-    base = targets.Knobs(fps=frame_rate, interval=animation.interval, frames=len(pictures),
+    base = targets.Knobs(fps=frame_rate(animation), interval=animation.interval, frames=len(pictures),
                          width=geo.out[0], height=geo.out[1], size_fixed=fixed_size)
     quality = DEFAULT_QUALITY[fmt]
     estimate = targets.estimate_bytes(fmt, base.width, base.height, base.frames)
@@ -183,7 +159,7 @@ def fit(src: str | os.PathLike, out: str | os.PathLike, animation: Animation, ca
         fps=k.fps, quality=best.quality, cap=cap, met=best.bytes <= cap, given_up=lost, encodes=len(tried),
         tried=[{"bytes": c.bytes, "fps": c.knobs.fps, "width": int(c.knobs.width), "height": int(c.knobs.height),
                 "frames": c.knobs.frames, "quality": c.quality} for c in tried],
-        elapsed=time.perf_counter() - began, source_width=source_size[0], source_height=source_size[1],
+        elapsed=time.perf_counter() - began, source_width=geo.displayed[0], source_height=geo.displayed[1],
     )
 
 
