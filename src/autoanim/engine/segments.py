@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from ..errors import MediaError
-from .sample import _landscape, write_mp4
+from .sample import _landscape, _scene, write_mp4
 
 KINDS = ("move", "still", "black", "flat", "fadein", "fadeout")
 
@@ -26,36 +26,25 @@ def segments_video(out: str | os.PathLike, segments: list[tuple[str, float]], *,
     if not segments or any(kind not in KINDS or seconds <= 0 for kind, seconds in segments):
         raise MediaError(f"segments must be ({'|'.join(KINDS)}, seconds > 0) pairs, got {segments!r}")
     world = _landscape(width * 3, height, seed=seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    moving_time = 0.0  # seconds of motion so far: a still frame freezes the picture at this moment
-
-    def moving(t: float):
-        x = int(width * 2 * (t / 20.0) % (width * 2))
-        img = world[:, x : x + width].copy()
-        for j, colour in enumerate([(255, 60, 60), (60, 220, 90), (250, 220, 40)]):
-            cx = width * (0.5 + 0.35 * np.sin(t * (0.9 + 0.4 * j) + j * 2.1))
-            cy = height * (0.5 + 0.3 * np.cos(t * (1.3 + 0.3 * j) + j))
-            img[(xx - cx) ** 2 + (yy - cy) ** 2 < (height * (0.08 + 0.02 * j)) ** 2] = colour
-        return img
 
     def pictures():
-        nonlocal moving_time
+        moving_time = 0.0  # seconds of motion so far: a still frame freezes the picture at this moment
         for kind, seconds in segments:
             count = max(1, round(seconds * fps))
             for k in range(count):
-                if kind == "move":
-                    img = moving(moving_time)
-                    moving_time += 1 / fps
-                elif kind == "black":
-                    img = np.zeros((height, width, 3), np.uint8)
+                if kind == "black":
+                    yield np.zeros((height, width, 3), np.uint8)
                 elif kind == "flat":
-                    img = np.full((height, width, 3), 128, np.uint8)
+                    yield np.full((height, width, 3), 128, np.uint8)
                 else:
-                    img = moving(moving_time)
-                    if kind != "still":
+                    x = int(width * 2 * (moving_time / 20.0) % (width * 2))  # the pan: two widths in 20 s
+                    img = _scene(world, x, moving_time, width, 0.08)
+                    if kind == "move":
+                        moving_time += 1 / fps
+                    elif kind != "still":
                         level = (k + 1) / count if kind == "fadein" else 1 - (k + 1) / count
                         img = (img.astype(np.float32) * level).astype(np.uint8)
-                yield img
+                    yield img
 
     return write_mp4(out, pictures(), width=width, height=height, fps=fps)
 
