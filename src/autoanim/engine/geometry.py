@@ -46,15 +46,8 @@ def _side(value: float | None, displayed: int) -> int | None:
     return _round(displayed * value) if value < 1 else _round(value)
 
 
-def plan(
-    width: int,
-    height: int,
-    sar: float,
-    rotation: int,
-    want_w: float | None,
-    want_h: float | None,
-    scale_type: str,
-) -> Geometry:
+def plan(width: int, height: int, sar: float, rotation: int, want_w: float | None, want_h: float | None,
+         scale_type: str) -> Geometry:
     """The scaled and final size for one request (pixels, or ratios of the displayed size)."""
     rotation %= 360
     w = _round(width * sar) if sar > 0 else width

@@ -9,15 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import MediaError
-from . import encode, geometry
+from . import EngineResult, encode, geometry
 from .encode import GifWriter, WebpWriter
 from .source import Decoder, open_video, pictures, sample_aspect_ratio
 
 if TYPE_CHECKING:
     from ..convert_request import Animation
-    from . import EngineResult
-
-Progress = Callable[[int, "int | None"], None]
 
 
 def sample_times(first: float, interval: float, number: int, end: float) -> Iterator[float]:
@@ -42,11 +39,8 @@ def frame_rate(animation: Animation) -> float:
 
 def sampled(decoder: Decoder, animation: Animation, first: float, end: float,
             pix_fmt: str) -> Iterator[tuple[geometry.Geometry, object]]:
-    """Each sample's picture at the animation's size in ``pix_fmt``, with the first frame's geometry.
-
-    A source frame shown for several samples is filtered once (the same object comes again);
-    a frame of another shape (a stream may change size) is fitted, with bars, to the first's size.
-    """
+    """Each sample's picture at the animation's size in ``pix_fmt``, and the first frame's geometry; a frame
+    shown for several samples is filtered once, a frame of another shape fitted with bars to the first's size."""
     sar = sample_aspect_ratio(decoder.stream)
     geo, graphs, shown = None, {}, (None, None)
     for _, frame in pictures(decoder, sample_times(first, animation.interval, animation.number, end)):
@@ -65,17 +59,8 @@ def sampled(decoder: Decoder, animation: Animation, first: float, end: float,
         raise _nothing(decoder, first, end)
 
 
-def run(
-    src: str,
-    tmp: str,
-    animation: Animation,
-    start: float | None,
-    duration: float | None,
-    quality: int | None,
-    progress: Progress | None,
-) -> EngineResult:
-    from . import EngineResult
-
+def run(src: str, tmp: str, animation: Animation, start: float | None, duration: float | None,
+        quality: int | None, progress: Callable[[int, int | None], None] | None) -> EngineResult:
     began = time.perf_counter()
     first, end = clip(animation, start, duration)
     rate = frame_rate(animation)

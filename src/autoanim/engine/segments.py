@@ -10,6 +10,7 @@ Kinds: ``move`` (a camera pan over textured terrain with moving shapes, as
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -51,12 +52,8 @@ def segments_video(out: str | os.PathLike, segments: list[tuple[str, float]], *,
 
 def active_range(segments: list[tuple[str, float]]) -> tuple[float, float]:
     """The first and last second of motion (the label of a clip made by ``segments_video``)."""
-    t, first, last = 0.0, None, None
-    for kind, seconds in segments:
-        if kind == "move":
-            first = t if first is None else first
-            last = t + seconds
-        t += seconds
-    if first is None:
+    starts = list(itertools.accumulate((seconds for _, seconds in segments), initial=0.0))
+    moving = [i for i, (kind, _) in enumerate(segments) if kind == "move"]
+    if not moving:
         raise ValueError("no move segment")
-    return first, last
+    return starts[moving[0]], starts[moving[-1] + 1]

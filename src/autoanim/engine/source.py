@@ -28,11 +28,10 @@ def open_video(path: str | os.PathLike):
     except av.error.FFmpegError as exc:
         raise MediaError(f"corrupt or unsupported file: {exc.strerror or exc}") from exc
     attached = av.stream.Disposition.attached_pic
-    streams = [s for s in container.streams.video if not s.disposition & attached]
-    if not streams:
+    stream = next((s for s in container.streams.video if not s.disposition & attached), None)
+    if stream is None:
         container.close()
         raise MediaError("no video stream (audio only, or only cover art)")
-    stream = streams[0]
     stream.thread_type = "AUTO"
     return container, stream
 
@@ -99,10 +98,8 @@ class Decoder:
 def pictures(decoder: Decoder, times: Iterator[float]) -> Iterator[tuple[float, object]]:
     """For each requested time (ascending), the frame a player shows at that time.
 
-    Seeks to the keyframe before the first time, and again before any later time
-    that is further ahead than the longest keyframe distance seen (decoding
-    through would cost more). A seek that lands after its target (MPEG-PS) is
-    retried from further back, down to the start of the file.
+    Seeks before the first time, and again before a time further ahead than the longest keyframe distance
+    seen (decoding through would cost more); a seek that lands late (MPEG-PS) is retried from further back.
     """
     target = next(times, None)
     gop, preroll, moved = 0.0, 0.0, False  # the longest keyframe distance seen; how far before target to seek
