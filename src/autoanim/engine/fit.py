@@ -1,9 +1,8 @@
 """Fit an animation under a byte cap: a bounded search over frame rate, size and quality (or colours).
 
-The clip is decoded once, at the request's own rate and size (the largest candidate), into memory;
-each candidate is made from those pictures by the engine's writers. The first comes from the size
-model (``targets.estimate_bytes``), each next one is scaled by the ratio measured; the result is the
-largest file under the cap, or the floors' file with ``met`` false (docs/engine.md).
+The clip is decoded once into memory at the request's rate and size (the largest candidate); each
+candidate is made from it by the engine's writers, the first from the size model, each next one scaled
+by the ratio measured; the largest file under the cap wins (docs/engine.md, "The engine's search").
 """
 
 from __future__ import annotations
@@ -84,13 +83,12 @@ def encode(pictures: list, base: targets.Knobs, knobs: targets.Knobs, fmt: str, 
     picks = [pictures[min(len(pictures) - 1, math.floor(k * step + 1e-6))] for k in range(knobs.frames)]
     size = (int(knobs.width), int(knobs.height))
     writer = (GifWriter if fmt == "gif" else WebpWriter)(path, *size, knobs.fps, quality)
-    last, made = None, None
+    last = None
     try:
         for picture in picks:
             if picture is not last:  # a repeated picture stays one object: the writers show it longer
                 made = av.VideoFrame.from_ndarray(picture, format="rgb24")
-                if (made.width, made.height) != size or writer.pix_fmt != "rgb24":
-                    made = made.reformat(*size, format=writer.pix_fmt, interpolation="LANCZOS")
+                made = made.reformat(*size, format=writer.pix_fmt, interpolation="LANCZOS")  # or itself
                 last = picture
             writer.add(made)
         writer.finish(lambda: None)

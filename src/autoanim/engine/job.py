@@ -39,8 +39,8 @@ def frame_rate(animation: Animation) -> float:
 
 def sampled(decoder: Decoder, animation: Animation, first: float, end: float,
             pix_fmt: str) -> Iterator[tuple[geometry.Geometry, object]]:
-    """Each sample's picture at the animation's size in ``pix_fmt``, and the first frame's geometry; a frame
-    shown for several samples is filtered once, a frame of another shape fitted with bars to the first's size."""
+    """Each sample's picture at the animation's size in ``pix_fmt``, and the first frame's geometry: a
+    frame shown for several samples is filtered once, one of another shape fitted with bars to that size."""
     sar = sample_aspect_ratio(decoder.stream)
     geo, graphs, shown = None, {}, (None, None)
     for _, frame in pictures(decoder, sample_times(first, animation.interval, animation.number, end)):
@@ -55,8 +55,11 @@ def sampled(decoder: Decoder, animation: Animation, first: float, end: float,
             buffer.push(frame)
             shown = (frame, sink.pull())
         yield geo, shown[1]
+    if geo is None and decoder.decoded == 0:
+        raise MediaError(f"corrupt video: {decoder.last_error or 'no picture could be decoded'}")
     if geo is None:
-        raise _nothing(decoder, first, end)
+        where = f"from {first:g} s" + (f" to {end:g} s" if end < math.inf else "")
+        raise MediaError(f"no frames in the requested range ({where}; the video is shorter)")
 
 
 def run(src: str, tmp: str, animation: Animation, start: float | None, duration: float | None,
@@ -96,16 +99,7 @@ def run(src: str, tmp: str, animation: Animation, start: float | None, duration:
         if writer is not None:  # failed before finishing: release the spool / output container
             writer.abort()
         container.close()
-    return EngineResult(
-        frames=count, width=geo.out[0], height=geo.out[1], bytes=os.path.getsize(tmp),
-        duration=count / rate, source_width=geo.displayed[0], source_height=geo.displayed[1],
-        elapsed=time.perf_counter() - began,
-    )
+    return EngineResult(frames=count, width=geo.out[0], height=geo.out[1], bytes=os.path.getsize(tmp),
+                        duration=count / rate, source_width=geo.displayed[0], source_height=geo.displayed[1],
+                        elapsed=time.perf_counter() - began)
 
-
-def _nothing(decoder: Decoder, first: float, clip_end: float) -> MediaError:
-    if decoder.decoded == 0:
-        reason = decoder.last_error or "no picture could be decoded"
-        return MediaError(f"corrupt video: {reason}")
-    where = f"from {first:g} s" + (f" to {clip_end:g} s" if clip_end < math.inf else "")
-    return MediaError(f"no frames in the requested range ({where}; the video is shorter)")
