@@ -120,10 +120,8 @@ def active_range(segments: list[tuple[str, float]]) -> tuple[float, float]:
 
 def write_mp4(out: str | os.PathLike, pictures, *, width: int, height: int, fps: int,
               keyframe_every: float | None = 2.0) -> Path:
-    """H.264 in MP4 from RGB frames (``height x width x 3`` uint8), written whole or not at all.
-
-    ``keyframe_every``: seconds between keyframes (None: libx264's own spacing).
-    """
+    """H.264 in MP4 from RGB frames (``height x width x 3`` uint8, odd sides padded: 4:2:0), written whole
+    or not at all; ``keyframe_every``: seconds between keyframes (None: libx264's own spacing)."""
     import av
     import numpy as np
 
@@ -132,12 +130,11 @@ def write_mp4(out: str | os.PathLike, pictures, *, width: int, height: int, fps:
     tmp = out.with_name(f".{out.name}.part")
     try:
         with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps))
-            stream.width, stream.height = width + width % 2, height + height % 2  # 4:2:0 wants even sides
-            stream.pix_fmt = "yuv420p"
+            stream = container.add_stream("libx264", rate=Fraction(fps), pix_fmt="yuv420p",
+                                          width=width + width % 2, height=height + height % 2,
+                                          options={"crf": "20", "preset": "veryfast"})
             if keyframe_every is not None:
                 stream.codec_context.gop_size = round(keyframe_every * fps)
-            stream.options = {"crf": "20", "preset": "veryfast"}
             for index, img in enumerate(pictures):
                 img = np.pad(img, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
