@@ -85,12 +85,11 @@ def run(src: str, tmp: str, animation: Animation, start: float | None, duration:
             if progress and steps % per_frame == 0:
                 progress(steps // per_frame, total)
 
-        count = 0
-        for geo, picture in sampled(Decoder(container, stream), animation, first, end, writer_class.pix_fmt):
+        samples = sampled(Decoder(container, stream), animation, first, end, writer_class.pix_fmt)
+        for count, (geo, picture) in enumerate(samples, 1):
             if writer is None:
                 writer = writer_class(tmp, *geo.out, rate, quality)
             writer.add(picture)
-            count += 1
             tick()
         total = count
         writer.finish(tick)

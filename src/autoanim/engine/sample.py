@@ -1,8 +1,5 @@
-"""A synthetic, colourful, moving test video written with PyAV (no download needed).
-
-A camera pan over a procedural landscape (fractal noise in colour) with moving shapes on top:
-enough texture and motion for the GIF/WebP encoders to work as they would on real footage.
-"""
+"""A synthetic test video written with PyAV (no download needed): a camera pan over a procedural landscape
+(fractal noise in colour) with moving shapes, enough for the GIF/WebP encoders to work as on real footage."""
 
 from __future__ import annotations
 

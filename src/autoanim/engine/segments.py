@@ -1,11 +1,9 @@
 """Test videos with a known active part: still, black, flat or fading stretches around motion.
 
-``segments_video(out, [("still", 10), ("move", 5), ("still", 10)])`` writes a
-clip whose only motion is from 10 s to 15 s: the tests and bench/highlight.py
-label the moving part and check that ``start: auto`` lands in it.
-Kinds: ``move`` (a camera pan over textured terrain with moving shapes, as
-``sample_video``), ``still`` (the nearest moving frame, frozen), ``black``,
-``flat`` (one grey), ``fadein``/``fadeout`` (the frozen frame from/to black).
+``segments_video(out, [("still", 10), ("move", 5), ("still", 10)])``: motion from 10 s to 15 s only, the
+label (``active_range``) the tests and bench/highlight.py check ``start: auto`` against. Kinds: ``move``
+(the pan of ``sample_video``), ``still`` (the nearest moving frame, frozen), ``black``, ``flat`` (one
+grey), ``fadein``/``fadeout`` (the frozen frame from/to black).
 """
 
 from __future__ import annotations
