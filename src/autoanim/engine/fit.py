@@ -115,8 +115,7 @@ def fit(src: str | os.PathLike, out: str | os.PathLike, animation: Animation, ca
 
     def attempt(knobs: targets.Knobs, q: int) -> Candidate:
         path = str(out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part"))
-        size = encode(pictures, base, knobs, fmt, q, path)
-        tried.append(Candidate(knobs, q, size, path))
+        tried.append(Candidate(knobs, q, encode(pictures, base, knobs, fmt, q, path), path))
         return tried[-1]
 
     try:

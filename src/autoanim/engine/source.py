@@ -90,9 +90,7 @@ class Decoder:
             self.last_error = exc.strerror or str(exc)
 
     def duration_of(self, frame) -> float:
-        if frame.duration and frame.time_base:
-            return float(frame.duration * frame.time_base)
-        return self.period
+        return float(frame.duration * frame.time_base) if frame.duration and frame.time_base else self.period
 
 
 def pictures(decoder: Decoder, times: Iterator[float]) -> Iterator[tuple[float, object]]:
