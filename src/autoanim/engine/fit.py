@@ -1,15 +1,8 @@
 """Fit an animation under a byte cap: a bounded search over frame rate, size and quality (or colours).
 
-The clip is decoded once, at the largest candidate (the request's own rate and
-size), into memory as rgb24 pictures (clips under a target are short: its
-duration and the frame limit bound them); each candidate is then made from
-those pictures by the engine's own writers: every other sample dropped for a
-lower rate, the pictures scaled down for a smaller size, a lower WebP quality
-or fewer GIF colours. The first candidate comes from the size model
-(``targets.estimate_bytes``); each next one is scaled by the ratio measured
-(a secant step on the bytes); at most ``MAX_ENCODES`` encodes, plus one at the
-floors when none was under the cap. The result is the largest file under the
-cap; when even the floors are over, the file is written and ``met`` says so.
+The clip is decoded once into memory at the request's rate and size (the largest candidate); each
+candidate is made from it by the engine's writers, the first from the size model, each next one scaled
+by the ratio measured; the largest file under the cap wins (docs/engine.md, "The engine's search").
 """
 
 from __future__ import annotations
@@ -18,16 +11,16 @@ import math
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import targets
 from ..errors import MediaError
-from . import geometry
+from . import EngineResult
 from .encode import GifWriter, WebpWriter
-from .job import _nothing, filter_graph, filtered, sample_times
-from .source import Decoder, open_video, pictures, sample_aspect_ratio
+from .job import clip, frame_rate, sampled
+from .source import Decoder, open_video
 
 if TYPE_CHECKING:
     from ..convert_request import Animation
@@ -38,7 +31,7 @@ GOOD = 0.80  # a result under the cap and at least this share of it ends the sea
 DEFAULT_QUALITY = {"webp": 75, "gif": 90}  # the writers' defaults (GIF: 256 colours)
 QUALITY_STEP = {"webp": 20, "gif": 14}  # one step down when rate and size are at their floors
 FLOOR_QUALITY = {"webp": 35, "gif": 55}
-MAX_MEMORY = 768 * 1024 * 1024  # bytes of decoded pictures the search may hold (a target's clip is far less)
+MAX_MEMORY = 768 * 1024 * 1024  # bytes of decoded pictures the search may hold (a target's clip: far less)
 
 
 @dataclass(frozen=True)
@@ -49,63 +42,40 @@ class Candidate:
     path: str
 
 
-@dataclass
-class FitResult:
-    frames: int
-    width: int
-    height: int
-    bytes: int
-    duration: float
+@dataclass(frozen=True)
+class FitResult(EngineResult):
     fps: float
     quality: int
     cap: int
     met: bool
     given_up: list[str]
     encodes: int
-    tried: list[dict] = field(default_factory=list)
-    elapsed: float = 0.0
-    source_width: int = 0
-    source_height: int = 0
+    tried: list[dict]  # each candidate: bytes, fps, width, height, frames, quality
 
 
 def decode(src: str, animation: Animation, start: float | None, duration: float | None):
-    """The clip's pictures at the request's rate and size: (rgb24 arrays, a repeat shares its array),
-    the geometry, the displayed source size."""
-    clip_start = max(0.0, start or 0.0)
-    first = clip_start + max(0.0, animation.start_time or 0.0)
-    clip_end = clip_start + duration if duration else math.inf
+    """The clip's pictures as rgb24 arrays at the request's rate and size (a repeat shares its array),
+    and their geometry."""
+    first, end = clip(animation, start, duration)
     container, stream = open_video(src)
+    out, last = [], None
     try:
-        decoder = Decoder(container, stream)
-        sar = sample_aspect_ratio(stream)
-        geo, source_size, graphs = None, None, {}
-        shown, out = (None, None), []
-        for _, frame in pictures(decoder, sample_times(first, animation.interval, animation.number, clip_end)):
-            if geo is None:
-                geo = geometry.plan(frame.width, frame.height, sar, frame.rotation,
-                                    animation.width, animation.height, animation.scale_type)
-                source_size = geometry.displayed_size(frame.width, frame.height, sar, frame.rotation % 360)
-                held = animation.number * geo.out[0] * geo.out[1] * 3
-                if held > MAX_MEMORY:
-                    raise MediaError(f"the search would hold {held / 2**20:.0f} MiB of pictures ({animation.number} "
-                                     f"frames of {geo.out[0]}x{geo.out[1]}), over {MAX_MEMORY // 2**20} MiB: fewer "
-                                     "frames or a smaller size, or --fit model")
-            if shown[0] is not frame:
-                shape = (frame.width, frame.height, frame.format.name, frame.rotation)
-                if shape not in graphs:
-                    fit = geo if not graphs else geometry.plan(frame.width, frame.height, sar, frame.rotation,
-                                                               *geo.out, "fill")
-                    graphs[shape] = filter_graph(fit.chain("rgb24"), frame)
-                shown = (frame, filtered(graphs[shape], frame).to_ndarray())
-            out.append(shown[1])
-        if geo is None:
-            raise _nothing(decoder, first, clip_end)
+        for geo, picture in sampled(Decoder(container, stream), animation, first, end, "rgb24"):
+            held = animation.number * geo.out[0] * geo.out[1] * 3
+            if not out and held > MAX_MEMORY:
+                raise MediaError(f"the search would hold {held / 2**20:.0f} MiB of pictures "
+                                 f"({animation.number} frames of {geo.out[0]}x{geo.out[1]}), over "
+                                 f"{MAX_MEMORY // 2**20} MiB: fewer frames or a smaller size, or --fit model")
+            if picture is not last:
+                last, array = picture, picture.to_ndarray()
+            out.append(array)
     finally:
         container.close()
-    return out, geo, source_size
+    return out, geo
 
 
-def encode(pictures: list, base: targets.Knobs, knobs: targets.Knobs, fmt: str, quality: int, path: str) -> int:
+def encode(pictures: list, base: targets.Knobs, knobs: targets.Knobs, fmt: str, quality: int,
+           path: str) -> int:
     """One candidate from the decoded pictures: resampled to ``knobs``' rate, scaled to its size."""
     import av
 
@@ -113,14 +83,12 @@ def encode(pictures: list, base: targets.Knobs, knobs: targets.Knobs, fmt: str, 
     picks = [pictures[min(len(pictures) - 1, math.floor(k * step + 1e-6))] for k in range(knobs.frames)]
     size = (int(knobs.width), int(knobs.height))
     writer = (GifWriter if fmt == "gif" else WebpWriter)(path, *size, knobs.fps, quality)
-    last, made = None, None
+    last = None
     try:
         for picture in picks:
             if picture is not last:  # a repeated picture stays one object: the writers show it longer
                 made = av.VideoFrame.from_ndarray(picture, format="rgb24")
-                if (made.width, made.height) != size or writer.pix_fmt != "rgb24":
-                    made = made.reformat(width=size[0], height=size[1], format=writer.pix_fmt,
-                                         interpolation="LANCZOS")
+                made = made.reformat(*size, format=writer.pix_fmt, interpolation="LANCZOS")  # or itself
                 last = picture
             writer.add(made)
         writer.finish(lambda: None)
@@ -132,41 +100,37 @@ def encode(pictures: list, base: targets.Knobs, knobs: targets.Knobs, fmt: str, 
 
 def fit(src: str | os.PathLike, out: str | os.PathLike, animation: Animation, cap: int, *,
         start: float | None = None, duration: float | None = None, fixed_size: bool = False) -> FitResult:
-    """The best animation of ``animation`` (its rate and size the most asked for) under ``cap`` bytes at ``out``."""
+    """The best animation of ``animation`` (its rate and size the most asked for) under ``cap`` bytes."""
     began = time.perf_counter()
     src, out = os.fspath(src), Path(out)
     if not os.path.isfile(src):
         raise MediaError(f"no such file: {src}")
-    pictures, geo, source_size = decode(src, animation, start, duration)
+    pictures, geo = decode(src, animation, start, duration)
     fmt = animation.format
-    frame_rate = animation.frame_rate if animation.frame_rate > 0 else 1 / animation.interval
-    base = targets.Knobs(fps=frame_rate, interval=animation.interval, frames=len(pictures),
+    base = targets.Knobs(fps=frame_rate(animation), interval=animation.interval, frames=len(pictures),
                          width=geo.out[0], height=geo.out[1], size_fixed=fixed_size)
-    quality = DEFAULT_QUALITY[fmt]
-    estimate = targets.estimate_bytes(fmt, base.width, base.height, base.frames)
-    factor = min(1.0, cap * AIM / estimate)
+    default = quality = DEFAULT_QUALITY[fmt]
+    factor = min(1.0, cap * AIM / targets.estimate_bytes(fmt, base.width, base.height, base.frames))
     tried: list[Candidate] = []
 
     def attempt(knobs: targets.Knobs, q: int) -> Candidate:
         path = str(out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part"))
-        size = encode(pictures, base, knobs, fmt, q, path)
-        tried.append(Candidate(knobs, q, size, path))
+        tried.append(Candidate(knobs, q, encode(pictures, base, knobs, fmt, q, path), path))
         return tried[-1]
 
     try:
         for _ in range(MAX_ENCODES):
-            knobs, _lost = targets.shrink(base, factor)
-            if any(c.knobs == knobs and c.quality == quality for c in tried):  # the rate and size are at floors
+            knobs = targets.shrink(base, factor)[0]
+            if any(c.knobs == knobs and c.quality == quality for c in tried):  # rate and size at their floors
                 if quality <= FLOOR_QUALITY[fmt]:
                     break
                 quality = max(FLOOR_QUALITY[fmt], quality - QUALITY_STEP[fmt])
             got = attempt(knobs, quality)
-            if got.bytes <= cap and (got.bytes >= cap * GOOD or (factor >= 1 and quality == DEFAULT_QUALITY[fmt])):
+            if got.bytes <= cap and (got.bytes >= cap * GOOD or (factor >= 1 and quality == default)):
                 break
             factor = min(1.0, factor * cap * AIM / got.bytes)
         if not any(c.bytes <= cap for c in tried):  # the floors: the smallest this search makes
-            floor, _ = targets.shrink(base, 1e-6)
-            attempt(floor, FLOOR_QUALITY[fmt])
+            attempt(targets.shrink(base, 1e-6)[0], FLOOR_QUALITY[fmt])
         under = [c for c in tried if c.bytes <= cap]
         best = max(under, key=lambda c: c.bytes) if under else min(tried, key=lambda c: c.bytes)
         os.replace(best.path, out)
@@ -174,17 +138,17 @@ def fit(src: str | os.PathLike, out: str | os.PathLike, animation: Animation, ca
         for c in tried:
             Path(c.path).unlink(missing_ok=True)
     lost = targets.given_up(base, best.knobs)
-    if best.quality != DEFAULT_QUALITY[fmt]:
-        lost.append(f"quality {DEFAULT_QUALITY[fmt]} → {best.quality}" if fmt == "webp" else
-                    f"colours {_colours(DEFAULT_QUALITY[fmt])} → {_colours(best.quality)}")
+    if best.quality != default:
+        lost.append(f"quality {default} → {best.quality}" if fmt == "webp" else
+                    f"colours {_colours(default)} → {_colours(best.quality)}")
+    summary = [{"bytes": c.bytes, "fps": c.knobs.fps, "width": int(c.knobs.width),
+                "height": int(c.knobs.height), "frames": c.knobs.frames, "quality": c.quality} for c in tried]
     k = best.knobs
     return FitResult(
-        frames=k.frames, width=int(k.width), height=int(k.height), bytes=best.bytes, duration=k.frames / k.fps,
-        fps=k.fps, quality=best.quality, cap=cap, met=best.bytes <= cap, given_up=lost, encodes=len(tried),
-        tried=[{"bytes": c.bytes, "fps": c.knobs.fps, "width": int(c.knobs.width), "height": int(c.knobs.height),
-                "frames": c.knobs.frames, "quality": c.quality} for c in tried],
-        elapsed=time.perf_counter() - began, source_width=source_size[0], source_height=source_size[1],
-    )
+        frames=k.frames, width=int(k.width), height=int(k.height), duration=k.frames / k.fps, fps=k.fps,
+        source_width=geo.displayed[0], source_height=geo.displayed[1], elapsed=time.perf_counter() - began,
+        bytes=best.bytes, quality=best.quality, cap=cap, met=best.bytes <= cap, given_up=lost,
+        encodes=len(tried), tried=summary)
 
 
 def _colours(quality: int) -> int:

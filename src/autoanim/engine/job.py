@@ -9,15 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import MediaError
-from . import encode, geometry
+from . import EngineResult, encode, geometry
 from .encode import GifWriter, WebpWriter
 from .source import Decoder, open_video, pictures, sample_aspect_ratio
 
 if TYPE_CHECKING:
     from ..convert_request import Animation
-    from . import EngineResult
-
-Progress = Callable[[int, "int | None"], None]
 
 
 def sample_times(first: float, interval: float, number: int, end: float) -> Iterator[float]:
@@ -28,37 +25,57 @@ def sample_times(first: float, interval: float, number: int, end: float) -> Iter
         k += 1
 
 
-def run(
-    src: str,
-    tmp: str,
-    animation: Animation,
-    start: float | None,
-    duration: float | None,
-    quality: int | None,
-    progress: Progress | None,
-) -> EngineResult:
-    from . import EngineResult
-
-    began = time.perf_counter()
+def clip(animation: Animation, start: float | None, duration: float | None) -> tuple[float, float]:
+    """The first sample's time and the clip's end (``Sources[0].StartTime/Duration``, then the offset)."""
     if animation.interval <= 0:
         raise MediaError(f"Interval must be > 0 seconds, got {animation.interval}")
-    frame_rate = animation.frame_rate if animation.frame_rate > 0 else 1 / animation.interval
     clip_start = max(0.0, start or 0.0)
-    first = clip_start + max(0.0, animation.start_time or 0.0)
+    return clip_start + max(0.0, animation.start_time or 0.0), clip_start + duration if duration else math.inf
+
+
+def frame_rate(animation: Animation) -> float:
+    return animation.frame_rate if animation.frame_rate > 0 else 1 / animation.interval
+
+
+def sampled(decoder: Decoder, animation: Animation, first: float, end: float,
+            pix_fmt: str) -> Iterator[tuple[geometry.Geometry, object]]:
+    """Each sample's picture at the animation's size in ``pix_fmt``, and the first frame's geometry: a
+    frame shown for several samples is filtered once, one of another shape fitted with bars to that size."""
+    sar = sample_aspect_ratio(decoder.stream)
+    geo, graphs, shown = None, {}, (None, None)
+    for _, frame in pictures(decoder, sample_times(first, animation.interval, animation.number, end)):
+        if shown[0] is not frame:
+            shape = (frame.width, frame.height, frame.format.name, frame.rotation)
+            if shape not in graphs:
+                box = (*geo.out, "fill") if geo else (animation.width, animation.height, animation.scale_type)
+                fitted = geometry.plan(frame.width, frame.height, sar, frame.rotation, *box)
+                geo = geo or fitted
+                graphs[shape] = encode.graph(fitted.chain(pix_fmt), *shape[:3])
+            _, buffer, _, sink = graphs[shape]
+            buffer.push(frame)
+            shown = (frame, sink.pull())
+        yield geo, shown[1]
+    if geo is None and decoder.decoded == 0:
+        raise MediaError(f"corrupt video: {decoder.last_error or 'no picture could be decoded'}")
+    if geo is None:
+        where = f"from {first:g} s" + (f" to {end:g} s" if end < math.inf else "")
+        raise MediaError(f"no frames in the requested range ({where}; the video is shorter)")
+
+
+def run(src: str, tmp: str, animation: Animation, start: float | None, duration: float | None,
+        quality: int | None, progress: Callable[[int, int | None], None] | None) -> EngineResult:
+    began = time.perf_counter()
+    first, end = clip(animation, start, duration)
+    rate = frame_rate(animation)
+    writer_class = GifWriter if animation.format == "gif" else WebpWriter
     container, stream = open_video(src)
     writer = None
     try:
-        decoder = Decoder(container, stream)
-        known_end = container.duration / 1_000_000 if container.duration else math.inf
-        clip_end = clip_start + duration if duration else math.inf
-        total = animation.number if animation.number > 0 else math.inf
-        if min(clip_end, known_end) < math.inf:  # the header's duration is only an estimate
-            span = min(clip_end, known_end) - first
-            total = min(total, max(0, math.ceil(span / animation.interval - 1e-9)))
-        total_or_none = total if total < math.inf else None
-        geo = None
-        graphs = {}  # one filter graph per decoded frame shape (a stream may change size)
-        shown = (None, None)  # a source frame repeated for several samples is filtered once
+        total = animation.number if animation.number > 0 else None
+        known_end = min(end, container.duration / 1_000_000 if container.duration else math.inf)
+        if known_end < math.inf:  # the header's duration is only an estimate
+            span = max(0, math.ceil((known_end - first) / animation.interval - 1e-9))
+            total = span if total is None else min(total, span)
         steps = 0  # GIF work is two steps per frame (capture, encode); progress counts frames
         per_frame = 2 if animation.format == "gif" else 1
 
@@ -66,55 +83,22 @@ def run(
             nonlocal steps
             steps += 1
             if progress and steps % per_frame == 0:
-                progress(steps // per_frame, total_or_none)
+                progress(steps // per_frame, total)
 
-        sar = sample_aspect_ratio(stream)
-        count = 0
-        for _, frame in pictures(decoder, sample_times(first, animation.interval, animation.number, clip_end)):
+        samples = sampled(Decoder(container, stream), animation, first, end, writer_class.pix_fmt)
+        for count, (geo, picture) in enumerate(samples, 1):
             if writer is None:
-                geo = geometry.plan(frame.width, frame.height, sar, frame.rotation,
-                                    animation.width, animation.height, animation.scale_type)
-                source_size = geometry.displayed_size(frame.width, frame.height, sar, frame.rotation % 360)
-                writer = (GifWriter if animation.format == "gif" else WebpWriter)(tmp, *geo.out, frame_rate, quality)
-            if shown[0] is not frame:
-                shape = (frame.width, frame.height, frame.format.name, frame.rotation)
-                if shape not in graphs:
-                    fit = geo if not graphs else geometry.plan(frame.width, frame.height, sar, frame.rotation,
-                                                               *geo.out, "fill")
-                    graphs[shape] = filter_graph(fit.chain(writer.pix_fmt), frame)
-                shown = (frame, filtered(graphs[shape], frame))
-            writer.add(shown[1])
-            count += 1
+                writer = writer_class(tmp, *geo.out, rate, quality)
+            writer.add(picture)
             tick()
-        if writer is None:
-            raise _nothing(decoder, first, clip_end)
-        shown, total_or_none = (None, None), count
+        total = count
         writer.finish(tick)
         writer = None
     finally:
         if writer is not None:  # failed before finishing: release the spool / output container
             writer.abort()
         container.close()
-    return EngineResult(
-        frames=count, width=geo.out[0], height=geo.out[1], bytes=os.path.getsize(tmp),
-        duration=count / frame_rate, source_width=source_size[0], source_height=source_size[1],
-        elapsed=time.perf_counter() - began,
-    )
+    return EngineResult(frames=count, width=geo.out[0], height=geo.out[1], bytes=os.path.getsize(tmp),
+                        duration=count / rate, source_width=geo.displayed[0], source_height=geo.displayed[1],
+                        elapsed=time.perf_counter() - began)
 
-
-def filter_graph(chain: str, frame):
-    return encode.graph(chain, frame.width, frame.height, frame.format.name)
-
-
-def filtered(graph, frame):
-    _, src, _, sink = graph
-    src.push(frame)
-    return sink.pull()
-
-
-def _nothing(decoder: Decoder, first: float, clip_end: float) -> MediaError:
-    if decoder.decoded == 0:
-        reason = decoder.last_error or "no picture could be decoded"
-        return MediaError(f"corrupt video: {reason}")
-    where = f"from {first:g} s" + (f" to {clip_end:g} s" if clip_end < math.inf else "")
-    return MediaError(f"no frames in the requested range ({where}; the video is shorter)")

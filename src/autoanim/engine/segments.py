@@ -1,20 +1,19 @@
 """Test videos with a known active part: still, black, flat or fading stretches around motion.
 
-``segments_video(out, [("still", 10), ("move", 5), ("still", 10)])`` writes a
-clip whose only motion is from 10 s to 15 s: the tests and bench/highlight.py
-label the moving part and check that ``start: auto`` lands in it.
-Kinds: ``move`` (a camera pan over textured terrain with moving shapes, as
-``sample_video``), ``still`` (the nearest moving frame, frozen), ``black``,
-``flat`` (one grey), ``fadein``/``fadeout`` (the frozen frame from/to black).
+``segments_video(out, [("still", 10), ("move", 5), ("still", 10)])``: motion from 10 s to 15 s only, the
+label (``active_range``) the tests and bench/highlight.py check ``start: auto`` against. Kinds: ``move``
+(the pan of ``sample_video``), ``still`` (the nearest moving frame, frozen), ``black``, ``flat`` (one
+grey), ``fadein``/``fadeout`` (the frozen frame from/to black).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
 from ..errors import MediaError
-from .sample import _landscape, write_mp4
+from .sample import _landscape, _scene, write_mp4
 
 KINDS = ("move", "still", "black", "flat", "fadein", "fadeout")
 
@@ -26,48 +25,33 @@ def segments_video(out: str | os.PathLike, segments: list[tuple[str, float]], *,
     if not segments or any(kind not in KINDS or seconds <= 0 for kind, seconds in segments):
         raise MediaError(f"segments must be ({'|'.join(KINDS)}, seconds > 0) pairs, got {segments!r}")
     world = _landscape(width * 3, height, seed=seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    moving_time = 0.0  # seconds of motion so far: a still frame freezes the picture at this moment
-
-    def moving(t: float):
-        x = int(width * 2 * (t / 20.0) % (width * 2))
-        img = world[:, x : x + width].copy()
-        for j, colour in enumerate([(255, 60, 60), (60, 220, 90), (250, 220, 40)]):
-            cx = width * (0.5 + 0.35 * np.sin(t * (0.9 + 0.4 * j) + j * 2.1))
-            cy = height * (0.5 + 0.3 * np.cos(t * (1.3 + 0.3 * j) + j))
-            img[(xx - cx) ** 2 + (yy - cy) ** 2 < (height * (0.08 + 0.02 * j)) ** 2] = colour
-        return img
 
     def pictures():
-        nonlocal moving_time
+        moving_time = 0.0  # seconds of motion so far: a still frame freezes the picture at this moment
         for kind, seconds in segments:
             count = max(1, round(seconds * fps))
             for k in range(count):
-                if kind == "move":
-                    img = moving(moving_time)
-                    moving_time += 1 / fps
-                elif kind == "black":
-                    img = np.zeros((height, width, 3), np.uint8)
+                if kind == "black":
+                    yield np.zeros((height, width, 3), np.uint8)
                 elif kind == "flat":
-                    img = np.full((height, width, 3), 128, np.uint8)
+                    yield np.full((height, width, 3), 128, np.uint8)
                 else:
-                    img = moving(moving_time)
-                    if kind != "still":
+                    x = int(width * 2 * (moving_time / 20.0) % (width * 2))  # the pan: two widths in 20 s
+                    img = _scene(world, x, moving_time, width, 0.08)
+                    if kind == "move":
+                        moving_time += 1 / fps
+                    elif kind != "still":
                         level = (k + 1) / count if kind == "fadein" else 1 - (k + 1) / count
                         img = (img.astype(np.float32) * level).astype(np.uint8)
-                yield img
+                    yield img
 
     return write_mp4(out, pictures(), width=width, height=height, fps=fps)
 
 
 def active_range(segments: list[tuple[str, float]]) -> tuple[float, float]:
     """The first and last second of motion (the label of a clip made by ``segments_video``)."""
-    t, first, last = 0.0, None, None
-    for kind, seconds in segments:
-        if kind == "move":
-            first = t if first is None else first
-            last = t + seconds
-        t += seconds
-    if first is None:
+    starts = list(itertools.accumulate((seconds for _, seconds in segments), initial=0.0))
+    moving = [i for i, (kind, _) in enumerate(segments) if kind == "move"]
+    if not moving:
         raise ValueError("no move segment")
-    return first, last
+    return starts[moving[0]], starts[moving[-1] + 1]

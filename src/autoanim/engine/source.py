@@ -1,8 +1,7 @@
 """Reading the source: pick the video stream, find the picture shown at each time.
 
-Times here are seconds from the start of the file as a player counts them
-(``container.start_time`` subtracted: MPEG-TS/PS streams do not start at 0).
-Frames are streamed; at most the previous decoded frame is held.
+Times are seconds from the file's start as a player counts them (``container.start_time``
+subtracted: MPEG-TS/PS streams do not start at 0). Frames are streamed; at most the previous is held.
 """
 
 from __future__ import annotations
@@ -29,11 +28,10 @@ def open_video(path: str | os.PathLike):
     except av.error.FFmpegError as exc:
         raise MediaError(f"corrupt or unsupported file: {exc.strerror or exc}") from exc
     attached = av.stream.Disposition.attached_pic
-    streams = [s for s in container.streams.video if not s.disposition & attached]
-    if not streams:
+    stream = next((s for s in container.streams.video if not s.disposition & attached), None)
+    if stream is None:
         container.close()
         raise MediaError("no video stream (audio only, or only cover art)")
-    stream = streams[0]
     stream.thread_type = "AUTO"
     return container, stream
 
@@ -47,26 +45,19 @@ def origin(container, stream) -> float:
     return 0.0
 
 
-def frame_period(stream) -> float:
-    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-    return float(1 / rate)
-
-
 def sample_aspect_ratio(stream) -> float:
     sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
     return float(sar) if sar else 1.0
 
 
 class Decoder:
-    """Decodes from a position, skipping damaged packets; remembers what it saw."""
+    """Decodes from a position, skipping damaged packets; counts the frames, keeps the last error."""
 
     def __init__(self, container, stream):
         self.container, self.stream = container, stream
         self.t0 = origin(container, stream)
-        self.period = frame_period(stream)
-        self.decoded = 0
-        self.errors = 0
-        self.last_error = ""
+        self.period = float(1 / (stream.average_rate or stream.guessed_rate or Fraction(25)))
+        self.decoded, self.last_error = 0, ""
 
     def seek(self, t: float) -> bool:
         """Seek to the keyframe at or before ``t``; False when the file cannot seek."""
@@ -83,58 +74,44 @@ class Decoder:
         """(time, frame) from the current position to the end of the stream."""
         import av
 
-        last = None
+        t = -self.period  # a frame without a time follows the one before it (the first: at 0)
         try:
             for packet in self.container.demux(self.stream):
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError as exc:  # one damaged packet: skip it, as ffmpeg does
-                    self.errors += 1
                     self.last_error = exc.strerror or str(exc)
                     continue
                 for frame in decoded:
-                    t = frame.time - self.t0 if frame.time is not None else None
-                    if t is None:
-                        t = last + self.period if last is not None else 0.0
-                    last = t
+                    t = frame.time - self.t0 if frame.time is not None else t + self.period
                     self.decoded += 1
                     yield t, frame
         except av.error.FFmpegError as exc:  # the demuxer gave up (truncated file): that is the end
-            self.errors += 1
             self.last_error = exc.strerror or str(exc)
 
     def duration_of(self, frame) -> float:
-        if frame.duration and frame.time_base:
-            return float(frame.duration * frame.time_base)
-        return self.period
+        return float(frame.duration * frame.time_base) if frame.duration and frame.time_base else self.period
 
 
 def pictures(decoder: Decoder, times: Iterator[float]) -> Iterator[tuple[float, object]]:
     """For each requested time (ascending), the frame a player shows at that time.
 
-    Seeks to the keyframe before the first time, and again before any later time
-    that is further ahead than the longest keyframe distance seen (decoding
-    through would cost more). A seek that lands after its target (MPEG-PS) is
-    retried from further back, down to the start of the file.
+    Seeks before the first time, and again before a time further ahead than the longest keyframe distance
+    seen (decoding through would cost more); a seek that lands late (MPEG-PS) is retried from further back.
     """
     target = next(times, None)
-    gop = 0.0  # longest keyframe distance known so far
-    seek_to, preroll, moved = target, 0.0, False
-    while target is not None:
+    gop, preroll, moved = 0.0, 0.0, False  # the longest keyframe distance seen; how far before target to seek
+    while target is not None:  # each round seeks to (before) the target
         from_start = True
-        if seek_to is not None:
-            where = seek_to - preroll
-            if where > SEEK_SLACK and decoder.seek(where):
-                from_start, moved = False, True
-            elif moved and not decoder.seek(0):
-                raise MediaError("cannot seek back in this file")
-            seek_to = None
+        if target - preroll > SEEK_SLACK and decoder.seek(target - preroll):
+            from_start, moved = False, True
+        elif moved and not decoder.seek(0):
+            raise MediaError("cannot seek back in this file")
         prev = last_key = None
         for t, frame in decoder.frames():
             if prev is None and not from_start:
                 if t > target + EPS:
                     preroll = preroll * 4 + 1  # landed late: go further back
-                    seek_to = target
                     break
                 gop = max(gop, target - t)  # the next keyframe is after the target
             if frame.key_frame:
@@ -148,11 +125,11 @@ def pictures(decoder: Decoder, times: Iterator[float]) -> Iterator[tuple[float, 
                 return
             prev = (t, frame)
             if last_key is not None and target - t > max(gop, t - last_key) + SEEK_SLACK:
-                seek_to, preroll = target, 0.0
+                preroll = 0.0
                 break
         else:
             if prev is None and not from_start:  # a seek past the last frame: go back
-                preroll, seek_to = preroll * 4 + 1, target
+                preroll = preroll * 4 + 1
                 continue
             end = prev[0] + decoder.duration_of(prev[1]) if prev is not None else -math.inf
             while target is not None and target < end - EPS:
