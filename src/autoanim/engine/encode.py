@@ -1,17 +1,8 @@
-"""Animation writers: each takes rgb24 frames of the final size, in order.
-
-GIF is two passes over the frames without decoding twice: frames are kept,
-as raw rgb24, in a temporary file (memory-bounded, spills to disk), with a
-sample of their pixels; the palette is ``palettegen``'s over the sample, refined
-by k-means; then ``paletteuse`` (nearest colour, on every core) and the gif
-encoder, whose offsetting and transparency options store only what changed
-from frame to frame.
-WebP is one pass through libwebp, on every core: its animation encoder in
-segments, or whole frames for footage that moves everywhere.
-"""
+"""Animation writers, fed frames of the final size in order: GIF in two passes, WebP in one (docs/engine.md)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
@@ -29,11 +20,10 @@ WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
 
 
 class Ordered:
-    """Runs calls on ``threads`` threads and hands their results back in the order they were given.
+    """Calls on ``threads`` threads, at most ``threads * window`` in flight, their (result, tag)s in order.
 
-    At most ``threads * window`` calls are in flight: ``submit`` returns the results that had to be
-    collected to make room, ``drain`` the rest. Each thread may keep state of its own in ``local``
-    (a filter graph, an encoder: PyAV releases the GIL while FFmpeg works).
+    ``submit`` returns those collected to make room, ``drain`` the rest; ``local`` is per-thread state
+    (PyAV releases the GIL while FFmpeg works).
     """
 
     def __init__(self, threads: int | None = None, window: int = WINDOW):
@@ -66,12 +56,11 @@ def _rate(frame_rate: float) -> Fraction:
 
 
 def graph(chain: str, width: int, height: int, fmt: str, palette=None):
-    """A filter graph from one buffer (and optionally a palette buffer) through ``chain`` to a sink."""
+    """(graph, buffer, palette buffer, sink) through ``chain``; a ``paletteuse`` step is given ``palette``."""
     import av
 
     graph = av.filter.Graph()
-    src = graph.add_buffer(width=width, height=height, format=fmt, time_base=Fraction(1, 1000))
-    last = src
+    last = src = graph.add_buffer(width=width, height=height, format=fmt, time_base=Fraction(1, 1000))
     pal_src = None
     for step in chain.split(","):
         name, _, args = step.partition("=")
@@ -84,41 +73,28 @@ def graph(chain: str, width: int, height: int, fmt: str, palette=None):
     sink = graph.add("buffersink")
     last.link_to(sink)
     graph.configure()
+    if pal_src is not None:
+        pal_src.push(palette)
+        pal_src.push(None)
     return graph, src, pal_src, sink
 
 
-class _Output:
-    def __init__(self, path: str, fmt: str, codec: str, width: int, height: int, frame_rate: float, pix_fmt: str,
-                 codec_options: dict[str, str], mux_options: dict[str, str]):
-        import av
+def _picture(pixels):
+    """n x 3 rgb24 pixels as one rgb24 frame at most 1024 wide (the last row wraps around)."""
+    import av
+    import numpy as np
 
-        self.container = av.open(path, "w", format=fmt, options=mux_options)
-        rate = _rate(frame_rate)
-        self.stream = self.container.add_stream(codec, rate=rate, options=codec_options)
-        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
-        self.stream.time_base = self.stream.codec_context.time_base = 1 / rate
-        self.count = 0
+    width = min(len(pixels), 1024)
+    rows = -(-len(pixels) // width)
+    return av.VideoFrame.from_ndarray(np.resize(pixels, (rows * width, 3)).reshape(rows, width, 3), format="rgb24")
 
-    def write(self, frame) -> None:
-        """Encode ``frame``, shown for one frame period."""
-        frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
-        self.count += 1
-        self.mux(self.stream.encode(frame))
 
-    def mux(self, packets) -> None:
-        for packet in packets:
-            packet.duration = packet.duration or 1  # the last frame's delay comes from here
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        try:
-            self.mux(self.stream.encode(None))
-        finally:
-            self.container.close()
-
-    def abort(self) -> None:
-        """Close without flushing (the caller removes the partial file)."""
-        self.container.close()
+def _once(chain: str, image, palette=None):
+    """The frame a new graph of ``chain`` makes of the one frame ``image``."""
+    _graph, src, _, sink = graph(chain, image.width, image.height, "rgb24", palette)  # referenced while it runs
+    src.push(image)
+    src.push(None)
+    return sink.pull()
 
 
 METHOD = 4  # libwebp method (compression_level): 0 fast … 6 small
@@ -144,6 +120,10 @@ def _chunk(tag: bytes, body: bytes) -> bytes:
     return tag + len(body).to_bytes(4, "little") + body + b"\0" * (len(body) & 1)
 
 
+def _canvas(width: int, height: int) -> bytes:
+    return (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+
+
 def _chunks(riff: bytes):
     """(tag, body) of each chunk of a WebP file."""
     i = 12
@@ -154,16 +134,12 @@ def _chunks(riff: bytes):
 
 
 class WebpWriter:
-    """Lossy animated WebP in segments, each by an encoder of its own, fed as frames come, on every core.
+    """Lossy animated WebP in segments, each by an encoder of its own fed as frames come, on every core.
 
-    The encoder is chosen from the first two different frames. With a still background
-    (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder (``libwebp_anim``) stores only
-    what changed, in segments of ``SEGMENT`` pictures: each starts with a key frame, so their
-    frames follow each other in one animation. When nearly everything moves (pans, handheld
-    footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every
-    picture is a segment, coded whole (``libwebp``) at a lower quality that gives the same SSIM in
-    fewer bytes. A picture repeated for several samples is coded once and shown longer. The
-    segments take turns over one thread per core and are written (VP8X, ANIM, ANMF chunks) in order.
+    Chosen from the first two different frames: on a still background ``libwebp_anim`` in segments of
+    ``SEGMENT`` pictures, each from a key frame; when everything moves its sub-frames save nothing and
+    leave "similar" pixels stale, so each picture is coded whole by ``libwebp``. A repeated picture is
+    coded once and shown longer; the segments' ANMF chunks are written in order.
     """
 
     pix_fmt = "yuv420p"
@@ -197,10 +173,8 @@ class WebpWriter:
         self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
         self.segment = 1 if whole else self.segment
         self.lanes = [Ordered(1, window=self.segment + WINDOW) for _ in range(THREADS)]
-        w, h = self.size
         self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
-        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + (w - 1).to_bytes(3, "little")
-                                                     + (h - 1).to_bytes(3, "little"))
+        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + _canvas(*self.size))
                         + _chunk(b"ANIM", b"\xff\xff\xff\xff\0\0"))  # white background, loop forever
 
     @staticmethod
@@ -218,10 +192,8 @@ class WebpWriter:
         alpha = chunks[0][1][0] & 0x10 if chunks[0][0] == b"VP8X" else 0
         if any(tag == b"ANMF" for tag, _ in chunks):
             return alpha, [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
-        w, h = self.size  # one picture, a still image: the whole canvas, not blended
-        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)
-        return alpha, [_chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-                              + ms.to_bytes(3, "little") + b"\x02"
+        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)  # one picture: a still image
+        return alpha, [_chunk(b"ANMF", bytes(6) + _canvas(*self.size) + ms.to_bytes(3, "little") + b"\x02"  # not blended
                               + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
 
     def _flush(self, last: bool = False) -> None:
@@ -272,13 +244,11 @@ class WebpWriter:
 
 
 def refine(palette, samples, rounds: int):
-    """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24 pixels).
+    """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24), the transparent entry kept.
 
-    The samples are grouped in cells of 4x4x4 levels; each round maps every cell's mean colour
-    onto the palette with ``paletteuse`` (no dither: to its nearest colour, by the measure the
-    frames will be mapped with) and moves every colour to the exact mean of the samples of its
-    cells, for ``rounds`` rounds or until none moves. Returns a palette frame like ``palette``;
-    the transparent entry stays.
+    The samples are grouped in cells of 4x4x4 levels; each round maps every cell's mean with
+    ``paletteuse`` itself (the frames' nearest-colour measure) and moves each colour to the exact
+    mean of its cells' samples, for ``rounds`` rounds or until none moves.
     """
     import av
     import numpy as np
@@ -286,20 +256,10 @@ def refine(palette, samples, rounds: int):
     cells = (samples >> 2).astype(np.int32) @ np.array([1 << 12, 1 << 6, 1], np.int32)
     _, cell, weights = np.unique(cells, return_inverse=True, return_counts=True)
     cell_sums = np.stack([np.bincount(cell.reshape(-1), weights=samples[:, c]) for c in (2, 1, 0)], axis=1)
-    colours = np.rint(cell_sums[:, ::-1] / weights[:, None]).astype(np.uint8)  # each cell's mean, rgb
-    width = 1024
-    rows = -(-len(colours) // width)
-    image = np.zeros((rows * width, 3), np.uint8)
-    image[: len(colours)] = colours
-    image = av.VideoFrame.from_ndarray(image.reshape(rows, width, 3), format="rgb24")
+    image = _picture(np.rint(cell_sums[:, ::-1] / weights[:, None]).astype(np.uint8))  # each cell's mean, rgb
     for _ in range(rounds):
-        mapper = graph("paletteuse=dither=none", width, rows, "rgb24", palette)
-        _, src, pal_src, sink = mapper  # the graph itself must stay referenced while it runs
-        pal_src.push(palette)
-        pal_src.push(None)
-        src.push(image)
-        indices, argb = sink.pull().to_ndarray()
-        nearest = indices.reshape(-1)[: len(colours)]
+        indices, argb = _once("paletteuse=dither=none", image, palette).to_ndarray()
+        nearest = indices.reshape(-1)[: len(weights)]
         counts = np.bincount(nearest, weights=weights, minlength=256)
         moved = (counts > 0) & (argb[:, 0] == 255)
         sums = np.stack([np.bincount(nearest, weights=cell_sums[:, c], minlength=256) for c in range(3)], axis=1)
@@ -316,30 +276,22 @@ def refine(palette, samples, rounds: int):
 
 
 class GifWriter:
-    """Two passes over the frames, decoded once: a palette for the clip, then map and code.
+    """Two passes over the frames, decoded once: a palette for the clip, then keep, map and code.
 
-    Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each, at random
-    places. The palette is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means
-    over them (closer to the clip's colours). Pass 2, in order: a pixel whose source has not moved
-    by more than ``KEEP`` levels since it was last coded is given the colour it was coded from, so
-    noise in still areas neither flickers nor costs bytes (the gif encoder's
-    ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are mapped
-    onto the palette, each pixel to its nearest colour, on every core at once, and coded. No
-    dither: on real footage the bytes an ordered dither costs buy less SSIMULACRA2 than the same
-    bytes spent on a smaller ``KEEP`` (docs/engine.md).
+    Pass 1 spools the frames as raw rgb24 and samples ``SAMPLE_PIXELS`` random places of each for
+    the palette (palettegen, then k-means). Pass 2: a pixel within ``KEEP`` levels of what it was
+    last coded from keeps that (``offsetting+transdiff`` stores it as transparent), then every core
+    maps frames to the nearest colour, without dither (it costs more bytes than a smaller ``KEEP``).
     """
 
     pix_fmt = "rgb24"
-    DITHER = "none"
     KEEP = 3  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
-    REFINE = REFINE_ROUNDS
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.frame_rate = path, (width, height), frame_rate
         q = 90 if quality is None else quality
         self.colours = max(8, min(256, round(256 - 6 * (90 - q))))  # 256 from the default 90 up
         self.samples: list = []  # rgb24 pixels sampled from every frame
-        self.sampled = 0
         # Open across add() calls and closed by finish(): a with-block cannot span them.
         self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self.count = 0
@@ -351,28 +303,17 @@ class GifWriter:
         self.spool.write(rgb.tobytes())
         pixels = rgb.reshape(-1, 3)  # at random places: a stride that divides the width samples the same columns
         self.samples.append(pixels[np.random.default_rng(self.count).integers(0, len(pixels), SAMPLE_PIXELS)])
-        self.sampled += len(self.samples[-1])
-        if self.sampled > SAMPLE_CAP:
+        if sum(map(len, self.samples)) > SAMPLE_CAP:
             self.samples = [s[::2] for s in self.samples]
-            self.sampled = sum(map(len, self.samples))
         self.count += 1
 
     def palette(self):
         """The palette frame: palettegen over the sampled pixels, refined by k-means."""
-        import av
         import numpy as np
 
         samples = np.concatenate(self.samples)
         self.samples = []
-        width = min(len(samples), 1024)
-        rows = -(-len(samples) // width)
-        image = np.resize(samples, (rows * width, 3)).reshape(rows, width, 3)  # the last row wraps around
-        palettegen = graph(f"palettegen=max_colors={self.colours}", width, rows, "rgb24")
-        _, src, _, sink = palettegen  # the graph itself must stay referenced while it runs
-        src.push(av.VideoFrame.from_ndarray(image, format="rgb24"))
-        src.push(None)
-        palette = sink.pull()
-        return refine(palette, samples, self.REFINE) if self.REFINE else palette
+        return refine(_once(f"palettegen=max_colors={self.colours}", _picture(samples)), samples, REFINE_ROUNDS)
 
     def _map(self, rgb, palette):
         """rgb24 → (palette indices, the argb palette they index), by this thread's own paletteuse graph."""
@@ -380,10 +321,7 @@ class GifWriter:
 
         local = self.mappers.local
         if not hasattr(local, "graph"):
-            local.graph = graph("paletteuse=dither=" + self.DITHER, *self.size, "rgb24", palette)
-            _, _, pal_src, _ = local.graph
-            pal_src.push(palette)
-            pal_src.push(None)
+            local.graph = graph("paletteuse=dither=none", *self.size, "rgb24", palette)
         _, src, _, sink = local.graph
         src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
         return sink.pull().to_ndarray()  # paletteuse may order the palette its own way
@@ -395,12 +333,24 @@ class GifWriter:
 
         palette = self.palette()
         w, h = self.size
-        out = _Output(self.path, "gif", "gif", w, h, self.frame_rate, "pal8", {}, {"loop": "0"})
+        container = av.open(self.path, "w", format="gif", options={"loop": "0"})
+        rate = _rate(self.frame_rate)
+        stream = container.add_stream("gif", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, "pal8"
+        stream.time_base = stream.codec_context.time_base = time_base = 1 / rate  # the muxer may change the stream's
+        pts = itertools.count()
         self.mappers = Ordered()
+
+        def mux(packets) -> None:
+            for packet in packets:
+                packet.duration = packet.duration or 1  # the last frame's delay comes from here
+                container.mux(packet)
 
         def emit(results) -> None:
             for mapped, _ in results:
-                out.write(av.VideoFrame.from_ndarray(mapped, format="pal8"))
+                frame = av.VideoFrame.from_ndarray(mapped, format="pal8")
+                frame.pts, frame.time_base = next(pts), time_base
+                mux(stream.encode(frame))
                 tick()
 
         try:
@@ -419,12 +369,10 @@ class GifWriter:
                         coded = np.where(moved[..., None], rgb, coded)  # a new array: the threads may hold the last
                     emit(self.mappers.submit(self._map, coded, palette))
                 emit(self.mappers.drain())
-        except BaseException:
-            out.abort()
-            raise
+            mux(stream.encode(None))
         finally:
             self.mappers.close()
-        out.close()
+            container.close()
 
     def abort(self) -> None:
         self.spool.close()
