@@ -20,35 +20,31 @@ WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
 
 
 class Ordered:
-    """Calls on ``threads`` threads, at most ``threads * window`` in flight, their (result, tag)s in order.
+    """Calls on ``threads`` one-thread lanes, their results in the order given, at most ``window`` in flight.
 
-    ``submit`` returns those collected to make room, ``drain`` the rest; ``local`` is per-thread state
-    (PyAV releases the GIL while FFmpeg works).
+    ``submit`` returns the results collected to make room, ``drain`` the rest. A lane runs its calls in
+    order and keeps its state in ``local`` (a filter graph: PyAV releases the GIL while FFmpeg works).
     """
 
-    def __init__(self, threads: int | None = None, window: int = WINDOW):
-        threads = threads or THREADS
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="autoanim-encode")
+    def __init__(self, window: int, threads: int | None = None):
+        self.lanes = [ThreadPoolExecutor(1, thread_name_prefix="autoanim-encode") for _ in range(threads or THREADS)]
         self.local = threading.local()
-        self.window = threads * window
-        self.pending: deque[tuple[Future, object]] = deque()
+        self.window = window
+        self.pending: deque[Future] = deque()
 
-    def submit(self, call, *args, tag=None) -> list:
-        self.pending.append((self.pool.submit(call, *args), tag))
-        return [self._next() for _ in range(len(self.pending) - self.window)]
+    def submit(self, lane: int, call, *args) -> list:
+        self.pending.append(self.lanes[lane % len(self.lanes)].submit(call, *args))
+        return [self.pending.popleft().result() for _ in range(len(self.pending) - self.window)]
 
     def drain(self) -> list:
-        return [self._next() for _ in range(len(self.pending))]
-
-    def _next(self):
-        future, tag = self.pending.popleft()
-        return future.result(), tag
+        return [self.pending.popleft().result() for _ in range(len(self.pending))]
 
     def close(self) -> None:
-        for future, _ in self.pending:
+        for future in self.pending:
             future.cancel()
         self.pending.clear()
-        self.pool.shutdown(wait=True)
+        for lane in self.lanes:
+            lane.shutdown(wait=True)
 
 
 def _rate(frame_rate: float) -> Fraction:
@@ -150,12 +146,10 @@ class WebpWriter:
         self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
         self.quality = 75 if quality is None else quality
         self.segment = min(self.SEGMENT, max(4, self.SEGMENT_MEMORY * 2 // (3 * width * height)))
-        self.file, self.lanes = None, []
+        self.file, self.lanes = None, None
         self.flags = 0x02  # VP8X: an animation (| 0x10 once a frame carries alpha)
         self.count = 0  # frame periods submitted
         self.codec, self.pictures, self.segments = None, 0, 0  # the current segment (encoder, packets, start), its size
-        self.done: dict[int, list[bytes]] = {}  # segments coded and not yet written: lanes finish out of order
-        self.written = 0
         self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
 
     def add(self, frame) -> None:
@@ -172,7 +166,7 @@ class WebpWriter:
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
         self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
         self.segment = 1 if whole else self.segment
-        self.lanes = [Ordered(1, window=self.segment + WINDOW) for _ in range(THREADS)]
+        self.lanes = Ordered(THREADS * (self.segment + WINDOW))  # a segment a lane, in turns
         self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
         self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + _canvas(*self.size))
                         + _chunk(b"ANIM", b"\xff\xff\xff\xff\0\0"))  # white background, loop forever
@@ -199,37 +193,32 @@ class WebpWriter:
     def _flush(self, last: bool = False) -> None:
         import av
 
-        lane = self.lanes[self.segments % len(self.lanes)]
         if self.codec is None:
             name, options = self.options
             codec = av.CodecContext.create(name, "w")
             codec.width, codec.height = self.size
             codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
             self.codec = (codec, [], self.count)
-        done = lane.submit(self._code, self.codec, self.pending, self.count, self.repeats)
+        done = self.lanes.submit(self.segments, self._code, self.codec, self.pending, self.count, self.repeats)
         self.count += self.repeats
         self.pictures += 1
         if self.pictures == self.segment or last:
-            done += lane.submit(self._end, self.codec, self.count, tag=self.segments)
+            done += self.lanes.submit(self.segments, self._end, self.codec, self.count)
             self.codec, self.pictures, self.segments = None, 0, self.segments + 1
         self._write(done)
 
     def _write(self, done) -> None:
-        for coded, tag in done:
+        for coded in done:
             if coded is not None:  # a segment's end
                 self.flags |= coded[0]
-                self.done[tag] = coded[1]
-        while self.written in self.done:
-            self.file.write(b"".join(self.done.pop(self.written)))
-            self.written += 1
+                self.file.write(b"".join(coded[1]))
 
     def finish(self, tick) -> None:
         if self.file is None:
             self._open(whole=False)
         self._flush(last=True)
-        for lane in self.lanes:
-            self._write(lane.drain())
-            lane.close()
+        self._write(self.lanes.drain())
+        self.lanes.close()
         size = self.file.tell() - 8
         for at, value in ((4, size.to_bytes(4, "little")), (20, bytes([self.flags]))):  # RIFF size, VP8X flags
             self.file.seek(at)
@@ -237,8 +226,8 @@ class WebpWriter:
         self.file.close()
 
     def abort(self) -> None:
-        for lane in self.lanes:
-            lane.close()
+        if self.lanes is not None:
+            self.lanes.close()
         if self.file is not None:
             self.file.close()
 
@@ -339,7 +328,7 @@ class GifWriter:
         stream.width, stream.height, stream.pix_fmt = w, h, "pal8"
         stream.time_base = stream.codec_context.time_base = time_base = 1 / rate  # the muxer may change the stream's
         pts = itertools.count()
-        self.mappers = Ordered()
+        self.mappers = Ordered(THREADS * WINDOW)
 
         def mux(packets) -> None:
             for packet in packets:
@@ -347,7 +336,7 @@ class GifWriter:
                 container.mux(packet)
 
         def emit(results) -> None:
-            for mapped, _ in results:
+            for mapped in results:
                 frame = av.VideoFrame.from_ndarray(mapped, format="pal8")
                 frame.pts, frame.time_base = next(pts), time_base
                 mux(stream.encode(frame))
@@ -357,7 +346,7 @@ class GifWriter:
             with self.spool:
                 self.spool.seek(0)
                 coded = None  # what each pixel was last coded from
-                for _ in range(self.count):
+                for k in range(self.count):
                     rgb = np.frombuffer(self.spool.read(w * h * 3), np.uint8).reshape(h, w, 3)
                     if coded is None:
                         coded = rgb
@@ -367,7 +356,7 @@ class GifWriter:
                         drift = drift > self.KEEP
                         moved = drift[..., 0] | drift[..., 1] | drift[..., 2]  # faster than any(axis=2)
                         coded = np.where(moved[..., None], rgb, coded)  # a new array: the threads may hold the last
-                    emit(self.mappers.submit(self._map, coded, palette))
+                    emit(self.mappers.submit(k, self._map, coded, palette))
                 emit(self.mappers.drain())
             mux(stream.encode(None))
         finally:
