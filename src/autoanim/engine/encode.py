@@ -1,4 +1,4 @@
-"""Animation writers, fed frames of the final size in order: GIF in two passes, WebP in one (docs/engine.md)."""
+"""Animation writers fed frames of the final size in order: GIF in two passes, WebP in one; docs/engine.md."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Ordered:
     """
 
     def __init__(self, window: int, threads: int | None = None):
-        self.lanes = [ThreadPoolExecutor(1, thread_name_prefix="autoanim-encode") for _ in range(threads or THREADS)]
+        self.lanes = [ThreadPoolExecutor(1, thread_name_prefix="autoanim") for _ in range(threads or THREADS)]
         self.local = threading.local()
         self.window = window
         self.pending: deque[Future] = deque()
@@ -82,12 +82,13 @@ def _picture(pixels):
 
     width = min(len(pixels), 1024)
     rows = -(-len(pixels) // width)
-    return av.VideoFrame.from_ndarray(np.resize(pixels, (rows * width, 3)).reshape(rows, width, 3), format="rgb24")
+    image = np.resize(pixels, (rows * width, 3)).reshape(rows, width, 3)
+    return av.VideoFrame.from_ndarray(image, format="rgb24")
 
 
 def _once(chain: str, image, palette=None):
     """The frame a new graph of ``chain`` makes of the one frame ``image``."""
-    _graph, src, _, sink = graph(chain, image.width, image.height, "rgb24", palette)  # referenced while it runs
+    _graph, src, _, sink = graph(chain, image.width, image.height, "rgb24", palette)  # kept while it runs
     src.push(image)
     src.push(None)
     return sink.pull()
@@ -116,10 +117,6 @@ def _chunk(tag: bytes, body: bytes) -> bytes:
     return tag + len(body).to_bytes(4, "little") + body + b"\0" * (len(body) & 1)
 
 
-def _canvas(width: int, height: int) -> bytes:
-    return (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-
-
 def _chunks(riff: bytes):
     """(tag, body) of each chunk of a WebP file."""
     i = 12
@@ -144,6 +141,7 @@ class WebpWriter:
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
+        self.canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")  # VP8X's, ANMF's
         self.quality = 75 if quality is None else quality
         self.segment = min(self.SEGMENT, max(4, self.SEGMENT_MEMORY * 2 // (3 * width * height)))
         self.file, self.lanes = None, None
@@ -168,7 +166,7 @@ class WebpWriter:
         self.segment = 1 if whole else self.segment
         self.lanes = Ordered(THREADS * (self.segment + WINDOW))  # a segment a lane, in turns
         self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
-        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + _canvas(*self.size))
+        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + self.canvas)
                         + _chunk(b"ANIM", b"\xff\xff\xff\xff\0\0"))  # white background, loop forever
 
     @staticmethod
@@ -186,8 +184,8 @@ class WebpWriter:
         alpha = chunks[0][1][0] & 0x10 if chunks[0][0] == b"VP8X" else 0
         if any(tag == b"ANMF" for tag, _ in chunks):
             return alpha, [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
-        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)  # one picture: a still image
-        return alpha, [_chunk(b"ANMF", bytes(6) + _canvas(*self.size) + ms.to_bytes(3, "little") + b"\x02"  # not blended
+        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)  # a still: 1 frame, not blended
+        return alpha, [_chunk(b"ANMF", bytes(6) + self.canvas + ms.to_bytes(3, "little") + b"\x02"
                               + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
 
     def _flush(self, last: bool = False) -> None:
@@ -199,7 +197,8 @@ class WebpWriter:
             codec.width, codec.height = self.size
             codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
             self.codec = (codec, [], self.count)
-        done = self.lanes.submit(self.segments, self._code, self.codec, self.pending, self.count, self.repeats)
+        done = self.lanes.submit(self.segments, self._code, self.codec, self.pending, self.count,
+                                 self.repeats)
         self.count += self.repeats
         self.pictures += 1
         if self.pictures == self.segment or last:
@@ -233,7 +232,7 @@ class WebpWriter:
 
 
 def refine(palette, samples, rounds: int):
-    """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24), the transparent entry kept.
+    """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24), transparency kept.
 
     The samples are grouped in cells of 4x4x4 levels; each round maps every cell's mean with
     ``paletteuse`` itself (the frames' nearest-colour measure) and moves each colour to the exact
@@ -252,8 +251,7 @@ def refine(palette, samples, rounds: int):
         counts = np.bincount(nearest, weights=weights, minlength=256)
         moved = (counts > 0) & (argb[:, 0] == 255)
         sums = np.stack([np.bincount(nearest, weights=cell_sums[:, c], minlength=256) for c in range(3)], axis=1)
-        bgra = np.empty((256, 4), np.uint8)
-        bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
+        bgra = argb[:, [3, 2, 1, 0]]
         means = np.clip(np.rint(sums[moved] / counts[moved, None]), 0, 255)
         if (means == bgra[moved, :3]).all():
             break
@@ -296,14 +294,6 @@ class GifWriter:
             self.samples = [s[::2] for s in self.samples]
         self.count += 1
 
-    def palette(self):
-        """The palette frame: palettegen over the sampled pixels, refined by k-means."""
-        import numpy as np
-
-        samples = np.concatenate(self.samples)
-        self.samples = []
-        return refine(_once(f"palettegen=max_colors={self.colours}", _picture(samples)), samples, REFINE_ROUNDS)
-
     def _map(self, rgb, palette):
         """rgb24 → (palette indices, the argb palette they index), by this thread's own paletteuse graph."""
         import av
@@ -320,13 +310,15 @@ class GifWriter:
         import av
         import numpy as np
 
-        palette = self.palette()
+        samples, self.samples = np.concatenate(self.samples), []
+        palette = _once(f"palettegen=max_colors={self.colours}", _picture(samples))
+        palette = refine(palette, samples, REFINE_ROUNDS)
         w, h = self.size
         container = av.open(self.path, "w", format="gif", options={"loop": "0"})
         rate = _rate(self.frame_rate)
         stream = container.add_stream("gif", rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "pal8"
-        stream.time_base = stream.codec_context.time_base = time_base = 1 / rate  # the muxer may change the stream's
+        stream.time_base = stream.codec_context.time_base = time_base = 1 / rate  # muxing may alter stream's
         pts = itertools.count()
         self.mappers = Ordered(THREADS * WINDOW)
 

@@ -1,22 +1,12 @@
-"""The ``start: auto`` probe, offline: IMM's ``Image.Sprites`` sheet made by the local engine.
+"""The ``start: auto`` probe offline: IMM's ``Image.Sprites`` sheet made by the local engine (docs/engine.md).
 
-Tile k is the picture on screen at ``t_k = StartTime + k·Interval`` (the same
-sampling as animation frames, DESIGN.md section 5), at most ``Number`` tiles,
-inside the clip; each is stretched to ``ScaleWidth`` x ``ScaleHeight`` pixels
-and laid out row by row, ``TileWidth`` tiles per row, ``Margin`` from the edge
-and ``Pad`` apart; the sheet is as tall as the rows used. ``autoanim.activity``
-splits and scores it exactly as it would IMM's.
-
-``sprite_sheet(..., isolate=True)`` renders in the conversions' forked worker
-(``engine/worker.py``), killed after ``timeout``: a hostile file crashes or
-hangs only the child.
+Tile k is the picture on screen at ``StartTime + k·Interval``, as animation frames are, laid out row by row.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,36 +25,13 @@ class SheetResult:
     bytes: int
 
 
-def sprite_sheet(
-    src: str | os.PathLike,
-    out: str | os.PathLike,
-    sprite: Sprite,
-    *,
-    start: float | None = None,
-    duration: float | None = None,
-    timeout: float | None = None,
-    isolate: bool = True,
-) -> SheetResult:
-    """Write the sprite sheet ``sprite`` asks of ``src`` (clipped to ``start``/``duration``) at ``out``.
+def sprite_sheet(src: str | os.PathLike, out: str | os.PathLike, sprite: Sprite, *,
+                 start: float | None = None, duration: float | None = None, timeout: float | None = None,
+                 isolate: bool = True) -> SheetResult:
+    """The sheet ``sprite`` asks of ``src`` (clipped to ``start``/``duration``) at ``out``, as ``convert``."""
+    from .worker import produce
 
-    ``out`` appears only when complete. ``MediaError`` for media that cannot be
-    read; ``ServiceError(retryable=True)`` on timeout.
-    """
-    src, out = os.fspath(src), Path(out)
-    if not os.path.isfile(src):
-        raise MediaError(f"no such file: {src}")
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        if isolate:
-            from .worker import run_isolated
-
-            result = run_isolated(render, (src, str(tmp), sprite, start, duration), None, timeout)
-        else:
-            result = render(src, str(tmp), sprite, start, duration)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return result
+    return produce(render, src, out, (sprite, start, duration), None, timeout, isolate)
 
 
 def render(src: str, out: str, sprite: Sprite, start: float | None, duration: float | None,
