@@ -1,7 +1,6 @@
 """The local media engine: IMM's CreateMediaConvertTask animation semantics (DESIGN.md section 5), offline.
 
-An adapter the core never imports; PyAV is imported only inside functions, so FC (without PyAV) can
-import the package tree. See docs/engine.md.
+An adapter; PyAV is imported only inside functions, so FC (without PyAV) can import it. docs/engine.md.
 """
 
 from __future__ import annotations
@@ -45,11 +44,10 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, animation: Animation
             start: float | None = None, duration: float | None = None, quality: int | None = None,
             progress: Callable[[int, int | None], None] | None = None, timeout: float | None = None,
             isolate: bool = True) -> EngineResult:
-    """Make the animation ``animation`` of ``src`` (clipped to ``start``/``duration``) at ``out``.
+    """Make ``animation`` of ``src`` (clipped to ``start``/``duration``) at ``out``, there once complete.
 
-    ``out`` appears only when complete. ``isolate`` runs the job in a worker process, killed after
-    ``timeout`` seconds. ``MediaError`` for media that cannot be converted (or a worker that crashed
-    on it); ``ServiceError(retryable=True)`` on timeout.
+    ``isolate``: in a worker process killed after ``timeout`` seconds. ``MediaError``: media that cannot be
+    converted (or that crashed the worker); ``ServiceError(retryable=True)``: a timeout.
     """
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")

@@ -20,11 +20,7 @@ WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
 
 
 class Ordered:
-    """Calls on ``threads`` one-thread lanes, their results in the order given, at most ``window`` in flight.
-
-    ``submit`` returns the results collected to make room, ``drain`` the rest. A lane runs its calls in
-    order and keeps its state in ``local`` (a filter graph: PyAV releases the GIL while FFmpeg works).
-    """
+    """Calls on one-thread lanes (state in ``local``), ``window`` at most in flight, results in order."""
 
     def __init__(self, window: int, threads: int | None = None):
         self.lanes = [ThreadPoolExecutor(1, thread_name_prefix="autoanim") for _ in range(threads or THREADS)]
@@ -40,11 +36,9 @@ class Ordered:
         return [self.pending.popleft().result() for _ in range(len(self.pending))]
 
     def close(self) -> None:
-        for future in self.pending:
-            future.cancel()
         self.pending.clear()
         for lane in self.lanes:
-            lane.shutdown(wait=True)
+            lane.shutdown(wait=True, cancel_futures=True)
 
 
 def _rate(frame_rate: float) -> Fraction:
@@ -101,8 +95,7 @@ WHOLE_QUALITY_OFFSET = 15  # whole frames at q-15: SSIM and SSIMULACRA2 >= libwe
 
 
 def still_share(a, b) -> float:
-    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``
-    (by Pillow: 7 ms to import, numpy 50-75 ms of CPU)."""
+    """The share of 16x16 luma blocks alike within ``STILL_DIFF`` in yuv ``a``, ``b`` (Pillow: no numpy)."""
     from PIL import Image, ImageChops
 
     w, h = a.width // 16 * 16, a.height // 16 * 16
@@ -127,12 +120,10 @@ def _chunks(riff: bytes):
 
 
 class WebpWriter:
-    """Lossy animated WebP in segments, each by an encoder of its own fed as frames come, on every core.
+    """Lossy animated WebP in segments, each by its own encoder fed as frames come, on every core.
 
-    Chosen from the first two different frames: on a still background ``libwebp_anim`` in segments of
-    ``SEGMENT`` pictures, each from a key frame; when everything moves its sub-frames save nothing and
-    leave "similar" pixels stale, so each picture is coded whole by ``libwebp``. A repeated picture is
-    coded once and shown longer; the segments' ANMF chunks are written in order.
+    A still background: ``libwebp_anim``, ``SEGMENT`` pictures from a key frame each; moving footage (its
+    sub-frames leave "similar" pixels stale): every picture whole by ``libwebp``. Repeats are shown longer.
     """
 
     pix_fmt = "yuv420p"
@@ -162,7 +153,8 @@ class WebpWriter:
 
     def _open(self, whole: bool) -> None:
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
-        self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
+        self.coder = "libwebp" if whole else "libwebp_anim"
+        self.options = {"quality": str(quality), "compression_level": str(METHOD)}
         self.segment = 1 if whole else self.segment
         self.lanes = Ordered(THREADS * (self.segment + WINDOW))  # a segment a lane, in turns
         self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
@@ -192,10 +184,9 @@ class WebpWriter:
         import av
 
         if self.codec is None:
-            name, options = self.options
-            codec = av.CodecContext.create(name, "w")
+            codec = av.CodecContext.create(self.coder, "w")
             codec.width, codec.height = self.size
-            codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
+            codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(self.options)
             self.codec = (codec, [], self.count)
         done = self.lanes.submit(self.segments, self._code, self.codec, self.pending, self.count,
                                  self.repeats)
@@ -234,9 +225,8 @@ class WebpWriter:
 def refine(palette, samples, rounds: int):
     """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24), transparency kept.
 
-    The samples are grouped in cells of 4x4x4 levels; each round maps every cell's mean with
-    ``paletteuse`` itself (the frames' nearest-colour measure) and moves each colour to the exact
-    mean of its cells' samples, for ``rounds`` rounds or until none moves.
+    Each round maps the mean of every 4x4x4-level cell of samples with ``paletteuse`` (the frames' own
+    nearest-colour measure) and moves each colour to the exact mean of its cells' samples.
     """
     import av
     import numpy as np
@@ -263,24 +253,21 @@ def refine(palette, samples, rounds: int):
 
 
 class GifWriter:
-    """Two passes over the frames, decoded once: a palette for the clip, then keep, map and code.
+    """Two passes, decoded once: spool the frames, sampling ``SAMPLE_PIXELS`` random places of each;
 
-    Pass 1 spools the frames as raw rgb24 and samples ``SAMPLE_PIXELS`` random places of each for
-    the palette (palettegen, then k-means). Pass 2: a pixel within ``KEEP`` levels of what it was
-    last coded from keeps that (``offsetting+transdiff`` stores it as transparent), then every core
-    maps frames to the nearest colour, without dither (it costs more bytes than a smaller ``KEEP``).
+    then keep a pixel within ``KEEP`` levels of what it was last coded from (stored as transparent), map each
+    frame to the nearest colour on every core without dither (it costs more bytes than a smaller ``KEEP``).
     """
 
     pix_fmt = "rgb24"
     KEEP = 3  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
-        self.path, self.size, self.frame_rate = path, (width, height), frame_rate
+        self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
         q = 90 if quality is None else quality
         self.colours = max(8, min(256, round(256 - 6 * (90 - q))))  # 256 from the default 90 up
         self.samples: list = []  # rgb24 pixels sampled from every frame
-        # Open across add() calls and closed by finish(): a with-block cannot span them.
-        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed by finish()
         self.count = 0
 
     def add(self, frame) -> None:
@@ -315,10 +302,9 @@ class GifWriter:
         palette = refine(palette, samples, REFINE_ROUNDS)
         w, h = self.size
         container = av.open(self.path, "w", format="gif", options={"loop": "0"})
-        rate = _rate(self.frame_rate)
-        stream = container.add_stream("gif", rate=rate)
+        stream = container.add_stream("gif", rate=self.rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "pal8"
-        stream.time_base = stream.codec_context.time_base = time_base = 1 / rate  # muxing may alter stream's
+        stream.time_base = stream.codec_context.time_base = time_base = 1 / self.rate  # the muxer may alter
         pts = itertools.count()
         self.mappers = Ordered(THREADS * WINDOW)
 

@@ -1,7 +1,4 @@
-"""The ``start: auto`` probe offline: IMM's ``Image.Sprites`` sheet made by the local engine (docs/engine.md).
-
-Tile k is the picture on screen at ``StartTime + k·Interval``, as animation frames are, laid out row by row.
-"""
+"""IMM's ``Image.Sprites`` sheet (the ``start: auto`` probe) offline: tile k at ``StartTime + k·Interval``."""
 
 from __future__ import annotations
 
@@ -39,21 +36,18 @@ def render(src: str, out: str, sprite: Sprite, start: float | None, duration: fl
     """In this process: decode the sampled pictures, make the tiles, write the sheet (no progress reported)."""
     from ..activity import make_sheet
     from . import encode, geometry
-    from .job import sample_times
+    from .job import clip, sample_times
     from .source import Decoder, open_video, pictures, sample_aspect_ratio
 
     if sprite.interval <= 0:
         raise MediaError(f"Sprites Interval must be > 0 seconds, got {sprite.interval}")
-    clip_start = max(0.0, start or 0.0)
-    first = clip_start + max(0.0, sprite.start_time or 0.0)
-    clip_end = clip_start + duration if duration else math.inf
+    first, clip_end = clip(sprite, start, duration)  # the first tile's time as an animation's first frame's
     container, stream = open_video(src)
     tiles = []
     try:
         decoder = Decoder(container, stream)
         sar = sample_aspect_ratio(stream)
-        graphs: dict = {}
-        shown = (None, None)
+        graphs, shown = {}, (None, None)
         for _, frame in pictures(decoder, sample_times(first, sprite.interval, sprite.number, clip_end)):
             if shown[0] is not frame:
                 shape = (frame.width, frame.height, frame.format.name, frame.rotation)
@@ -71,13 +65,11 @@ def render(src: str, out: str, sprite: Sprite, start: float | None, duration: fl
             raise MediaError(f"no frames in the probed range (from {first:g} s; the video is shorter)")
     finally:
         container.close()
-    sizes = {t.shape for t in tiles}
-    if len(sizes) > 1:  # fit/crop of a stream that changed size: pad every tile to the first's size
-        h, w = tiles[0].shape[:2]
+    h, w = tiles[0].shape[:2]
+    if len({t.shape for t in tiles}) > 1:  # fit/crop of a stream that changed size: pad to the first's
         tiles = [_fit(t, w, h) for t in tiles]
     data = make_sheet(tiles, columns=sprite.tile_width, margin=sprite.margin, pad=sprite.pad, fmt=sprite.format)
     Path(out).write_bytes(data)
-    h, w = tiles[0].shape[:2]
     rows = math.ceil(len(tiles) / sprite.tile_width)
     return SheetResult(tiles=len(tiles), width=2 * sprite.margin + sprite.tile_width * w + (sprite.tile_width - 1) * sprite.pad,
                        height=2 * sprite.margin + rows * h + (rows - 1) * sprite.pad, bytes=len(data))
