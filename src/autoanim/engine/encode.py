@@ -253,10 +253,10 @@ def refine(palette, samples, rounds: int):
 
 
 class GifWriter:
-    """Two passes, decoded once: spool the frames, sampling ``SAMPLE_PIXELS`` random places of each;
+    """Two passes over frames decoded once: spool them, ``SAMPLE_PIXELS`` random samples each, then code.
 
-    then keep a pixel within ``KEEP`` levels of what it was last coded from (stored as transparent), map each
-    frame to the nearest colour on every core without dither (it costs more bytes than a smaller ``KEEP``).
+    A pixel within ``KEEP`` levels of what it was last coded from keeps that (stored as transparent); frames
+    map to the nearest colour on every core without dither (it costs more bytes than a smaller ``KEEP``).
     """
 
     pix_fmt = "rgb24"
@@ -304,7 +304,7 @@ class GifWriter:
         container = av.open(self.path, "w", format="gif", options={"loop": "0"})
         stream = container.add_stream("gif", rate=self.rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "pal8"
-        stream.time_base = stream.codec_context.time_base = time_base = 1 / self.rate  # the muxer may alter
+        stream.time_base = stream.codec_context.time_base = 1 / self.rate
         pts = itertools.count()
         self.mappers = Ordered(THREADS * WINDOW)
 
@@ -316,7 +316,7 @@ class GifWriter:
         def emit(results) -> None:
             for mapped in results:
                 frame = av.VideoFrame.from_ndarray(mapped, format="pal8")
-                frame.pts, frame.time_base = next(pts), time_base
+                frame.pts, frame.time_base = next(pts), stream.codec_context.time_base  # not the muxer's
                 mux(stream.encode(frame))
                 tick()
 
