@@ -34,9 +34,9 @@ def warm_up() -> None:
     """Start the fork server that threaded callers' jobs fork from (optional: their first job does)."""
     from multiprocessing import forkserver
 
-    from .worker import _context
+    from .worker import mp_context
 
-    _context("forkserver")
+    mp_context("forkserver")
     forkserver.ensure_running()
 
 

@@ -41,7 +41,7 @@ def render(src: str, out: str, sprite: Sprite, start: float | None, duration: fl
 
     if sprite.interval <= 0:
         raise MediaError(f"Sprites Interval must be > 0 seconds, got {sprite.interval}")
-    first, clip_end = clip(sprite, start, duration)  # the first tile's time as an animation's first frame's
+    first, clip_end = clip(sprite, start, duration)  # as an animation's frames
     container, stream = open_video(src)
     tiles = []
     try:

@@ -25,7 +25,8 @@ def start_method() -> str:
     return "fork" if threading.active_count() == 1 else "forkserver"
 
 
-def _context(method: str):
+def mp_context(method: str):
+    """The multiprocessing context of ``method``; a fork server preloads ``PRELOAD``."""
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(PRELOAD)
@@ -51,7 +52,7 @@ def produce(job, src, out, args: tuple, progress, timeout: float | None, isolate
 
 def run_isolated(target, args, progress, timeout: float | None, method: str | None = None):
     """``target(*args, progress)`` in a child process: its result, or its error raised here."""
-    context = _context(method or start_method())
+    context = mp_context(method or start_method())
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(send, target, args), name="autoanim-media-worker", daemon=True)
     try:
