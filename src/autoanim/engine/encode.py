@@ -1,17 +1,8 @@
-"""Animation writers: each takes rgb24 frames of the final size, in order.
-
-GIF is two passes over the frames without decoding twice: frames are kept,
-as raw rgb24, in a temporary file (memory-bounded, spills to disk), with a
-sample of their pixels; the palette is ``palettegen``'s over the sample, refined
-by k-means; then ``paletteuse`` (nearest colour, on every core) and the gif
-encoder, whose offsetting and transparency options store only what changed
-from frame to frame.
-WebP is one pass through libwebp, on every core: its animation encoder in
-segments, or whole frames for footage that moves everywhere.
-"""
+"""Animation writers fed frames of the final size in order: GIF in two passes, WebP in one; docs/engine.md."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
@@ -29,36 +20,25 @@ WINDOW = 3  # frames in flight per thread: keeps the cores busy, memory bounded
 
 
 class Ordered:
-    """Runs calls on ``threads`` threads and hands their results back in the order they were given.
+    """Calls on one-thread lanes (state in ``local``), ``window`` at most in flight, results in order."""
 
-    At most ``threads * window`` calls are in flight: ``submit`` returns the results that had to be
-    collected to make room, ``drain`` the rest. Each thread may keep state of its own in ``local``
-    (a filter graph, an encoder: PyAV releases the GIL while FFmpeg works).
-    """
-
-    def __init__(self, threads: int | None = None, window: int = WINDOW):
-        threads = threads or THREADS
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="autoanim-encode")
+    def __init__(self, window: int, threads: int | None = None):
+        self.lanes = [ThreadPoolExecutor(1, thread_name_prefix="autoanim") for _ in range(threads or THREADS)]
         self.local = threading.local()
-        self.window = threads * window
-        self.pending: deque[tuple[Future, object]] = deque()
+        self.window = window
+        self.pending: deque[Future] = deque()
 
-    def submit(self, call, *args, tag=None) -> list:
-        self.pending.append((self.pool.submit(call, *args), tag))
-        return [self._next() for _ in range(len(self.pending) - self.window)]
+    def submit(self, lane: int, call, *args) -> list:
+        self.pending.append(self.lanes[lane % len(self.lanes)].submit(call, *args))
+        return [self.pending.popleft().result() for _ in range(len(self.pending) - self.window)]
 
     def drain(self) -> list:
-        return [self._next() for _ in range(len(self.pending))]
-
-    def _next(self):
-        future, tag = self.pending.popleft()
-        return future.result(), tag
+        return [self.pending.popleft().result() for _ in range(len(self.pending))]
 
     def close(self) -> None:
-        for future, _ in self.pending:
-            future.cancel()
         self.pending.clear()
-        self.pool.shutdown(wait=True)
+        for lane in self.lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
 
 
 def _rate(frame_rate: float) -> Fraction:
@@ -66,12 +46,11 @@ def _rate(frame_rate: float) -> Fraction:
 
 
 def graph(chain: str, width: int, height: int, fmt: str, palette=None):
-    """A filter graph from one buffer (and optionally a palette buffer) through ``chain`` to a sink."""
+    """(graph, buffer, palette buffer, sink) through ``chain``; a ``paletteuse`` step is given ``palette``."""
     import av
 
     graph = av.filter.Graph()
-    src = graph.add_buffer(width=width, height=height, format=fmt, time_base=Fraction(1, 1000))
-    last = src
+    last = src = graph.add_buffer(width=width, height=height, format=fmt, time_base=Fraction(1, 1000))
     pal_src = None
     for step in chain.split(","):
         name, _, args = step.partition("=")
@@ -84,41 +63,29 @@ def graph(chain: str, width: int, height: int, fmt: str, palette=None):
     sink = graph.add("buffersink")
     last.link_to(sink)
     graph.configure()
+    if pal_src is not None:
+        pal_src.push(palette)
+        pal_src.push(None)
     return graph, src, pal_src, sink
 
 
-class _Output:
-    def __init__(self, path: str, fmt: str, codec: str, width: int, height: int, frame_rate: float, pix_fmt: str,
-                 codec_options: dict[str, str], mux_options: dict[str, str]):
-        import av
+def _picture(pixels):
+    """n x 3 rgb24 pixels as one rgb24 frame at most 1024 wide (the last row wraps around)."""
+    import av
+    import numpy as np
 
-        self.container = av.open(path, "w", format=fmt, options=mux_options)
-        rate = _rate(frame_rate)
-        self.stream = self.container.add_stream(codec, rate=rate, options=codec_options)
-        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
-        self.stream.time_base = self.stream.codec_context.time_base = 1 / rate
-        self.count = 0
+    width = min(len(pixels), 1024)
+    rows = -(-len(pixels) // width)
+    image = np.resize(pixels, (rows * width, 3)).reshape(rows, width, 3)
+    return av.VideoFrame.from_ndarray(image, format="rgb24")
 
-    def write(self, frame) -> None:
-        """Encode ``frame``, shown for one frame period."""
-        frame.pts, frame.time_base = self.count, self.stream.codec_context.time_base  # the muxer may change the stream's
-        self.count += 1
-        self.mux(self.stream.encode(frame))
 
-    def mux(self, packets) -> None:
-        for packet in packets:
-            packet.duration = packet.duration or 1  # the last frame's delay comes from here
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        try:
-            self.mux(self.stream.encode(None))
-        finally:
-            self.container.close()
-
-    def abort(self) -> None:
-        """Close without flushing (the caller removes the partial file)."""
-        self.container.close()
+def _once(chain: str, image, palette=None):
+    """The frame a new graph of ``chain`` makes of the one frame ``image``."""
+    _graph, src, _, sink = graph(chain, image.width, image.height, "rgb24", palette)  # kept while it runs
+    src.push(image)
+    src.push(None)
+    return sink.pull()
 
 
 METHOD = 4  # libwebp method (compression_level): 0 fast … 6 small
@@ -128,8 +95,7 @@ WHOLE_QUALITY_OFFSET = 15  # whole frames at q-15: SSIM and SSIMULACRA2 >= libwe
 
 
 def still_share(a, b) -> float:
-    """The share of 16x16 blocks whose luma is the same, within ``STILL_DIFF``, in yuv frames ``a`` and ``b``
-    (by Pillow: 7 ms to import, numpy 50-75 ms of CPU)."""
+    """The share of 16x16 luma blocks alike within ``STILL_DIFF`` in yuv ``a``, ``b`` (Pillow: no numpy)."""
     from PIL import Image, ImageChops
 
     w, h = a.width // 16 * 16, a.height // 16 * 16
@@ -154,16 +120,10 @@ def _chunks(riff: bytes):
 
 
 class WebpWriter:
-    """Lossy animated WebP in segments, each by an encoder of its own, fed as frames come, on every core.
+    """Lossy animated WebP in segments, each by its own encoder fed as frames come, on every core.
 
-    The encoder is chosen from the first two different frames. With a still background
-    (``still_share`` ≥ ``STILL_SHARE``) libwebp's animation encoder (``libwebp_anim``) stores only
-    what changed, in segments of ``SEGMENT`` pictures: each starts with a key frame, so their
-    frames follow each other in one animation. When nearly everything moves (pans, handheld
-    footage) its sub-frames save nothing and leave pixels it judged "similar" stale, so every
-    picture is a segment, coded whole (``libwebp``) at a lower quality that gives the same SSIM in
-    fewer bytes. A picture repeated for several samples is coded once and shown longer. The
-    segments take turns over one thread per core and are written (VP8X, ANIM, ANMF chunks) in order.
+    A still background: ``libwebp_anim``, ``SEGMENT`` pictures from a key frame each; moving footage (its
+    sub-frames leave "similar" pixels stale): every picture whole by ``libwebp``. Repeats are shown longer.
     """
 
     pix_fmt = "yuv420p"
@@ -172,14 +132,13 @@ class WebpWriter:
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
         self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
+        self.canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")  # VP8X's, ANMF's
         self.quality = 75 if quality is None else quality
         self.segment = min(self.SEGMENT, max(4, self.SEGMENT_MEMORY * 2 // (3 * width * height)))
-        self.file, self.lanes = None, []
+        self.file, self.lanes = None, None
         self.flags = 0x02  # VP8X: an animation (| 0x10 once a frame carries alpha)
         self.count = 0  # frame periods submitted
         self.codec, self.pictures, self.segments = None, 0, 0  # the current segment (encoder, packets, start), its size
-        self.done: dict[int, list[bytes]] = {}  # segments coded and not yet written: lanes finish out of order
-        self.written = 0
         self.pending, self.repeats = None, 0  # the last picture, not yet encoded, and how many samples show it
 
     def add(self, frame) -> None:
@@ -194,13 +153,12 @@ class WebpWriter:
 
     def _open(self, whole: bool) -> None:
         quality = max(0, self.quality - WHOLE_QUALITY_OFFSET) if whole else self.quality
-        self.options = ("libwebp" if whole else "libwebp_anim", {"quality": str(quality), "compression_level": str(METHOD)})
+        self.coder = "libwebp" if whole else "libwebp_anim"
+        self.options = {"quality": str(quality), "compression_level": str(METHOD)}
         self.segment = 1 if whole else self.segment
-        self.lanes = [Ordered(1, window=self.segment + WINDOW) for _ in range(THREADS)]
-        w, h = self.size
+        self.lanes = Ordered(THREADS * (self.segment + WINDOW))  # a segment a lane, in turns
         self.file = open(self.path, "wb")  # noqa: SIM115 - open across add() calls, closed by finish()/abort()
-        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + (w - 1).to_bytes(3, "little")
-                                                     + (h - 1).to_bytes(3, "little"))
+        self.file.write(b"RIFF\0\0\0\0WEBP" + _chunk(b"VP8X", bytes(4) + self.canvas)
                         + _chunk(b"ANIM", b"\xff\xff\xff\xff\0\0"))  # white background, loop forever
 
     @staticmethod
@@ -218,46 +176,39 @@ class WebpWriter:
         alpha = chunks[0][1][0] & 0x10 if chunks[0][0] == b"VP8X" else 0
         if any(tag == b"ANMF" for tag, _ in chunks):
             return alpha, [_chunk(tag, body) for tag, body in chunks if tag == b"ANMF"]
-        w, h = self.size  # one picture, a still image: the whole canvas, not blended
-        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)
-        return alpha, [_chunk(b"ANMF", bytes(6) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-                              + ms.to_bytes(3, "little") + b"\x02"
+        ms = round(end * 1000 / self.rate) - round(first * 1000 / self.rate)  # a still: 1 frame, not blended
+        return alpha, [_chunk(b"ANMF", bytes(6) + self.canvas + ms.to_bytes(3, "little") + b"\x02"
                               + b"".join(_chunk(t, b) for t, b in chunks if t != b"VP8X"))]
 
     def _flush(self, last: bool = False) -> None:
         import av
 
-        lane = self.lanes[self.segments % len(self.lanes)]
         if self.codec is None:
-            name, options = self.options
-            codec = av.CodecContext.create(name, "w")
+            codec = av.CodecContext.create(self.coder, "w")
             codec.width, codec.height = self.size
-            codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(options)
+            codec.pix_fmt, codec.time_base, codec.options = "yuv420p", 1 / self.rate, dict(self.options)
             self.codec = (codec, [], self.count)
-        done = lane.submit(self._code, self.codec, self.pending, self.count, self.repeats)
+        done = self.lanes.submit(self.segments, self._code, self.codec, self.pending, self.count,
+                                 self.repeats)
         self.count += self.repeats
         self.pictures += 1
         if self.pictures == self.segment or last:
-            done += lane.submit(self._end, self.codec, self.count, tag=self.segments)
+            done += self.lanes.submit(self.segments, self._end, self.codec, self.count)
             self.codec, self.pictures, self.segments = None, 0, self.segments + 1
         self._write(done)
 
     def _write(self, done) -> None:
-        for coded, tag in done:
+        for coded in done:
             if coded is not None:  # a segment's end
                 self.flags |= coded[0]
-                self.done[tag] = coded[1]
-        while self.written in self.done:
-            self.file.write(b"".join(self.done.pop(self.written)))
-            self.written += 1
+                self.file.write(b"".join(coded[1]))
 
     def finish(self, tick) -> None:
         if self.file is None:
             self._open(whole=False)
         self._flush(last=True)
-        for lane in self.lanes:
-            self._write(lane.drain())
-            lane.close()
+        self._write(self.lanes.drain())
+        self.lanes.close()
         size = self.file.tell() - 8
         for at, value in ((4, size.to_bytes(4, "little")), (20, bytes([self.flags]))):  # RIFF size, VP8X flags
             self.file.seek(at)
@@ -265,20 +216,17 @@ class WebpWriter:
         self.file.close()
 
     def abort(self) -> None:
-        for lane in self.lanes:
-            lane.close()
+        if self.lanes is not None:
+            self.lanes.close()
         if self.file is not None:
             self.file.close()
 
 
 def refine(palette, samples, rounds: int):
-    """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24 pixels).
+    """Lloyd's k-means from the palette frame ``palette`` over ``samples`` (n x 3 rgb24), transparency kept.
 
-    The samples are grouped in cells of 4x4x4 levels; each round maps every cell's mean colour
-    onto the palette with ``paletteuse`` (no dither: to its nearest colour, by the measure the
-    frames will be mapped with) and moves every colour to the exact mean of the samples of its
-    cells, for ``rounds`` rounds or until none moves. Returns a palette frame like ``palette``;
-    the transparent entry stays.
+    Each round maps the mean of every 4x4x4-level cell of samples with ``paletteuse`` (the frames' own
+    nearest-colour measure) and moves each colour to the exact mean of its cells' samples.
     """
     import av
     import numpy as np
@@ -286,25 +234,14 @@ def refine(palette, samples, rounds: int):
     cells = (samples >> 2).astype(np.int32) @ np.array([1 << 12, 1 << 6, 1], np.int32)
     _, cell, weights = np.unique(cells, return_inverse=True, return_counts=True)
     cell_sums = np.stack([np.bincount(cell.reshape(-1), weights=samples[:, c]) for c in (2, 1, 0)], axis=1)
-    colours = np.rint(cell_sums[:, ::-1] / weights[:, None]).astype(np.uint8)  # each cell's mean, rgb
-    width = 1024
-    rows = -(-len(colours) // width)
-    image = np.zeros((rows * width, 3), np.uint8)
-    image[: len(colours)] = colours
-    image = av.VideoFrame.from_ndarray(image.reshape(rows, width, 3), format="rgb24")
+    image = _picture(np.rint(cell_sums[:, ::-1] / weights[:, None]).astype(np.uint8))  # each cell's mean, rgb
     for _ in range(rounds):
-        mapper = graph("paletteuse=dither=none", width, rows, "rgb24", palette)
-        _, src, pal_src, sink = mapper  # the graph itself must stay referenced while it runs
-        pal_src.push(palette)
-        pal_src.push(None)
-        src.push(image)
-        indices, argb = sink.pull().to_ndarray()
-        nearest = indices.reshape(-1)[: len(colours)]
+        indices, argb = _once("paletteuse=dither=none", image, palette).to_ndarray()
+        nearest = indices.reshape(-1)[: len(weights)]
         counts = np.bincount(nearest, weights=weights, minlength=256)
         moved = (counts > 0) & (argb[:, 0] == 255)
         sums = np.stack([np.bincount(nearest, weights=cell_sums[:, c], minlength=256) for c in range(3)], axis=1)
-        bgra = np.empty((256, 4), np.uint8)
-        bgra[:, :3], bgra[:, 3] = argb[:, [3, 2, 1]], argb[:, 0]
+        bgra = argb[:, [3, 2, 1, 0]]
         means = np.clip(np.rint(sums[moved] / counts[moved, None]), 0, 255)
         if (means == bgra[moved, :3]).all():
             break
@@ -316,32 +253,21 @@ def refine(palette, samples, rounds: int):
 
 
 class GifWriter:
-    """Two passes over the frames, decoded once: a palette for the clip, then map and code.
+    """Two passes over frames decoded once: spool them, ``SAMPLE_PIXELS`` random samples each, then code.
 
-    Pass 1 spools the frames as raw rgb24 and keeps ``SAMPLE_PIXELS`` pixels of each, at random
-    places. The palette is ``palettegen``'s over those pixels, moved by ``REFINE`` rounds of k-means
-    over them (closer to the clip's colours). Pass 2, in order: a pixel whose source has not moved
-    by more than ``KEEP`` levels since it was last coded is given the colour it was coded from, so
-    noise in still areas neither flickers nor costs bytes (the gif encoder's
-    ``offsetting+transdiff`` stores unchanged indices as transparent); then the frames are mapped
-    onto the palette, each pixel to its nearest colour, on every core at once, and coded. No
-    dither: on real footage the bytes an ordered dither costs buy less SSIMULACRA2 than the same
-    bytes spent on a smaller ``KEEP`` (docs/engine.md).
+    A pixel within ``KEEP`` levels of what it was last coded from keeps that (stored as transparent); frames
+    map to the nearest colour on every core without dither (it costs more bytes than a smaller ``KEEP``).
     """
 
     pix_fmt = "rgb24"
-    DITHER = "none"
     KEEP = 3  # levels (max of R, G, B) a pixel may drift from what it was coded as before it is coded again
-    REFINE = REFINE_ROUNDS
 
     def __init__(self, path: str, width: int, height: int, frame_rate: float, quality: int | None):
-        self.path, self.size, self.frame_rate = path, (width, height), frame_rate
+        self.path, self.size, self.rate = path, (width, height), _rate(frame_rate)
         q = 90 if quality is None else quality
         self.colours = max(8, min(256, round(256 - 6 * (90 - q))))  # 256 from the default 90 up
         self.samples: list = []  # rgb24 pixels sampled from every frame
-        self.sampled = 0
-        # Open across add() calls and closed by finish(): a with-block cannot span them.
-        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self.spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed by finish()
         self.count = 0
 
     def add(self, frame) -> None:
@@ -351,28 +277,9 @@ class GifWriter:
         self.spool.write(rgb.tobytes())
         pixels = rgb.reshape(-1, 3)  # at random places: a stride that divides the width samples the same columns
         self.samples.append(pixels[np.random.default_rng(self.count).integers(0, len(pixels), SAMPLE_PIXELS)])
-        self.sampled += len(self.samples[-1])
-        if self.sampled > SAMPLE_CAP:
+        if sum(map(len, self.samples)) > SAMPLE_CAP:
             self.samples = [s[::2] for s in self.samples]
-            self.sampled = sum(map(len, self.samples))
         self.count += 1
-
-    def palette(self):
-        """The palette frame: palettegen over the sampled pixels, refined by k-means."""
-        import av
-        import numpy as np
-
-        samples = np.concatenate(self.samples)
-        self.samples = []
-        width = min(len(samples), 1024)
-        rows = -(-len(samples) // width)
-        image = np.resize(samples, (rows * width, 3)).reshape(rows, width, 3)  # the last row wraps around
-        palettegen = graph(f"palettegen=max_colors={self.colours}", width, rows, "rgb24")
-        _, src, _, sink = palettegen  # the graph itself must stay referenced while it runs
-        src.push(av.VideoFrame.from_ndarray(image, format="rgb24"))
-        src.push(None)
-        palette = sink.pull()
-        return refine(palette, samples, self.REFINE) if self.REFINE else palette
 
     def _map(self, rgb, palette):
         """rgb24 → (palette indices, the argb palette they index), by this thread's own paletteuse graph."""
@@ -380,10 +287,7 @@ class GifWriter:
 
         local = self.mappers.local
         if not hasattr(local, "graph"):
-            local.graph = graph("paletteuse=dither=" + self.DITHER, *self.size, "rgb24", palette)
-            _, _, pal_src, _ = local.graph
-            pal_src.push(palette)
-            pal_src.push(None)
+            local.graph = graph("paletteuse=dither=none", *self.size, "rgb24", palette)
         _, src, _, sink = local.graph
         src.push(av.VideoFrame.from_ndarray(rgb, format="rgb24"))
         return sink.pull().to_ndarray()  # paletteuse may order the palette its own way
@@ -393,21 +297,34 @@ class GifWriter:
         import av
         import numpy as np
 
-        palette = self.palette()
+        samples, self.samples = np.concatenate(self.samples), []
+        palette = _once(f"palettegen=max_colors={self.colours}", _picture(samples))
+        palette = refine(palette, samples, REFINE_ROUNDS)
         w, h = self.size
-        out = _Output(self.path, "gif", "gif", w, h, self.frame_rate, "pal8", {}, {"loop": "0"})
-        self.mappers = Ordered()
+        container = av.open(self.path, "w", format="gif", options={"loop": "0"})
+        stream = container.add_stream("gif", rate=self.rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, "pal8"
+        stream.time_base = stream.codec_context.time_base = 1 / self.rate
+        pts = itertools.count()
+        self.mappers = Ordered(THREADS * WINDOW)
+
+        def mux(packets) -> None:
+            for packet in packets:
+                packet.duration = packet.duration or 1  # the last frame's delay comes from here
+                container.mux(packet)
 
         def emit(results) -> None:
-            for mapped, _ in results:
-                out.write(av.VideoFrame.from_ndarray(mapped, format="pal8"))
+            for mapped in results:
+                frame = av.VideoFrame.from_ndarray(mapped, format="pal8")
+                frame.pts, frame.time_base = next(pts), stream.codec_context.time_base  # not the muxer's
+                mux(stream.encode(frame))
                 tick()
 
         try:
             with self.spool:
                 self.spool.seek(0)
                 coded = None  # what each pixel was last coded from
-                for _ in range(self.count):
+                for k in range(self.count):
                     rgb = np.frombuffer(self.spool.read(w * h * 3), np.uint8).reshape(h, w, 3)
                     if coded is None:
                         coded = rgb
@@ -417,14 +334,12 @@ class GifWriter:
                         drift = drift > self.KEEP
                         moved = drift[..., 0] | drift[..., 1] | drift[..., 2]  # faster than any(axis=2)
                         coded = np.where(moved[..., None], rgb, coded)  # a new array: the threads may hold the last
-                    emit(self.mappers.submit(self._map, coded, palette))
+                    emit(self.mappers.submit(k, self._map, coded, palette))
                 emit(self.mappers.drain())
-        except BaseException:
-            out.abort()
-            raise
+            mux(stream.encode(None))
         finally:
             self.mappers.close()
-        out.close()
+            container.close()
 
     def abort(self) -> None:
         self.spool.close()

@@ -1,22 +1,9 @@
-"""The ``start: auto`` probe, offline: IMM's ``Image.Sprites`` sheet made by the local engine.
-
-Tile k is the picture on screen at ``t_k = StartTime + k·Interval`` (the same
-sampling as animation frames, DESIGN.md section 5), at most ``Number`` tiles,
-inside the clip; each is stretched to ``ScaleWidth`` x ``ScaleHeight`` pixels
-and laid out row by row, ``TileWidth`` tiles per row, ``Margin`` from the edge
-and ``Pad`` apart; the sheet is as tall as the rows used. ``autoanim.activity``
-splits and scores it exactly as it would IMM's.
-
-``sprite_sheet(..., isolate=True)`` renders in the conversions' forked worker
-(``engine/worker.py``), killed after ``timeout``: a hostile file crashes or
-hangs only the child.
-"""
+"""IMM's ``Image.Sprites`` sheet (the ``start: auto`` probe) offline: tile k at ``StartTime + k·Interval``."""
 
 from __future__ import annotations
 
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,36 +22,13 @@ class SheetResult:
     bytes: int
 
 
-def sprite_sheet(
-    src: str | os.PathLike,
-    out: str | os.PathLike,
-    sprite: Sprite,
-    *,
-    start: float | None = None,
-    duration: float | None = None,
-    timeout: float | None = None,
-    isolate: bool = True,
-) -> SheetResult:
-    """Write the sprite sheet ``sprite`` asks of ``src`` (clipped to ``start``/``duration``) at ``out``.
+def sprite_sheet(src: str | os.PathLike, out: str | os.PathLike, sprite: Sprite, *,
+                 start: float | None = None, duration: float | None = None, timeout: float | None = None,
+                 isolate: bool = True) -> SheetResult:
+    """The sheet ``sprite`` asks of ``src`` (clipped to ``start``/``duration``) at ``out``, as ``convert``."""
+    from .worker import produce
 
-    ``out`` appears only when complete. ``MediaError`` for media that cannot be
-    read; ``ServiceError(retryable=True)`` on timeout.
-    """
-    src, out = os.fspath(src), Path(out)
-    if not os.path.isfile(src):
-        raise MediaError(f"no such file: {src}")
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        if isolate:
-            from .worker import run_isolated
-
-            result = run_isolated(render, (src, str(tmp), sprite, start, duration), None, timeout)
-        else:
-            result = render(src, str(tmp), sprite, start, duration)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return result
+    return produce(render, src, out, (sprite, start, duration), None, timeout, isolate)
 
 
 def render(src: str, out: str, sprite: Sprite, start: float | None, duration: float | None,
@@ -72,21 +36,18 @@ def render(src: str, out: str, sprite: Sprite, start: float | None, duration: fl
     """In this process: decode the sampled pictures, make the tiles, write the sheet (no progress reported)."""
     from ..activity import make_sheet
     from . import encode, geometry
-    from .job import sample_times
+    from .job import clip, sample_times
     from .source import Decoder, open_video, pictures, sample_aspect_ratio
 
     if sprite.interval <= 0:
         raise MediaError(f"Sprites Interval must be > 0 seconds, got {sprite.interval}")
-    clip_start = max(0.0, start or 0.0)
-    first = clip_start + max(0.0, sprite.start_time or 0.0)
-    clip_end = clip_start + duration if duration else math.inf
+    first, clip_end = clip(sprite, start, duration)  # as an animation's frames
     container, stream = open_video(src)
     tiles = []
     try:
         decoder = Decoder(container, stream)
         sar = sample_aspect_ratio(stream)
-        graphs: dict = {}
-        shown = (None, None)
+        graphs, shown = {}, (None, None)
         for _, frame in pictures(decoder, sample_times(first, sprite.interval, sprite.number, clip_end)):
             if shown[0] is not frame:
                 shape = (frame.width, frame.height, frame.format.name, frame.rotation)
@@ -104,13 +65,11 @@ def render(src: str, out: str, sprite: Sprite, start: float | None, duration: fl
             raise MediaError(f"no frames in the probed range (from {first:g} s; the video is shorter)")
     finally:
         container.close()
-    sizes = {t.shape for t in tiles}
-    if len(sizes) > 1:  # fit/crop of a stream that changed size: pad every tile to the first's size
-        h, w = tiles[0].shape[:2]
+    h, w = tiles[0].shape[:2]
+    if len({t.shape for t in tiles}) > 1:  # fit/crop of a stream that changed size: pad to the first's
         tiles = [_fit(t, w, h) for t in tiles]
     data = make_sheet(tiles, columns=sprite.tile_width, margin=sprite.margin, pad=sprite.pad, fmt=sprite.format)
     Path(out).write_bytes(data)
-    h, w = tiles[0].shape[:2]
     rows = math.ceil(len(tiles) / sprite.tile_width)
     return SheetResult(tiles=len(tiles), width=2 * sprite.margin + sprite.tile_width * w + (sprite.tile_width - 1) * sprite.pad,
                        height=2 * sprite.margin + rows * h + (rows - 1) * sprite.pad, bytes=len(data))

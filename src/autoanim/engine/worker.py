@@ -1,26 +1,18 @@
-"""Run one conversion in a child process: a hostile file can crash or hang only the child.
+"""Run one job in a forked child, killed on timeout: a hostile file can crash or hang only the child.
 
-The child is forked, so a conversion pays for one interpreter and one PyAV
-import, not two:
-
-- from the caller itself when the caller has a single thread (``autoanim
-  convert``): the child starts with everything the caller imported;
-- otherwise (``watch``, the local media service: threads) from a fork server,
-  a clean process started once that has imported PyAV and the engine
-  (``warm_up`` starts it ahead of the first job). Forking a process with
-  threads could copy a lock that another thread holds.
-
-The job goes in as the process's arguments; progress and the outcome come back
-over a pipe; the child is killed on timeout. The caller removes the temporary
-output whatever happens.
+Forked from the caller when it has one thread, else from a fork server that has imported PyAV (forking a
+process with threads could copy a lock another thread holds); progress and the outcome come over a pipe.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 import time
+import uuid
+from pathlib import Path
 
 from ..errors import AutoanimError, MediaError, ServiceError
 
@@ -33,24 +25,34 @@ def start_method() -> str:
     return "fork" if threading.active_count() == 1 else "forkserver"
 
 
-def _context(method: str):
+def mp_context(method: str):
+    """The multiprocessing context of ``method``; a fork server preloads ``PRELOAD``."""
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(PRELOAD)
     return context
 
 
-def warm_up() -> None:
-    """Start the fork server now (it imports PyAV) rather than at the first threaded job."""
-    from multiprocessing import forkserver
-
-    _context("forkserver")
-    forkserver.ensure_running()
+def produce(job, src, out, args: tuple, progress, timeout: float | None, isolate: bool):
+    """``job(src, tmp, *args, progress)``, in a child when ``isolate``; ``tmp`` becomes ``out`` when done."""
+    src, out = os.fspath(src), Path(out)
+    if not os.path.isfile(src):
+        raise MediaError(f"no such file: {src}")
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        if isolate:
+            result = run_isolated(job, (src, str(tmp), *args), progress, timeout)
+        else:
+            result = job(src, str(tmp), *args, progress)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
 
 
 def run_isolated(target, args, progress, timeout: float | None, method: str | None = None):
     """``target(*args, progress)`` in a child process: its result, or its error raised here."""
-    context = _context(method or start_method())
+    context = mp_context(method or start_method())
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(send, target, args), name="autoanim-media-worker", daemon=True)
     try:
