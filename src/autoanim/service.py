@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import activity, log, objects, planner, probe, rules, targets
+from . import log, objects, planner, rules, targets
 from .claims import Claim, Claims, Held, Outcome, ScaleRecord, TaskRecord, factor_at
 from .config import Settings
 from .errors import AutoanimError, NotFound, RuleError, ServiceError, TooLarge
@@ -328,6 +328,8 @@ def _said(event: ResultEvent, level: int = logging.INFO, **fields: Any) -> Resul
 
 def _score_probe(app: App, claim: Claim, result: ImmTaskResult) -> AutoStart:
     """The start a probe's sheet picks; a failed probe or an unusable sheet starts at 0, saying why."""
+    from . import activity, probe  # only a start: auto clip's result needs them (kept off the cold start)
+
     sprite = claim.plan.probe.sprite
     if result.status != "Succeeded":
         why = f"failed ({result.code}: {result.message})"
