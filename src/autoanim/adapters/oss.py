@@ -131,11 +131,8 @@ class OssObjectStore:
         cfg.region = self.region
         cfg.connect_timeout = self.connect_timeout
         cfg.readwrite_timeout = self.readwrite_timeout
-        if self.endpoint:
-            cfg.endpoint = self.endpoint
-            cfg.use_path_style = True
-        else:
-            cfg.endpoint = f"oss-{self.region}{'' if self.public else '-internal'}.aliyuncs.com"
+        cfg.endpoint = self.endpoint or f"oss-{self.region}{'' if self.public else '-internal'}.aliyuncs.com"
+        cfg.use_path_style = bool(self.endpoint)
         cfg.credentials_provider = _credentials_provider(oss, self.credentials)
         return oss.Client(cfg)
 
