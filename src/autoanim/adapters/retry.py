@@ -27,14 +27,11 @@ from .credentials import Credentials
 
 T = TypeVar("T")
 
-# HTTP statuses worth another try: throttling, timeouts and any 5xx. 401/403 only where a permission
-# the role lacks is the operator's to fix (the event is kept: FC retries, then the dead-letter topic),
-# not where the caller is an operator's command that should stop and say so (FC InvokeFunction).
-_TRY_AGAIN = {408, 429}
-
-
 def retryable_status(status: int | None, *, permissions: bool) -> bool:
-    return bool(status) and (status >= 500 or status in _TRY_AGAIN or (permissions and status in (401, 403)))
+    """HTTP statuses worth another try: throttling, timeouts and any 5xx. 401/403 only where a permission
+    the role lacks is the operator's to fix (the event is kept: FC retries, then the dead-letter topic),
+    not where the caller is an operator's command that should stop and say so (FC InvokeFunction)."""
+    return bool(status) and (status >= 500 or status in (408, 429) or (permissions and status in (401, 403)))
 
 
 def call(
