@@ -8,9 +8,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from pydantic import AliasPath, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import EventError
 from .objects import MAX_KEY_BYTES
@@ -26,6 +26,20 @@ COMPLETE_OBJECT_EVENTS = frozenset(
 MAX_EVENT_BYTES = 1024 * 1024
 
 
+def _object_key(key: str) -> str:
+    size = len(key.encode("utf-8"))
+    if not key or size > MAX_KEY_BYTES:
+        raise ValueError(f"object key must be 1..{MAX_KEY_BYTES} bytes of UTF-8, got {size}")
+    if "\x00" in key or key.startswith("/"):
+        raise ValueError("object key holds NUL or starts with '/'")
+    return key
+
+
+ObjectKey = Annotated[str, AfterValidator(_object_key)]
+Unquoted = Annotated[str, AfterValidator(lambda value: value.strip('"'))]  # OSS's ETags come quoted
+Text = Annotated[str, BeforeValidator(lambda value: "" if value is None else value)]  # a JSON null reads as ""
+
+
 class _Lenient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -35,23 +49,8 @@ class OssRecord(_Lenient):
 
     event_name: str = Field(alias="eventName")
     bucket: str = Field(validation_alias=AliasPath("oss", "bucket", "name"))
-    key: str = Field(validation_alias=AliasPath("oss", "object", "key"))
-    etag: str = Field("", validation_alias=AliasPath("oss", "object", "eTag"))
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, key: str) -> str:
-        size = len(key.encode("utf-8"))
-        if not key or size > MAX_KEY_BYTES:
-            raise ValueError(f"object key must be 1..{MAX_KEY_BYTES} bytes of UTF-8, got {size}")
-        if "\x00" in key or key.startswith("/"):
-            raise ValueError("object key holds NUL or starts with '/'")
-        return key
-
-    @field_validator("etag")
-    @classmethod
-    def _etag(cls, value: str) -> str:
-        return value.strip('"')
+    key: ObjectKey = Field(validation_alias=AliasPath("oss", "object", "key"))
+    etag: Unquoted = Field("", validation_alias=AliasPath("oss", "object", "eTag"))
 
     @property
     def creates_object(self) -> bool:
@@ -110,17 +109,12 @@ def parse_oss_event(raw: bytes | str | dict) -> OssBatch:
 class ImmTaskResult(_Lenient):
     task_id: str = Field(alias="TaskId")
     status: str = Field(alias="Status")
-    code: str = Field("", alias="Code")
-    message: str = Field("", alias="Message")
-    user_data: str = Field("", alias="UserData")
-    start_time: str = Field("", alias="StartTime")
-    end_time: str = Field("", alias="EndTime")
+    code: Text = Field("", alias="Code")
+    message: Text = Field("", alias="Message")
+    user_data: Text = Field("", alias="UserData")
+    start_time: Text = Field("", alias="StartTime")
+    end_time: Text = Field("", alias="EndTime")
     targets: list[Any] | None = Field(None, alias="Targets")
-
-    @field_validator("code", "message", "user_data", "start_time", "end_time", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return "" if value is None else value
 
     def animations(self) -> list[dict[str, Any]]:
         """The ``Targets[].Image.Animations[]`` entries IMM reported (may be empty)."""
