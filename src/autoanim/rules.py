@@ -399,13 +399,9 @@ def resolve(specs: list[RuleSpec], *, origin: str, source: str, settings: Settin
         if target_name and target is None:
             raise RuleError(source, f"{prefix}target", target_name,
                             f"no such target; known: {', '.join(targets.names(settings))}")
-        merged = base.model_dump(exclude_none=True)
         own = spec.model_dump(exclude_none=True, exclude={"profile"})
-        for group in _GROUPS:  # a spec that sets one field of a group replaces the profile's whole group
-            if group & own.keys():
-                for field in group:
-                    merged.pop(field, None)
-        merged.update(own)
+        replaced = {field for group in _GROUPS if group & own.keys() for field in group}
+        merged = {k: v for k, v in base.model_dump(exclude_none=True).items() if k not in replaced} | own
         if target is not None:
             _apply_target(merged, own.get("max_bytes"), target_name, target, source, prefix, settings.limits)
         if "name" not in merged and len(specs) > 1:
@@ -430,8 +426,7 @@ def _apply_target(fields: dict[str, Any], cap: int | None, name: str, target: An
     if fields.get("format", target.format) != target.format:
         raise RuleError(source, f"{prefix}format", fields["format"], f"{why} takes {target.format}")
     fields["format"] = target.format
-    size = target.size
-    if size is not None:
+    if (size := target.size) is not None:
         width, height = fields.get("width"), fields.get("height")
         box = f"{size.width}x{size.height}"
         for side, value, bound in (("width", width, size.width), ("height", height, size.height)):
@@ -478,20 +473,18 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
     fps, interval = fields.get("fps"), fields.get("interval")
     if fps is None and interval is None:
         fps = min(DEFAULT_FPS, limits.max_fps)
-        interval = 1.0 / fps
         notes.append(f"no fps or interval given: {fps:g} fps in real time")
-    elif interval is None:
-        if fps < 1.0 / MAX_INTERVAL:
-            raise RuleError(source, f"{prefix}fps", fps,
-                            f"without an interval, frames are taken every 1/fps s, at most {MAX_INTERVAL:g} s: "
-                            f"fps must be at least 1/{MAX_INTERVAL:g}")
-        interval = 1.0 / fps
+    elif interval is None and fps < 1.0 / MAX_INTERVAL:
+        raise RuleError(source, f"{prefix}fps", fps,
+                        f"without an interval, frames are taken every 1/fps s, at most {MAX_INTERVAL:g} s: "
+                        f"fps must be at least 1/{MAX_INTERVAL:g}")
     elif fps is None:
         fps = 1.0 / interval
         if fps > limits.max_fps:
             raise RuleError(source, f"{prefix}interval", interval,
                             f"plays at 1/interval = {fps:g} fps without an fps, over {limits.max_fps:g}; give fps")
         notes.append(f"fps defaults to 1/interval = {fps:g}")
+    interval = interval or 1.0 / fps  # real time
 
     duration, cap = fields.get("duration"), fields.get("frames")
     start, start_auto = fields.get("start"), fields.get("start") == AUTO
