@@ -523,13 +523,10 @@ def _finish(fields: dict[str, Any], origin: str, source: str, prefix: str, limit
                         f"against a {ASSUMED_SOURCE[0]}x{ASSUMED_SOURCE[1]} source in either orientation)")
 
     formats = ["gif", "webp"] if fields.get("format") == "gif+webp" else [fields.get("format", "webp")]
-    return [
-        Rule(name=fields.get("name", ""), format=fmt, start=start, start_auto=start_auto, duration=duration, fps=fps,
-             interval=interval, frames=frames, width=width, height=height, scale=scale, origin=origin,
-             notes=tuple(notes), target=fields.get("target"), max_bytes=fields.get("max_bytes"),
-             fixed_size=fields.get("fixed_size", False))
-        for fmt in formats
-    ]
+    kept = {k: fields[k] for k in ("name", "target", "max_bytes", "fixed_size") if k in fields}  # as given
+    return [Rule(format=fmt, start=start, start_auto=start_auto, duration=duration, fps=fps, interval=interval,
+                 frames=frames, width=width, height=height, scale=scale, origin=origin, notes=tuple(notes), **kept)
+            for fmt in formats]
 
 
 def estimated_size(width: float | None, height: float | None, fit: bool = False) -> tuple[float, float]:
