@@ -10,7 +10,6 @@ import json
 import time as _time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
 
 # Stands in for the Alibaba Cloud account id wherever an event names one.
 LOCAL_ACCOUNT = "local"
@@ -22,8 +21,10 @@ def iso_ms(when: float | None = None) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _oss_entry(bucket: str, key: str, size: int, etag: str, event_name: str, region: str) -> dict[str, Any]:
-    return {
+def oss_event(bucket: str, *keys: str, size: int, etag: str, event_name: str = "ObjectCreated:PutObject",
+              region: str = "local") -> bytes:
+    """An OSS trigger event with an entry per key (plain text), as the bytes FC passes."""
+    entries = [{
         "eventName": event_name,
         "eventSource": "acs:oss",
         "eventTime": iso_ms(),
@@ -43,13 +44,7 @@ def _oss_entry(bucket: str, key: str, size: int, etag: str, event_name: str, reg
         "requestParameters": {"sourceIPAddress": "127.0.0.1"},
         "responseElements": {"requestId": uuid.uuid4().hex[:24].upper()},
         "userIdentity": {"principalId": LOCAL_ACCOUNT},
-    }
-
-
-def oss_event(bucket: str, *keys: str, size: int, etag: str, event_name: str = "ObjectCreated:PutObject",
-              region: str = "local") -> bytes:
-    """An OSS trigger event with an entry per key (plain text), as the bytes FC passes."""
-    entries = [_oss_entry(bucket, key, size, etag, event_name, region) for key in keys]
+    } for key in keys]
     return json.dumps({"events": entries}, ensure_ascii=False).encode("utf-8")
 
 
