@@ -103,10 +103,8 @@ class Settings(_Config):
         if settings.backend == "imm" and not settings.imm_project:
             raise ConfigError("IMM_PROJECT is required when AUTOANIM_BACKEND=imm")
         if not settings.output_prefix.endswith("/") or settings.output_prefix.startswith("/"):
-            raise ConfigError(
-                f"OUTPUT_PREFIX={settings.output_prefix!r}: must be a folder such as 'animated/' "
-                "(ends with '/', no leading '/')"
-            )
+            raise ConfigError(f"OUTPUT_PREFIX={settings.output_prefix!r}: must be a folder such as 'animated/' "
+                              "(ends with '/', no leading '/')")
         return settings
 
 
