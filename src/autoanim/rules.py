@@ -131,6 +131,10 @@ def _positive(parse: Callable[[Any], float], bound: float | str, unit: str) -> B
                    f"must be more than 0 and at most {{bound:g}} {unit}")
 
 
+class _Strict(BaseModel):  # frozen, and an unknown field is an error (a user's rules are strict)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
 # The rule fields' types, each optional: numbers and clocks parsed from tag strings or JSON, checked once.
 Start = Annotated[float | Literal["auto"], _within(_seconds_or_auto, lambda v, most: 0 <= v <= most, MAX_SECONDS,
                                                    "must be between 0 and {bound:g} seconds, or auto")] | None
@@ -145,12 +149,11 @@ MaxBytes = Annotated[int, _within(_number, lambda v, most: v == int(v) and MIN_C
                                   f"must be whole bytes from {MIN_CAP} to {{bound}}")] | None
 
 
-class RuleSpec(BaseModel):
+class RuleSpec(_Strict):
     """What one source says about one clip: every field optional, nothing unknown allowed; validated with
     the limits in the context (``RuleSpec.model_validate(data, context={"limits": limits})``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True,
-                              alias_generator=AliasGenerator(validation_alias=_aliases))
+    model_config = ConfigDict(populate_by_name=True, alias_generator=AliasGenerator(validation_alias=_aliases))
 
     profile: Annotated[str, _named("be a profile name matching [a-z0-9_-]{1,32}")] | None = None
     name: Annotated[str, _named("match [a-z0-9_-]{1,32} (a suffix of the output name, no paths)")] | None = None
@@ -167,10 +170,8 @@ class RuleSpec(BaseModel):
     max_bytes: MaxBytes = None
 
 
-class AutoStart(BaseModel):
+class AutoStart(_Strict):
     """The start an ``auto`` rule was given by the activity score, and why."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     start: float  # seconds: the Sources[].StartTime sent
     score: float
@@ -184,14 +185,12 @@ class AutoStart(BaseModel):
 _NEWER_FIELDS = {"start_auto": False, "target": None, "max_bytes": None}
 
 
-class Rule(BaseModel):
+class Rule(_Strict):
     """One fully resolved clip: what the planner needs, nothing left to default.
 
     ``start_auto``: the activity score picks the start (``start`` is None); ``auto`` holds the pick once
     made, outside the rule's identity, so the probe and the animation of one upload share one claim.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = ""
     format: Format
@@ -322,10 +321,8 @@ def parse_tags(tags: Mapping[str, str], source: str, limits: Limits) -> TagRules
     return TagRules(mode=mode_value or "on", spec=validate_spec(fields, limits, source, TAG_PREFIX))
 
 
-class Sidecar(BaseModel):
+class Sidecar(_Strict):
     """The sidecar file's shape: ``{"animations": [ {...}, ... ]}``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     animations: list[dict[str, Any]] = Field(min_length=1)
 
