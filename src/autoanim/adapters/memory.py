@@ -107,8 +107,7 @@ class RecordingMediaService:
     _made: list[tuple[str, float, dict[str, str]]] = field(default_factory=list, init=False, repr=False)
 
     def submit(self, request: ConvertRequest) -> str:
-        error = self.fail(request) if self.fail else None
-        if error is not None:
+        if self.fail and (error := self.fail(request)) is not None:
             raise error
         task_id = f"MediaConvert-{uuid.uuid4()}"
         self.requests.append(request)
