@@ -46,9 +46,8 @@ def local_upload(result: LocalUpload) -> str:
             lines.append(f"  converted {item.output} ({item.bytes or 0:,} bytes, {_frames(item.billed_frames)})")
         else:
             lines.append(f"  {item.status}: {item.output}" + (f": {item.code} {item.message}" if item.code else ""))
-    lines += [f"  skipped: {item.reason}" for item in result.skipped]
-    lines += [f"  rejected: {item.reason}" for item in result.rejected]
-    lines += [f"  to retry: {item.reason}" for item in result.retry]
+    for label, items in (("skipped", result.skipped), ("rejected", result.rejected), ("to retry", result.retry)):
+        lines += [f"  {label}: {item.reason}" for item in items]
     if not result.results and not result.skipped and not result.rejected:
         lines.append("  nothing to convert")
     return "\n".join(lines)
