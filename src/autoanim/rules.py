@@ -344,8 +344,7 @@ def parse_sidecar(raw: bytes, source: str, limits: Limits) -> list[RuleSpec]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RuleError(source, "encoding", raw[:16], "must be UTF-8 JSON") from None
-    depth = _depth(text)
-    if depth > MAX_SIDECAR_DEPTH:
+    if (depth := _depth(text)) > MAX_SIDECAR_DEPTH:
         raise RuleError(source, "nesting", depth, f"JSON nested at most {MAX_SIDECAR_DEPTH} deep")
     try:
         data = json.loads(text)
