@@ -161,6 +161,7 @@ def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, on
 
 @dataclass
 class _Candidate:
+    obj: tuple[str, str]  # (bucket, key)
     closed: bool
     signature: Signature | None = None
     since: float = 0.0
@@ -172,7 +173,7 @@ class _Tracker:
     def __init__(self, store: LocalObjectStore, settle: float, ignore_prefixes: tuple[str, ...]):
         self._store = store
         self._settle = settle
-        self._ignore_prefixes = tuple(ignore_prefixes)
+        self._ignore_prefixes = ignore_prefixes
         self._lock = threading.Lock()
         self._candidates: dict[str, _Candidate] = {}
         self._handled: dict[str, Signature] = {}
@@ -190,10 +191,10 @@ class _Tracker:
             self._note(path, closed=kind == "closed")
 
     def _note(self, path: str, *, closed: bool) -> None:
-        if self._object(path) is None:
+        if (obj := self._object(path)) is None:
             return
         with self._lock:
-            candidate = self._candidates.setdefault(path, _Candidate(closed=closed))
+            candidate = self._candidates.setdefault(path, _Candidate(obj, closed))
             candidate.closed = closed  # written again after a close: wait for the next close or settle
 
     def _object(self, path: str) -> tuple[str, str] | None:
@@ -222,7 +223,7 @@ class _Tracker:
                                           and now - candidate.since >= self._settle):
                     del self._candidates[path]
                     self._handled[path] = signature
-                    found.append(self._object(path))
+                    found.append(candidate.obj)
                 elif signature != candidate.signature:
                     candidate.signature, candidate.since = signature, now
-        return [obj for obj in found if obj is not None]
+        return found
