@@ -170,9 +170,10 @@ class LocalObjectStore:
             self._replace(temp, path, bucket, key)
 
     @contextlib.contextmanager
-    def _temp(self, target: Path, chunks: Iterable[bytes], bucket: str, key: str) -> Iterator[tuple[Path, str]]:
-        """The data in a temp file beside ``target`` (the convention above), and its ETag; the temp file is
-        gone on exit, whether it was moved into place or not."""
+    def _temp(self, target: Path, chunks: Iterable[bytes], bucket: str, key: str
+              ) -> Iterator[tuple[Path, dict[str, Any]]]:
+        """The data in a temp file beside ``target`` (the convention above), and what the metadata records of
+        it (ETag, size, mtime); the temp file is gone on exit, whether it was moved into place or not."""
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -191,7 +192,7 @@ class LocalObjectStore:
             temp.unlink(missing_ok=True)
             raise _io_error(f"write {target}", exc) from exc
         try:
-            yield temp, digest.hexdigest().upper()
+            yield temp, {"etag": digest.hexdigest().upper(), **_version(temp.stat())}
         finally:
             temp.unlink(missing_ok=True)
 
@@ -207,9 +208,8 @@ class LocalObjectStore:
         """Writes the object atomically, its metadata first: whoever sees the new file (the watcher)
         already finds its tags."""
         target = self.path(bucket, key)
-        with self._temp(target, chunks, bucket, key) as (temp, etag), self._meta_lock():
-            self._write_meta(bucket, key, {"content_type": content_type, "tags": tags, "etag": etag,
-                                           **_version(temp.stat())})
+        with self._temp(target, chunks, bucket, key) as (temp, stamp), self._meta_lock():
+            self._write_meta(bucket, key, {"content_type": content_type, "tags": tags, **stamp})
             self._replace(temp, target, bucket, key)
 
     def _stat(self, bucket: str, key: str) -> tuple[Path, os.stat_result]:
@@ -272,7 +272,7 @@ class LocalObjectStore:
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         """Atomic create-if-absent: exactly one of any number of racing callers gets True."""
         target = self.path(bucket, key)
-        with self._temp(target, [data], bucket, key) as (temp, etag):
+        with self._temp(target, [data], bucket, key) as (temp, stamp):
             try:
                 os.link(temp, target)
             except FileExistsError:
@@ -282,8 +282,7 @@ class LocalObjectStore:
             except OSError as exc:
                 raise _io_error(f"create {target} (the local store needs hard links)", exc) from exc
         with self._meta_lock():
-            self._write_meta(bucket, key, {"content_type": content_type, "tags": {}, "etag": etag,
-                                           **_version(target.stat())})
+            self._write_meta(bucket, key, {"content_type": content_type, "tags": {}, **stamp})
         return True
 
     def exists(self, bucket: str, key: str) -> bool:
