@@ -110,8 +110,6 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- a task ------------------------------------------------------------------------
-
     def _run(self, task_id: str, request: ConvertRequest) -> None:
         try:
             self._deliver(task_id, self._event(request, self._execute(task_id, request)))

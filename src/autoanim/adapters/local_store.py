@@ -119,8 +119,6 @@ class LocalObjectStore:
         self.root = Path(root).resolve()
         self._lock = threading.Lock()
 
-    # --- paths -------------------------------------------------------------------------
-
     def path(self, bucket: str, key: str) -> Path:
         """Where the object's data lives; validates bucket and key (nothing escapes the bucket)."""
         check_bucket(bucket)
@@ -219,8 +217,6 @@ class LocalObjectStore:
             if stats.S_ISREG(stat.st_mode):
                 return path, stat
         raise NotFound(f"no object {key!r} in local bucket {bucket!r} ({path})", status=404)
-
-    # --- the ObjectStore port ----------------------------------------------------------
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         path, stat = self._stat(bucket, key)
