@@ -206,9 +206,8 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
                       exc_info=state.outcome.exception())
 
         try:
-            retrying = Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
-                                wait=wait_exponential(multiplier=DELIVERY_BACKOFF))
-            retrying(self.notify, event)
+            Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
+                     wait=wait_exponential(multiplier=DELIVERY_BACKOFF))(self.notify, event)
         except Exception as exc:  # noqa: BLE001 - each failure was logged; the event is kept, not lost
             self.failed_deliveries.append(FailedDelivery(task_id, event, exc))
 
