@@ -191,20 +191,15 @@ class _Tracker:
             self._note(path, closed=kind == "closed")
 
     def _note(self, path: str, *, closed: bool) -> None:
-        if (obj := self._object(path)) is None:
-            return
-        with self._lock:
-            candidate = self._candidates.setdefault(path, _Candidate(obj, closed))
-            candidate.closed = closed  # written again after a close: wait for the next close or settle
-
-    def _object(self, path: str) -> tuple[str, str] | None:
         try:
             bucket, key = self._store.key_for(path)
         except (ValueError, ServiceError):
-            return None  # outside a bucket folder, the .autoanim tree, or a name the store refuses
+            return  # outside a bucket folder, the .autoanim tree, or a name the store refuses
         if key.startswith(self._ignore_prefixes) or any(part.startswith(".") for part in key.split("/")):
-            return None
-        return bucket, key
+            return
+        with self._lock:
+            candidate = self._candidates.setdefault(path, _Candidate((bucket, key), closed))
+            candidate.closed = closed  # written again after a close: wait for the next close or settle
 
     def ready(self, now: float) -> list[tuple[str, str]]:
         """The complete files not handled yet, oldest event first; each is marked handled."""
