@@ -126,9 +126,6 @@ def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
                  on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
 
 
-Signature = tuple[int, int]  # (size, mtime_ns)
-
-
 def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, on_error: Callable[[Exception], None],
           stop: threading.Event | None = None, settle: float = 0.5, ignore_prefixes: tuple[str, ...] = (),
           ready: threading.Event | None = None) -> None:
@@ -163,7 +160,7 @@ def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, on
 class _Candidate:
     obj: tuple[str, str]  # (bucket, key)
     closed: bool
-    signature: Signature | None = None
+    signature: tuple[int, int] | None = None  # (size, mtime_ns)
     since: float = 0.0
 
 
@@ -176,7 +173,7 @@ class _Tracker:
         self._ignore_prefixes = ignore_prefixes
         self._lock = threading.Lock()
         self._candidates: dict[str, _Candidate] = {}
-        self._handled: dict[str, Signature] = {}
+        self._handled: dict[str, tuple[int, int]] = {}  # the signature each path was handled at
 
     def dispatch(self, event: Any) -> None:
         """watchdog's handler interface (duck-typed, so watchdog is imported only by ``watch``)."""
