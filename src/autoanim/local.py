@@ -126,9 +126,9 @@ def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
                  on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
 
 
-def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, on_error: Callable[[Exception], None],
-          stop: threading.Event | None = None, settle: float = 0.5, ignore_prefixes: tuple[str, ...] = (),
-          ready: threading.Event | None = None) -> None:
+def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, settle: float = 0.5,
+                 on_error: Callable[[Exception], None], stop: threading.Event | None = None,
+                 ignore_prefixes: tuple[str, ...] = (), ready: threading.Event | None = None) -> None:
     """Blocks until ``stop`` is set, calling ``handle(event_bytes)`` on this thread, one file at a time;
     a failure goes to ``on_error`` and the watch goes on. ``ready`` is set once the folder is watched."""
     from watchdog.observers import Observer
