@@ -134,9 +134,8 @@ class LocalObjectStore:
         return bucket, key
 
     def _meta_path(self, bucket: str, key: str) -> Path:
-        segments = check_key(bucket, key)
-        segments[-1] += ".json"
-        return self.root.joinpath(META_DIR, "meta", bucket, *segments)
+        *folders, name = check_key(bucket, key)
+        return self.root.joinpath(META_DIR, "meta", bucket, *folders, name + ".json")
 
     @contextlib.contextmanager
     def _meta_lock(self) -> Iterator[None]:
