@@ -292,13 +292,10 @@ class LocalObjectStore:
         check_bucket(bucket)
         folder = prefix.rpartition("/")[0]
         base = self.root / bucket
-        found = []
-        for dirpath, _, filenames in os.walk(base.joinpath(*check_key(bucket, folder)) if folder else base):
-            for name in filenames:
-                key = Path(dirpath, name).relative_to(base).as_posix()
-                if not is_temp_name(name) and key.startswith(prefix) and key > start_after:
-                    found.append(key)
-        for key in sorted(found):
+        walked = os.walk(base.joinpath(*check_key(bucket, folder)) if folder else base)
+        keys = (Path(dirpath, name).relative_to(base).as_posix()
+                for dirpath, _, names in walked for name in names if not is_temp_name(name))
+        for key in sorted(k for k in keys if k.startswith(prefix) and k > start_after):
             try:
                 yield self.head(bucket, key)
             except NotFound:  # removed since the walk
