@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import bootstrap, local, log, render
+from . import bootstrap, local, log, render, rules
 from .config import Settings
 
 BUCKET = "demo-bucket"
@@ -23,7 +23,6 @@ UPLOADS = [
 
 def main() -> int:
     from . import engine
-    from .rules import parse_tag_string
 
     log.setup(30)  # the demo prints its own summary; warnings and errors still show
     outputs: list[local.Converted] = []
@@ -32,7 +31,7 @@ def main() -> int:
         print(f"made a sample video: {video.stat().st_size:,} bytes, 8 s, 640x360")
         for what, tags in UPLOADS:
             print(f"\nuploading oss://{BUCKET}/{KEY} with tags {tags!r} ({what})")
-            result = local.upload(app, video, BUCKET, KEY, parse_tag_string(tags))
+            result = local.upload(app, video, BUCKET, KEY, rules.parse_tag_string(tags))
             print(render.local_upload(result))
             outputs += [item for item in result.results if item.status == "Succeeded"]
     if len(outputs) != len(UPLOADS):

@@ -126,12 +126,9 @@ def watch(app: LocalApp, *, grace: float, stop: threading.Event | None = None,
                  on_error=lambda exc: log.event("watch.error", 40, reason=str(exc)))
 
 
-Signature = tuple[int, int]  # (size, mtime_ns)
-
-
-def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, on_error: Callable[[Exception], None],
-          stop: threading.Event | None = None, settle: float = 0.5, ignore_prefixes: tuple[str, ...] = (),
-          ready: threading.Event | None = None) -> None:
+def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, settle: float = 0.5,
+                 on_error: Callable[[Exception], None], stop: threading.Event | None = None,
+                 ignore_prefixes: tuple[str, ...] = (), ready: threading.Event | None = None) -> None:
     """Blocks until ``stop`` is set, calling ``handle(event_bytes)`` on this thread, one file at a time;
     a failure goes to ``on_error`` and the watch goes on. ``ready`` is set once the folder is watched."""
     from watchdog.observers import Observer
@@ -161,8 +158,9 @@ def watch_folder(store: LocalObjectStore, handle: Callable[[bytes], None], *, on
 
 @dataclass
 class _Candidate:
+    obj: tuple[str, str]  # (bucket, key)
     closed: bool
-    signature: Signature | None = None
+    signature: tuple[int, int] | None = None  # (size, mtime_ns)
     since: float = 0.0
 
 
@@ -172,10 +170,10 @@ class _Tracker:
     def __init__(self, store: LocalObjectStore, settle: float, ignore_prefixes: tuple[str, ...]):
         self._store = store
         self._settle = settle
-        self._ignore_prefixes = tuple(ignore_prefixes)
+        self._ignore_prefixes = ignore_prefixes
         self._lock = threading.Lock()
         self._candidates: dict[str, _Candidate] = {}
-        self._handled: dict[str, Signature] = {}
+        self._handled: dict[str, tuple[int, int]] = {}  # the signature each path was handled at
 
     def dispatch(self, event: Any) -> None:
         """watchdog's handler interface (duck-typed, so watchdog is imported only by ``watch``)."""
@@ -190,20 +188,15 @@ class _Tracker:
             self._note(path, closed=kind == "closed")
 
     def _note(self, path: str, *, closed: bool) -> None:
-        if self._object(path) is None:
-            return
-        with self._lock:
-            candidate = self._candidates.setdefault(path, _Candidate(closed=closed))
-            candidate.closed = closed  # written again after a close: wait for the next close or settle
-
-    def _object(self, path: str) -> tuple[str, str] | None:
         try:
             bucket, key = self._store.key_for(path)
         except (ValueError, ServiceError):
-            return None  # outside a bucket folder, the .autoanim tree, or a name the store refuses
+            return  # outside a bucket folder, the .autoanim tree, or a name the store refuses
         if key.startswith(self._ignore_prefixes) or any(part.startswith(".") for part in key.split("/")):
-            return None
-        return bucket, key
+            return
+        with self._lock:
+            candidate = self._candidates.setdefault(path, _Candidate((bucket, key), closed))
+            candidate.closed = closed  # written again after a close: wait for the next close or settle
 
     def ready(self, now: float) -> list[tuple[str, str]]:
         """The complete files not handled yet, oldest event first; each is marked handled."""
@@ -222,7 +215,7 @@ class _Tracker:
                                           and now - candidate.since >= self._settle):
                     del self._candidates[path]
                     self._handled[path] = signature
-                    found.append(self._object(path))
+                    found.append(candidate.obj)
                 elif signature != candidate.signature:
                     candidate.signature, candidate.since = signature, now
-        return [obj for obj in found if obj is not None]
+        return found

@@ -110,8 +110,6 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- a task ------------------------------------------------------------------------
-
     def _run(self, task_id: str, request: ConvertRequest) -> None:
         try:
             self._deliver(task_id, self._event(request, self._execute(task_id, request)))
@@ -125,7 +123,7 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
     def _execute(self, task_id: str, request: ConvertRequest) -> dict[str, Any]:
         started = iso_ms()
         written: list[Path] = []
-        targets: list[dict[str, Any]] = []
+        targets = _targets(request)
         code = message = ""
         try:
             if len(request.sources) != 1:
@@ -134,29 +132,23 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
             source = request.source
             src = self._locate(source.uri)
             clip = {"start": source.start_time, "duration": source.duration, "timeout": self.timeout}
-            for target in request.targets:
-                done, sheets = [], []
-                for animation in target.image.animations:
+            for target, image in zip(request.targets, (t["Image"] for t in targets)):
+                for animation, done in zip(target.image.animations, image["Animations"]):
                     written.append(out := self._locate(animation.uri, output=True))
-                    result = self.convert(src, out, animation, **clip)
-                    done.append({"URI": animation.uri, **_extras(result)})
-                for sprite in target.image.sprites or []:
+                    done.update(_extras(self.convert(src, out, animation, **clip)))
+                for sprite, done in zip(target.image.sprites or [], image["Sprites"] or []):
                     written.append(out := self._locate(sprite.uri, output=True))
                     sheet = self.sheet(src, out, sprite, **clip)
-                    sheets.append({"URI": sprite.uri, "Tiles": sheet.tiles, "Width": sheet.width,
-                                   "Height": sheet.height, "Size": sheet.bytes})
-                targets.append(_target(done, sheets or None))
+                    done.update(Tiles=sheet.tiles, Width=sheet.width, Height=sheet.height, Size=sheet.bytes)
         except AutoanimError as exc:
             code, message = TASK_CODES.get(exc.code, "InternalError"), exc.message
         except Exception as exc:
             log.exception("local media task %s failed", task_id)
             code, message = "InternalError", f"{type(exc).__name__}: {exc}"
-        if code:  # a failed task leaves no output
+        if code:  # a failed task leaves no output, and reports only the URIs
             for out in written:
                 out.unlink(missing_ok=True)
-            targets = [_target([{"URI": a.uri} for a in t.image.animations],
-                               [{"URI": s.uri} for s in t.image.sprites] if t.image.sprites else None)
-                       for t in request.targets]
+            targets = _targets(request)
         return {
             "ProjectName": request.project_name or self.project,
             "DatasetName": "",
@@ -214,19 +206,20 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
                       exc_info=state.outcome.exception())
 
         try:
-            retrying = Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
-                                wait=wait_exponential(multiplier=DELIVERY_BACKOFF))
-            retrying(self.notify, event)
+            Retrying(stop=stop_after_attempt(DELIVERY_ATTEMPTS), after=failed, reraise=True,
+                     wait=wait_exponential(multiplier=DELIVERY_BACKOFF))(self.notify, event)
         except Exception as exc:  # noqa: BLE001 - each failure was logged; the event is kept, not lost
             self.failed_deliveries.append(FailedDelivery(task_id, event, exc))
 
 
-def _target(animations: list[dict[str, Any]], sprites: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {
+def _targets(request: ConvertRequest) -> list[dict[str, Any]]:
+    """The result's Targets with only their URIs: what a failed task reports, and a done one fills in."""
+    return [{
         "URI": "",
         "Subtitle": {"Extract": {"URI": ""}},
-        "Image": {"Sprites": sprites, "Snapshots": None, "Animations": animations},
-    }
+        "Image": {"Sprites": [{"URI": s.uri} for s in t.image.sprites] if t.image.sprites else None,
+                  "Snapshots": None, "Animations": [{"URI": a.uri} for a in t.image.animations]},
+    } for t in request.targets]
 
 
 def _extras(result: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import NotFound, RuleError, ServiceError, TooLarge
 from ..fc_events import iso_ms
+from ..log import event
 from ..objects import MAX_KEY_BYTES
 from ..ports import ObjectInfo
 from ..rules import check_tags
@@ -118,8 +119,6 @@ class LocalObjectStore:
         self.root = Path(root).resolve()
         self._lock = threading.Lock()
 
-    # --- paths -------------------------------------------------------------------------
-
     def path(self, bucket: str, key: str) -> Path:
         """Where the object's data lives; validates bucket and key (nothing escapes the bucket)."""
         check_bucket(bucket)
@@ -135,9 +134,8 @@ class LocalObjectStore:
         return bucket, key
 
     def _meta_path(self, bucket: str, key: str) -> Path:
-        segments = check_key(bucket, key)
-        segments[-1] += ".json"
-        return self.root.joinpath(META_DIR, "meta", bucket, *segments)
+        *folders, name = check_key(bucket, key)
+        return self.root.joinpath(META_DIR, "meta", bucket, *folders, name + ".json")
 
     @contextlib.contextmanager
     def _meta_lock(self) -> Iterator[None]:
@@ -165,10 +163,14 @@ class LocalObjectStore:
     def _write_meta(self, bucket: str, key: str, meta: dict[str, Any]) -> None:
         path = self._meta_path(bucket, key)
         data = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        self._replace(self._write_temp(path, [data], bucket, key)[0], path, bucket, key)
+        with self._temp(path, [data], bucket, key) as (temp, _):
+            self._replace(temp, path, bucket, key)
 
-    def _write_temp(self, target: Path, chunks: Iterable[bytes], bucket: str, key: str) -> tuple[Path, str]:
-        """The data in a temp file beside ``target`` (the convention above), and its ETag."""
+    @contextlib.contextmanager
+    def _temp(self, target: Path, chunks: Iterable[bytes], bucket: str, key: str
+              ) -> Iterator[tuple[Path, dict[str, Any]]]:
+        """The data in a temp file beside ``target`` (the convention above), and what the metadata records of
+        it (ETag, size, mtime); the temp file is gone on exit, whether it was moved into place or not."""
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -186,7 +188,10 @@ class LocalObjectStore:
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise _io_error(f"write {target}", exc) from exc
-        return temp, digest.hexdigest().upper()
+        try:
+            yield temp, {"etag": digest.hexdigest().upper(), **_version(temp.stat())}
+        finally:
+            temp.unlink(missing_ok=True)
 
     def _replace(self, temp: Path, target: Path, bucket: str, key: str) -> None:
         try:
@@ -195,21 +200,14 @@ class LocalObjectStore:
             if target.is_dir():
                 raise _invalid_key(bucket, key, f"{target} is a folder holding other objects") from exc
             raise _io_error(f"write {target}", exc) from exc
-        finally:
-            temp.unlink(missing_ok=True)
 
     def _put(self, bucket: str, key: str, chunks: Iterable[bytes], content_type: str, tags: dict) -> None:
         """Writes the object atomically, its metadata first: whoever sees the new file (the watcher)
         already finds its tags."""
         target = self.path(bucket, key)
-        temp, etag = self._write_temp(target, chunks, bucket, key)
-        try:
-            with self._meta_lock():
-                self._write_meta(bucket, key, {"content_type": content_type, "tags": tags, "etag": etag,
-                                               **_version(temp.stat())})
-                self._replace(temp, target, bucket, key)
-        finally:
-            temp.unlink(missing_ok=True)
+        with self._temp(target, chunks, bucket, key) as (temp, stamp), self._meta_lock():
+            self._write_meta(bucket, key, {"content_type": content_type, "tags": tags, **stamp})
+            self._replace(temp, target, bucket, key)
 
     def _stat(self, bucket: str, key: str) -> tuple[Path, os.stat_result]:
         path = self.path(bucket, key)
@@ -218,8 +216,6 @@ class LocalObjectStore:
             if stats.S_ISREG(stat.st_mode):
                 return path, stat
         raise NotFound(f"no object {key!r} in local bucket {bucket!r} ({path})", status=404)
-
-    # --- the ObjectStore port ----------------------------------------------------------
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         path, stat = self._stat(bucket, key)
@@ -271,20 +267,17 @@ class LocalObjectStore:
     def create(self, bucket: str, key: str, data: bytes, content_type: str = "application/json") -> bool:
         """Atomic create-if-absent: exactly one of any number of racing callers gets True."""
         target = self.path(bucket, key)
-        temp, etag = self._write_temp(target, [data], bucket, key)
-        try:
-            os.link(temp, target)
-        except FileExistsError:
-            if target.is_dir():
-                raise _invalid_key(bucket, key, f"{target} is a folder holding other objects") from None
-            return False
-        except OSError as exc:
-            raise _io_error(f"create {target} (the local store needs hard links)", exc) from exc
-        finally:
-            temp.unlink(missing_ok=True)
+        with self._temp(target, [data], bucket, key) as (temp, stamp):
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                if target.is_dir():
+                    raise _invalid_key(bucket, key, f"{target} is a folder holding other objects") from None
+                return False
+            except OSError as exc:
+                raise _io_error(f"create {target} (the local store needs hard links)", exc) from exc
         with self._meta_lock():
-            self._write_meta(bucket, key, {"content_type": content_type, "tags": {}, "etag": etag,
-                                           **_version(target.stat())})
+            self._write_meta(bucket, key, {"content_type": content_type, "tags": {}, **stamp})
         return True
 
     def exists(self, bucket: str, key: str) -> bool:
@@ -299,13 +292,10 @@ class LocalObjectStore:
         check_bucket(bucket)
         folder = prefix.rpartition("/")[0]
         base = self.root / bucket
-        found = []
-        for dirpath, _, filenames in os.walk(base.joinpath(*check_key(bucket, folder)) if folder else base):
-            for name in filenames:
-                key = Path(dirpath, name).relative_to(base).as_posix()
-                if not is_temp_name(name) and key.startswith(prefix) and key > start_after:
-                    found.append(key)
-        for key in sorted(found):
+        walked = os.walk(base.joinpath(*check_key(bucket, folder)) if folder else base)
+        keys = (Path(dirpath, name).relative_to(base).as_posix()
+                for dirpath, _, names in walked for name in names if not is_temp_name(name))
+        for key in sorted(k for k in keys if k.startswith(prefix) and k > start_after):
             try:
                 yield self.head(bucket, key)
             except NotFound:  # removed since the walk
@@ -313,6 +303,4 @@ class LocalObjectStore:
             except ServiceError as exc:  # a file name OSS could not hold: said, not listed
                 if exc.code != "InvalidObjectName":
                     raise
-                from ..log import event
-
                 event("store.unlisted", 30, bucket=bucket, key=key[:200], reason=exc.message)

@@ -27,10 +27,8 @@ class Geometry:
         steps = [f"scale={coded[0]}:{coded[1]}:flags=lanczos", f"format={'rgb24' if boxed else pix_fmt}",
                  "setsar=1", *ROTATE.get(self.rotation, [])]
         if boxed:
-            if sw >= ow and sh >= oh:
-                steps.append(f"crop={ow}:{oh}:{(sw - ow) // 2}:{(sh - oh) // 2}")
-            else:
-                steps.append(f"pad={ow}:{oh}:{(ow - sw) // 2}:{(oh - sh) // 2}:color=black")
+            steps.append(f"crop={ow}:{oh}:{(sw - ow) // 2}:{(sh - oh) // 2}" if sw >= ow and sh >= oh
+                         else f"pad={ow}:{oh}:{(ow - sw) // 2}:{(oh - sh) // 2}:color=black")
             if pix_fmt != "rgb24":
                 steps.append(f"format={pix_fmt}")
         return ",".join(steps)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from ..errors import MediaError
 from . import EngineResult, encode, geometry
-from .encode import GifWriter, WebpWriter
 from .source import Decoder, open_video, pictures, sample_aspect_ratio
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ def run(src: str, tmp: str, animation: Animation, start: float | None, duration:
     began = time.perf_counter()
     first, end = clip(animation, start, duration)
     rate = frame_rate(animation)
-    writer_class = GifWriter if animation.format == "gif" else WebpWriter
+    writer_class = encode.GifWriter if animation.format == "gif" else encode.WebpWriter
     container, stream = open_video(src)
     writer = None
     try:
