@@ -159,19 +159,23 @@ fuzz_settings = st.builds(
 def assert_within_limits(request: ConvertRequest, settings: Settings) -> None:
     limits = settings.limits
     json.dumps(request.wire(), allow_nan=False)  # strict JSON: IMM and the SDK get no NaN/Infinity
-    animation = request.animation
-    assert 1 <= animation.number <= limits.max_frames
-    assert 0 < animation.frame_rate <= limits.max_fps
-    assert 0 < animation.interval <= rules.MAX_INTERVAL
-    for side in (animation.width, animation.height):
-        assert side is None or 0 < side < 1 or (side == int(side) and 1 <= side <= limits.max_side)
     source = request.source
     for seconds in (source.start_time, source.duration):
         assert seconds is None or 0 <= seconds <= rules.MAX_SECONDS
-    out_bucket, _, out_key = animation.uri.removeprefix("oss://").partition("/")
+    if request.targets[0].image.animations:
+        target = animation = request.animation
+        assert 1 <= animation.number <= limits.max_frames
+        assert 0 < animation.frame_rate <= limits.max_fps
+        assert 0 < animation.interval <= rules.MAX_INTERVAL
+        for side in (animation.width, animation.height):
+            assert side is None or 0 < side < 1 or (side == int(side) and 1 <= side <= limits.max_side)
+    else:  # a start: auto probe's sprite sheet
+        target = request.sprite
+        assert 1 <= target.number <= limits.max_frames and target.interval > 0
+    out_bucket, _, out_key = target.uri.removeprefix("oss://").partition("/")
     assert out_bucket == (settings.output_bucket or BUCKET)
     assert out_key.startswith(settings.output_prefix) and objects.is_ours(out_key, settings.output_prefix)
-    assert objects.extension(out_key) == animation.format and not objects.is_video_key(out_key)
+    assert objects.extension(out_key) == target.format and not objects.is_video_key(out_key)
     assert not any(part in (".", "..") for part in out_key.split("/"))
     assert len(out_key.encode()) <= MAX_KEY_BYTES
     assert request.user_data is not None and len(request.user_data.encode()) <= 2048
@@ -266,7 +270,8 @@ def test_any_sidecar_gives_bounded_requests_or_a_rejection(raw, sidecar_event):
 
 
 @FUZZ
-@given(st.one_of(st.sampled_from(["nope", "Preview", "../x", "", "none", "x" * 40]), st.text(max_size=10)))
+@given(st.one_of(st.sampled_from(["nope", "Preview", "../x", "", "none", "x" * 40, *sorted(rules.BUILTIN_PROFILES)]),
+                 st.text(max_size=10)))
 def test_unknown_profiles_are_rejected_with_the_known_names(name):
     store = MemoryObjectStore()
     store.add(BUCKET, "videos/p.mp4", VIDEO, {"anim-profile": name})
