@@ -156,7 +156,7 @@ def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
     else:
         with _progress(args.progress, _frames_done, unit="frame") as progress:
             result = engine.convert(args.source, out, animation, quality=args.quality, progress=progress,
-                                    **clip)
+                                    worker=args.worker, **clip)
     summary = {"output": str(out), "frames": result.frames, "width": result.width, "height": result.height,
                "bytes": result.bytes, "duration": round(result.duration, 3), "seconds": round(result.elapsed, 3),
                "imm_billed_frames": result.frames, "start": clip["start"] or 0.0,
@@ -303,6 +303,16 @@ def _local_target(path: str, settings: Settings) -> tuple[str, str]:
     return bucket, rest + "/" if rest and path.endswith(("/", os.sep)) else rest
 
 
+def _worker(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """``convert``'s media worker, started first: it imports PyAV and opens the source while the settings and
+    rules load (``engine.convert`` hands it plain data: it never imports pydantic)."""
+    if args.command != "convert":
+        return contextlib.nullcontext()
+    from .engine.worker import Worker
+
+    return Worker(ahead=args.source)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoanim", description=__doc__.split("\n")[0])
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info",
@@ -386,11 +396,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from . import log
-    from .config import Settings
 
     log.setup(getattr(logging, args.log_level.upper()))
     try:
-        return args.run(args, Settings.from_env())
+        with _worker(args) as args.worker:
+            from .config import Settings
+
+            return args.run(args, Settings.from_env())
     except AutoanimError as exc:
         print(f"autoanim: {exc.message}", file=sys.stderr)
         return exc.exit_code

@@ -475,6 +475,30 @@ def test_a_worker_that_crashes_is_a_media_error_and_the_caller_lives_on(gray_cli
     assert convert(gray_clip, tmp_path / "a.gif", anim(number=3), isolate=True).frames == 3
 
 
+def test_a_worker_started_ahead_opens_the_source_meanwhile_and_runs_the_job_as_a_fresh_one(gray_clip, tmp_path):
+    fresh = convert(gray_clip, tmp_path / "fresh.webp", anim("webp", number=5), isolate=True)
+    with worker.Worker(ahead=str(gray_clip)) as ahead:
+        early = convert(gray_clip, tmp_path / "early.webp", anim("webp", number=5), isolate=True, worker=ahead)
+    assert (early.frames, early.width, early.height) == (fresh.frames, fresh.width, fresh.height)
+    assert (tmp_path / "early.webp").read_bytes() == (tmp_path / "fresh.webp").read_bytes()
+    assert ahead.child._closed  # joined and released by the with block, which ran the one job
+
+
+def test_a_worker_started_ahead_that_gets_no_job_is_stopped(gray_clip):
+    with worker.Worker(ahead=str(gray_clip)) as idle:
+        pid = idle.child.pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_source_that_will_not_open_ahead_is_reported_by_the_job(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with worker.Worker(ahead=str(empty)) as ahead, pytest.raises(MediaError, match="empty file"):
+        convert(empty, tmp_path / "a.gif", anim(), isolate=True, worker=ahead)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4"]
+
+
 def test_long_intervals_seek_per_sample(clips, tmp_path):
     src = write_clip(clips / "long.mp4", frames=30, fps=1, options={"g": "2"})  # keyframe every 2 s
     out = tmp_path / "a.gif"

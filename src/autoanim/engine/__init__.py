@@ -14,6 +14,7 @@ from .sample import sample_video
 
 if TYPE_CHECKING:
     from ..convert_request import Animation
+    from .worker import Worker
 
 __all__ = ["EngineResult", "convert", "sample_video", "warm_up"]
 
@@ -43,15 +44,20 @@ def warm_up() -> None:
 def convert(src: str | os.PathLike, out: str | os.PathLike, animation: Animation, *,
             start: float | None = None, duration: float | None = None, quality: int | None = None,
             progress: Callable[[int, int | None], None] | None = None, timeout: float | None = None,
-            isolate: bool = True) -> EngineResult:
+            isolate: bool = True, worker: Worker | None = None) -> EngineResult:
     """Make ``animation`` of ``src`` (clipped to ``start``/``duration``) at ``out``, there once complete.
 
-    ``isolate``: in a worker process killed after ``timeout`` seconds. ``MediaError``: media that cannot be
+    ``isolate``: in a worker process killed after ``timeout`` seconds (``worker``'s, when started already). ``MediaError``: media that cannot be
     converted (or that crashed the worker); ``ServiceError(retryable=True)``: a timeout.
     """
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")
+    from types import SimpleNamespace
+
     from .job import run
     from .worker import produce
 
-    return produce(run, src, out, (animation, start, duration, quality), progress, timeout, isolate)
+    # The job reads the animation's fields only: plain data crosses to a worker started before pydantic was
+    # imported (autoanim convert's) without importing it there.
+    fields = SimpleNamespace(**animation.model_dump())
+    return produce(run, src, out, (fields, start, duration, quality), progress, timeout, isolate, worker)

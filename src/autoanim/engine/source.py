@@ -6,6 +6,7 @@ subtracted: MPEG-TS/PS streams do not start at 0). Frames are streamed; at most 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -17,10 +18,21 @@ EPS = 1e-3  # timestamps within a millisecond count as equal
 SEEK_SLACK = 1.0  # seconds of decoding that a seek must save to be worth it
 
 
+_AHEAD: dict[str, tuple] = {}  # opened by a worker before its job came (the worker's one job takes it)
+
+
+def open_ahead(path: str) -> None:
+    """Open ``path`` for the job to come; a file that will not open is left for the job to report."""
+    with contextlib.suppress(MediaError, OSError):
+        _AHEAD[path] = open_video(path)
+
+
 def open_video(path: str | os.PathLike):
     """Open ``path`` and return ``(container, video_stream)``; MediaError when there is no usable video."""
     import av
 
+    if (opened := _AHEAD.pop(os.fspath(path), None)) is not None:
+        return opened
     if os.path.getsize(path) == 0:
         raise MediaError("empty file")
     try:

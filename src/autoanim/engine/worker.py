@@ -6,6 +6,7 @@ process with threads could copy a lock another thread holds); progress and the o
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -33,15 +34,17 @@ def mp_context(method: str):
     return context
 
 
-def produce(job, src, out, args: tuple, progress, timeout: float | None, isolate: bool):
-    """``job(src, tmp, *args, progress)``, in a child when ``isolate``; ``tmp`` becomes ``out`` when done."""
+def produce(job, src, out, args: tuple, progress, timeout: float | None, isolate: bool, worker=None):
+    """``job(src, tmp, *args, progress)``, in a child when ``isolate`` (``worker``'s, if started already);
+    ``tmp`` becomes ``out`` when done."""
     src, out = os.fspath(src), Path(out)
     if not os.path.isfile(src):
         raise MediaError(f"no such file: {src}")
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
     try:
         if isolate:
-            result = run_isolated(job, (src, str(tmp), *args), progress, timeout)
+            with contextlib.nullcontext(worker) if worker else Worker() as child:  # its maker closes it
+                result = child.run(job, (src, str(tmp), *args), progress, timeout)
         else:
             result = job(src, str(tmp), *args, progress)
         os.replace(tmp, out)
@@ -50,55 +53,81 @@ def produce(job, src, out, args: tuple, progress, timeout: float | None, isolate
     return result
 
 
-def run_isolated(target, args, progress, timeout: float | None, method: str | None = None):
-    """``target(*args, progress)`` in a child process: its result, or its error raised here."""
-    context = mp_context(method or start_method())
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(send, target, args), name="autoanim-media-worker", daemon=True)
-    try:
-        child.start()
-    except OSError as exc:
-        receive.close()
-        raise ServiceError(f"cannot start the media worker: {exc}", retryable=True, code="WorkerStart") from exc
-    finally:
-        send.close()  # the child holds the only writing end: its exit is our EOF
-    deadline = None if timeout is None else time.monotonic() + timeout
-    answered = False
-    try:
+class Worker(contextlib.AbstractContextManager):
+    """A child process for one job, started when made and given the job by ``run``; killed on timeout.
+
+    Made before the job is known (``ahead``: the source, ``autoanim convert`` makes one first thing), the child
+    imports the engine and opens the source while the caller reads its settings and rules, on the other core.
+    """
+
+    def __init__(self, ahead: str | None = None):
+        context = mp_context(start_method())
+        self.results, send = context.Pipe(duplex=False)
+        jobs, self.jobs = context.Pipe(duplex=False)
+        self.child = context.Process(target=_child, args=(jobs, send, ahead), name="autoanim-media-worker",
+                                     daemon=True)
+        self.answered = False
+        try:
+            self.child.start()
+        except OSError as exc:
+            self.results.close()
+            self.jobs.close()
+            raise ServiceError(f"cannot start the media worker: {exc}", retryable=True, code="WorkerStart") from exc
+        finally:
+            send.close()  # the child holds the only writing end: its exit is our EOF
+            jobs.close()
+
+    def __exit__(self, *exc) -> None:
+        self.results.close()
+        self.jobs.close()
+        if not self.answered:
+            self.child.kill()  # timed out, the caller was interrupted, or no job came
+        self.child.join()
+        self.child.close()
+
+    def run(self, target, args, progress, timeout: float | None):
+        """``target(*args, progress)`` in the child: its result, or its error raised here."""
+        with contextlib.suppress(OSError):  # the child is gone: its exit status is read below
+            self.jobs.send((target, args))
+        self.jobs.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not receive.poll(wait):
+            if not self.results.poll(wait):
                 raise ServiceError(f"the media worker timed out after {timeout:g} s", retryable=True,
                                    code="Timeout")
             try:
-                message = receive.recv()
+                message = self.results.recv()
             except EOFError:
-                child.join()
-                code = child.exitcode
+                self.child.join()
+                code = self.child.exitcode
                 how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
                 raise MediaError(f"the media worker died on this file ({how})") from None
             if message[0] == "progress":
                 if progress:
                     progress(message[1], message[2])
                 continue
-            answered = True
+            self.answered = True
             if message[0] == "ok":
                 return message[1]
             _, media, text, retryable = message
             raise MediaError(text) if media else ServiceError(text, retryable=retryable)
-    finally:
-        receive.close()
-        if not answered:
-            child.kill()  # timed out, or the caller was interrupted
-        child.join()
-        child.close()
 
 
-def _child(conn, target, args) -> None:
+def _child(jobs, conn, ahead) -> None:
     def progress(done, total):
         conn.send(("progress", done, total))
 
     try:
+        if ahead is not None:  # meanwhile: the source opened, what unpickling the job will need imported
+            from .source import open_ahead
+
+            open_ahead(ahead)
+            from . import job  # noqa: F401
+        try:
+            target, args = jobs.recv()
+        except EOFError:  # no job came
+            return
         conn.send(("ok", target(*args, progress)))
     except AutoanimError as exc:
         conn.send(("error", isinstance(exc, MediaError), exc.message, exc.retryable))
