@@ -244,8 +244,6 @@ def output_key(source: SourceObject, rule: Rule, settings: Settings) -> str:
 def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_caps: bool = True) -> list[PlannedTask]:
     """One task per rule (explicit Interval, FrameRate and Number; Container/URI empty), a capped rule fitted
     to its cap (``fit``) unless ``fit_caps=False`` (the local engine's search starts there and measures)."""
-    from .probe import plan_probe
-
     out_bucket = settings.output_bucket or source.bucket
     tasks = []
     for rule in rules:
@@ -255,8 +253,11 @@ def plan(source: SourceObject, rules: list[Rule], settings: Settings, *, fit_cap
             rule = fit(rule)
         clip = Source(URI=source.uri, StartTime=rule.start_time, Duration=rule.duration)
         request = claim_request(source, rule, settings, idem, clip, _image(rule, uri(out_bucket, key)))
-        # ``start: auto`` and nothing picked the start yet: IMM's probe will
-        probe = plan_probe(source, rule, settings).request if rule.start_auto and rule.auto is None else None
+        probe = None
+        if rule.start_auto and rule.auto is None:  # nothing picked the start yet: IMM's probe will
+            from .probe import plan_probe  # (and its activity score: imported only for such a rule)
+
+            probe = plan_probe(source, rule, settings).request
         tasks.append(PlannedTask(source=source, rule=rule, request=request, output_bucket=out_bucket,
                                  output_key=key, billed_frames=rule.frames, idempotency_key=idem,
                                  claim_key=claim_key(idem, settings), probe=probe,
