@@ -81,9 +81,10 @@ def plan(summary: dict[str, Any]) -> str:
 
 
 def converted(summary: dict[str, Any], auto: Any) -> str:
-    text = (f"{summary['output']}: {summary['frames']} frames, {summary['width']}x{summary['height']}, "
+    n = summary["frames"]
+    text = (f"{summary['output']}: {n:,} frame{'s' if n != 1 else ''}, {summary['width']}x{summary['height']}, "
             f"{summary['bytes']:,} bytes, {summary['duration']:.3g} s from {summary['start']:g} s "
-            f"({summary['seconds']:.2f} s; IMM would bill {summary['imm_billed_frames']} frames)")
+            f"({summary['seconds']:.2f} s; {_frames(summary['imm_billed_frames'])} on IMM)")
     if auto:
         text += f"\nstart: auto picked {auto.start:g} s (score {auto.score:g}): {auto.why}"
     if summary.get("cap") is not None:

@@ -65,6 +65,6 @@ def test_convert_speaks_to_people_by_default(clip, tmp_path, capsys):
     out = tmp_path / "people.webp"
     assert cli.main(["convert", str(clip), "-o", str(out), "--duration", "1", "--fps", "4", "--progress", "off"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith(f"{out}: 4 frames") and "IMM would bill 4 frames" in text
+    assert text.startswith(f"{out}: 4 frames") and "4 billed frames on IMM" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
