@@ -37,7 +37,7 @@ from ..fc_events import LOCAL_ACCOUNT, iso_ms, mns_json_event
 from ..objects import ObjectRef
 from .local_probe import sprite_sheet
 from .local_store import LocalObjectStore
-from .memory import RecordingMediaService
+from .memory import TaskLog
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def _convert(*args: Any, **kw: Any) -> Any:
 
 
 @dataclass(kw_only=True, eq=False)
-class LocalMediaService(RecordingMediaService, AbstractContextManager):
-    """Records requests and finds tasks by their tags as the memory fake does, and runs them."""
+class LocalMediaService(TaskLog, AbstractContextManager):
+    """Runs requests on the engine; finds tasks by their tags as the memory fake does."""
 
     store: LocalObjectStore = field(kw_only=False)
     notify: Callable[[bytes], None]
@@ -90,7 +90,7 @@ class LocalMediaService(RecordingMediaService, AbstractContextManager):
         with self._idle:
             if self._closed:
                 raise ServiceError("the local media service is closed", retryable=True, code="ServiceClosed")
-            task_id = super().submit(request)
+            task_id = self.made(request)
             self._pending += 1
             self._executor.submit(self._run, task_id, request)
         return task_id

@@ -94,23 +94,16 @@ class MemoryObjectStore:
 
 
 @dataclass(kw_only=True, eq=False)
-class RecordingMediaService:
-    """Accepts requests and records them with their tags (``find_task`` searches them, as ListTasks would).
+class TaskLog:
+    """The tasks made, with their tags: ``find_task`` searches them, as IMM's ListTasks would (shared by the
+    memory fake and the local media service)."""
 
-    ``fail`` (public, settable): a function of the request returning an error to raise instead of
-    submitting, or None to submit.
-    """
-
-    fail: Callable[[ConvertRequest], Exception | None] | None = None
-    requests: list[ConvertRequest] = field(default_factory=list, init=False)
     # (task id, created at, tags) of each task made
     _made: list[tuple[str, float, dict[str, str]]] = field(default_factory=list, init=False, repr=False)
 
-    def submit(self, request: ConvertRequest) -> str:
-        if self.fail and (error := self.fail(request)) is not None:
-            raise error
+    def made(self, request: ConvertRequest) -> str:
+        """A new task's id for ``request``, logged with its tags."""
         task_id = f"MediaConvert-{uuid.uuid4()}"
-        self.requests.append(request)
         self._made.append((task_id, time.time(), dict(request.tags or {})))
         return task_id
 
@@ -119,3 +112,21 @@ class RecordingMediaService:
             if tags and created >= since - FIND_SLACK and tags.items() <= made_with.items():
                 return task_id
         return None
+
+
+@dataclass(kw_only=True, eq=False)
+class RecordingMediaService(TaskLog):
+    """Accepts requests and records them (``requests``) with their tags.
+
+    ``fail`` (public, settable): a function of the request returning an error to raise instead of
+    submitting, or None to submit.
+    """
+
+    fail: Callable[[ConvertRequest], Exception | None] | None = None
+    requests: list[ConvertRequest] = field(default_factory=list, init=False)
+
+    def submit(self, request: ConvertRequest) -> str:
+        if self.fail and (error := self.fail(request)) is not None:
+            raise error
+        self.requests.append(request)
+        return self.made(request)
