@@ -247,11 +247,13 @@ class LocalObjectStore:
 
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         path, stat = self._stat(bucket, key)
+        too_large = TooLarge(f"{bucket}/{key} is over the {max_bytes}-byte limit ({stat.st_size} bytes)", status=413)
+        if stat.st_size > max_bytes:  # known from the stat: nothing read
+            raise too_large
         with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)  # a byte over the cap is enough to tell, as OSS's ranged GET
-        if len(data) > max_bytes:
-            raise TooLarge(f"{bucket}/{key} is over the {max_bytes}-byte limit ({stat.st_size} bytes)",
-                           status=413)
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:  # it grew since the stat
+            raise too_large
         return data
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
