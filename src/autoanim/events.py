@@ -163,7 +163,7 @@ def parse_task_result(raw: bytes | str | dict) -> ImmTaskResult:
     content: Any = found  # IMM's CloudEvents envelope holds the task JSON in "content"
     if "content" in found or "TaskId" not in found or "Status" not in found:
         if not isinstance(found.get("content"), str):
-            raise EventError(f"MNS message is not an IMM task notification: content={found.get('content')!r} "
+            raise EventError(f"MNS message is not an IMM task notification: content={found.get('content')!r:.60} "
                              "must be the task JSON as a string")
         content = _json(found["content"], "IMM notification content")
     try:

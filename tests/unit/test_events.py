@@ -94,6 +94,12 @@ def test_non_imm_messages_are_rejected_clearly(raw):
         parse_task_result(raw)
 
 
+def test_a_content_that_is_not_a_string_is_named_but_not_copied_whole_into_the_error():
+    with pytest.raises(EventError, match="content=.* must be the task JSON as a string") as caught:
+        parse_task_result(json.dumps({"content": {"TaskId": "t", "padding": "x" * 100_000}}).encode())
+    assert len(caught.value.message) < 200
+
+
 @hsettings(max_examples=300, deadline=None)
 @given(st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
                  st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
