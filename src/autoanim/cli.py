@@ -306,8 +306,8 @@ def _local_target(path: str, settings: Settings) -> tuple[str, str]:
 def _worker(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     """``convert``'s media worker, started first: it imports PyAV and opens the source while the settings and
     rules load (``engine.convert`` hands it plain data: it never imports pydantic)."""
-    if args.command != "convert":
-        return contextlib.nullcontext()
+    if args.command != "convert" or (args.fit == "search" and (args.max_bytes or args.target)):
+        return contextlib.nullcontext()  # no conversion, or a byte cap's search (engine.fit: in this process)
     from .engine.worker import Worker
 
     return Worker(ahead=args.source)
