@@ -479,9 +479,11 @@ def test_a_worker_started_ahead_opens_the_source_meanwhile_and_runs_the_job_as_a
     fresh = convert(gray_clip, tmp_path / "fresh.webp", anim("webp", number=5), isolate=True)
     with worker.Worker(ahead=str(gray_clip)) as ahead:
         early = convert(gray_clip, tmp_path / "early.webp", anim("webp", number=5), isolate=True, worker=ahead)
+        pid = ahead.child.pid
     assert (early.frames, early.width, early.height) == (fresh.frames, fresh.width, fresh.height)
     assert (tmp_path / "early.webp").read_bytes() == (tmp_path / "fresh.webp").read_bytes()
-    assert ahead.child._closed  # joined and released by the with block, which ran the one job
+    with pytest.raises(ProcessLookupError):  # joined by the with block, which ran its one job
+        os.kill(pid, 0)
 
 
 def test_a_worker_started_ahead_that_gets_no_job_is_stopped(gray_clip):
