@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -491,6 +493,25 @@ def test_a_worker_started_ahead_that_gets_no_job_is_stopped(gray_clip):
         pid = idle.child.pid
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_worker_started_ahead_ends_when_its_caller_is_killed_before_the_job(gray_clip):
+    """The caller dies without unwinding (SIGKILL, as a supervisor's or the OOM killer's): no orphan waits on."""
+    code = ("import os, signal, sys\nfrom autoanim.engine.worker import Worker\n"
+            f"w = Worker(ahead={str(gray_clip)!r})\nprint(w.child.pid, flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    pid = int(done.stdout.split()[0])
+    for _ in range(200):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":  # exited; its new parent has not reaped it yet
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"the worker {pid} outlived its killed caller")
 
 
 def test_a_source_that_will_not_open_ahead_is_reported_by_the_job(tmp_path):

@@ -64,8 +64,8 @@ class Worker(contextlib.AbstractContextManager):
         context = mp_context(start_method())
         self.results, send = context.Pipe(duplex=False)
         jobs, self.jobs = context.Pipe(duplex=False)
-        self.child = context.Process(target=_child, args=(jobs, send, ahead), name="autoanim-media-worker",
-                                     daemon=True)
+        self.child = context.Process(target=_child, args=(jobs, send, ahead, (self.jobs, self.results)),
+                                     name="autoanim-media-worker", daemon=True)
         self.answered = False
         try:
             self.child.start()
@@ -87,10 +87,10 @@ class Worker(contextlib.AbstractContextManager):
 
     def run(self, target, args, progress, timeout: float | None):
         """``target(*args, progress)`` in the child: its result, or its error raised here."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with contextlib.suppress(OSError):  # the child is gone: its exit status is read below
             self.jobs.send((target, args))
         self.jobs.close()
-        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not self.results.poll(wait):
@@ -114,7 +114,10 @@ class Worker(contextlib.AbstractContextManager):
             raise MediaError(text) if media else ServiceError(text, retryable=retryable)
 
 
-def _child(jobs, conn, ahead) -> None:
+def _child(jobs, conn, ahead, callers) -> None:
+    for end in callers:  # the caller's ends, copied by a fork: closed, so the caller's death is our EOF
+        end.close()
+
     def progress(done, total):
         conn.send(("progress", done, total))
 
