@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import json
 import logging
 import sys
@@ -408,3 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def run() -> None:
+    """The ``autoanim`` command: ``main``, then exit without a last collection of what it built (pydantic's
+    schemas and models: about 20 ms of a 1-frame ``convert``; nothing is left open by then)."""
+    code = main()
+    gc.freeze()  # the interpreter's exit collects no frozen objects; reference counting still frees the rest
+    sys.exit(code)

@@ -53,6 +53,8 @@ def test_convert_needs_neither_the_pipeline_nor_an_adapter(tmp_path):
     assert pulled_in(modules, ("autoanim.service", "autoanim.bootstrap", "autoanim.claims",
                                "autoanim.adapters", "autoanim.handlers", "autoanim.local", "tqdm")) == []
     assert "autoanim.planner" in modules  # (the same plan as the cloud's drives the engine)
+    # the conversion itself runs in the worker forked ahead: this process never imports it, nor PyAV
+    assert pulled_in(modules, ("autoanim.engine.job", "autoanim.engine.encode", "av", "numpy", "PIL")) == []
     # nothing configured: the defaults, without pydantic-settings (issue 11); a variable set reads it
     assert pulled_in(modules, ("pydantic_settings", "dotenv")) == []
     configured = modules_after(f"from autoanim.cli import main\nassert main({argv!r}) == 0",
@@ -65,3 +67,13 @@ def _unconfigured() -> dict[str, str]:
     from autoanim.config import _VARIABLES
 
     return {k: v for k, v in os.environ.items() if k not in _VARIABLES and k != "FC_FUNCTION_NAME"}
+
+
+@pytest.mark.media
+def test_the_command_exits_with_main_s_status(tmp_path):
+    """``python -m autoanim`` (and the console script, ``cli.run``): main's exit status, its output flushed."""
+    done = subprocess.run([sys.executable, "-m", "autoanim", "convert", str(tmp_path / "none.mp4"), "-o",
+                           str(tmp_path / "a.gif"), "--json"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(autoanim.__file__).parents[1])})
+    assert (done.returncode, done.stdout) == (3, "")
+    assert "no such file" in done.stderr

@@ -54,10 +54,11 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, animation: Animation
         raise ValueError(f"quality must be 1..100, got {quality}")
     from types import SimpleNamespace
 
-    from .job import run
     from .worker import produce
 
     # The job reads the animation's fields only: plain data crosses to a worker started before pydantic was
-    # imported (autoanim convert's) without importing it there.
+    # imported (autoanim convert's) without importing it there; the job goes by name, so this process does
+    # not import it either (in a 1-frame convert it waits for the worker: about 10 ms).
     fields = SimpleNamespace(**animation.model_dump())
-    return produce(run, src, out, (fields, start, duration, quality), progress, timeout, isolate, worker)
+    return produce(f"{__name__}.job:run", src, out, (fields, start, duration, quality), progress, timeout,
+                   isolate, worker)

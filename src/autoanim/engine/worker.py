@@ -7,6 +7,7 @@ process with threads could copy a lock another thread holds); progress and the o
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import os
 import sys
@@ -34,9 +35,18 @@ def mp_context(method: str):
     return context
 
 
+def named(job):
+    """``job`` itself, or the function a ``"module:function"`` string names (a caller that sends its job to a
+    worker by name need not import the job's module)."""
+    if not isinstance(job, str):
+        return job
+    module, name = job.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def produce(job, src, out, args: tuple, progress, timeout: float | None, isolate: bool, worker=None):
-    """``job(src, tmp, *args, progress)``, in a child when ``isolate`` (``worker``'s, if started already);
-    ``tmp`` becomes ``out`` when done."""
+    """``job(src, tmp, *args, progress)`` (``job``: a function, or ``named``'s string), in a child when
+    ``isolate`` (``worker``'s, if started already); ``tmp`` becomes ``out`` when done."""
     src, out = os.fspath(src), Path(out)
     if not os.path.isfile(src):
         raise MediaError(f"no such file: {src}")
@@ -46,7 +56,7 @@ def produce(job, src, out, args: tuple, progress, timeout: float | None, isolate
             with contextlib.nullcontext(worker) if worker else Worker() as child:  # its maker closes it
                 result = child.run(job, (src, str(tmp), *args), progress, timeout)
         else:
-            result = job(src, str(tmp), *args, progress)
+            result = named(job)(src, str(tmp), *args, progress)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -86,7 +96,8 @@ class Worker(contextlib.AbstractContextManager):
         self.child.close()
 
     def run(self, target, args, progress, timeout: float | None):
-        """``target(*args, progress)`` in the child: its result, or its error raised here."""
+        """``target(*args, progress)`` in the child (``target``: a function, or ``named``'s string): its result,
+        or its error raised here."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with contextlib.suppress(OSError):  # the child is gone: its exit status is read below
             self.jobs.send((target, args))
@@ -122,7 +133,7 @@ def _child(jobs, conn, ahead, callers) -> None:
         conn.send(("progress", done, total))
 
     try:
-        if ahead is not None:  # meanwhile: the source opened, what unpickling the job will need imported
+        if ahead is not None:  # meanwhile: the source opened, the conversion's code imported
             from .source import open_ahead
 
             open_ahead(ahead)
@@ -131,7 +142,7 @@ def _child(jobs, conn, ahead, callers) -> None:
             target, args = jobs.recv()
         except EOFError:  # no job came
             return
-        conn.send(("ok", target(*args, progress)))
+        conn.send(("ok", named(target)(*args, progress)))
     except AutoanimError as exc:
         conn.send(("error", isinstance(exc, MediaError), exc.message, exc.retryable))
     except Exception as exc:  # noqa: BLE001 - a bug or an unexpected library error: not the media's fault
