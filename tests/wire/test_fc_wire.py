@@ -76,6 +76,15 @@ def test_a_retry_that_meets_its_own_lost_first_attempt_counts_as_accepted(fc, st
     assert len(fc.invocations) == 1 and fc.stats["status_409"] == 1
 
 
+def test_a_repeat_refused_after_failures_that_queued_nothing_is_a_duplicate(fc, sts):
+    """A 408 or a throttle is not queued (not ``ambiguous``): the 409 after it is an earlier run's call."""
+    calls = invoker(fc, sts)
+    assert calls.invoke_async(b"{}", "autoanim-8").status == "accepted"  # an earlier run's
+    fc.fail_next(408, 429)
+    assert calls.invoke_async(b"{}", "autoanim-8").status == "duplicate"
+    assert fc.stats["requests"] == 4 and len(fc.invocations) == 1
+
+
 def test_giving_up_is_retryable_and_says_so(fc, sts):
     fc.fail_next(*[503] * 3)
     with pytest.raises(ServiceError) as caught:

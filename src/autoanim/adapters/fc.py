@@ -71,7 +71,7 @@ class FcInvoker(OpenApiAdapter):
 
         def retryable(error: ServiceError) -> bool:
             if error.retryable:
-                lost.append(error.status != 429)  # a 429 was surely not queued
+                lost.append(error.ambiguous)  # a 5xx or a broken connection; not a throttle, nor a 408
             return error.retryable
 
         try:
