@@ -58,7 +58,7 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, animation: Animation
 
     # The job reads the animation's fields only: plain data crosses to a worker started before pydantic was
     # imported (autoanim convert's) without importing it there; the job goes by name, so this process does
-    # not import it either (in a 1-frame convert it waits for the worker: about 10 ms).
+    # not import it either (about 10 ms of a 1-frame convert's start-up).
     fields = SimpleNamespace(**animation.model_dump())
     return produce(f"{__name__}.job:run", src, out, (fields, start, duration, quality), progress, timeout,
                    isolate, worker)
