@@ -64,6 +64,16 @@ def test_read_cap_is_checked_before_reading(store: LocalObjectStore) -> None:
     assert "100 bytes" in str(caught.value) and not caught.value.retryable
 
 
+def test_read_refuses_an_object_that_grew_over_the_cap_after_its_stat(store: LocalObjectStore, monkeypatch) -> None:
+    store.put("videos", "side.anim.json", b"x" * 50)
+    path, stat = store._stat("videos", "side.anim.json")
+    path.write_bytes(b"x" * 100)  # grows between the stat and the read
+    monkeypatch.setattr(store, "_stat", lambda bucket, key: (path, stat))
+    assert store.read("videos", "side.anim.json", 100) == b"x" * 100
+    with pytest.raises(TooLarge):
+        store.read("videos", "side.anim.json", 99)
+
+
 def test_plain_file_dropped_in_has_etag_and_no_tags(store: LocalObjectStore) -> None:
     path = store.root / "videos" / "dropped.mp4"
     path.parent.mkdir(parents=True)

@@ -247,14 +247,12 @@ class LocalObjectStore:
 
     def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
         path, stat = self._stat(bucket, key)
-        too_large = TooLarge(f"{bucket}/{key} is over the {max_bytes}-byte limit ({stat.st_size} bytes)", status=413)
-        if stat.st_size > max_bytes:  # known from the stat: nothing read
-            raise too_large
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
-        if len(data) > max_bytes:  # it grew since the stat
-            raise too_large
-        return data
+        if stat.st_size <= max_bytes:  # over it by the stat: nothing read
+            with open(path, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+            if len(data) <= max_bytes:  # else it grew since the stat
+                return data
+        raise TooLarge(f"{bucket}/{key} is over the {max_bytes}-byte limit ({stat.st_size} bytes)", status=413)
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Writes the whole object atomically; like OSS PutObject, its tags start empty."""
