@@ -47,8 +47,9 @@ def convert(src: str | os.PathLike, out: str | os.PathLike, animation: Animation
             isolate: bool = True, worker: Worker | None = None) -> EngineResult:
     """Make ``animation`` of ``src`` (clipped to ``start``/``duration``) at ``out``, there once complete.
 
-    ``isolate``: in a worker process killed after ``timeout`` seconds (``worker``'s, when started already). ``MediaError``: media that cannot be
-    converted (or that crashed the worker); ``ServiceError(retryable=True)``: a timeout.
+    ``isolate``: in a worker process killed after ``timeout`` seconds (``worker``'s, when started already).
+    ``MediaError``: media that cannot be converted (or that crashed the worker); ``ServiceError(retryable=True)``:
+    a timeout.
     """
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"quality must be 1..100, got {quality}")
